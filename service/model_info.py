@@ -1,0 +1,50 @@
+"""What /info reports about the loaded model, built once at start.
+
+The training ``info`` dict comes from the model file and every key is optional, so missing keys
+become null and values are made JSON-safe (NumPy scalars to Python, NaN and infinity to null).
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from models.model_file import FORMAT_VERSION, LoadedModel
+from service.config import ServiceConfig
+
+TRAINING_KEYS = ("corpus", "train_words", "val_perplexity", "val_loss", "trained_at", "seconds")
+
+
+def json_safe(value: Any) -> Any:
+    """A value that ``json`` writes as strict JSON; anything unusual becomes its string."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def describe_model(loaded: LoadedModel, config: ServiceConfig, max_input_chars: int) -> dict[str, Any]:
+    """The /info body: model shape, training facts and the request limits in force."""
+    model = loaded.model
+    description: dict[str, Any] = {
+        "model_file": os.path.basename(config.model_path),
+        # load_model accepts only this version, so it is also the file's
+        "format_version": FORMAT_VERSION,
+        "vocabulary_size": len(loaded.vocab),
+        "hidden_size": model.hidden_size,
+        "bptt_truncate": model.bptt_truncate,
+        "parameter_count": int(sum(p.size for p in model.parameters().values())),
+    }
+    description.update({key: json_safe(loaded.info.get(key)) for key in TRAINING_KEYS})
+    description["limits"] = {
+        "max_new_tokens": config.max_new_tokens,
+        "max_sentences": config.max_sentences,
+        "max_input_chars": max_input_chars,
+        "max_body_bytes": config.max_body_bytes,
+    }
+    return description

@@ -1,0 +1,165 @@
+"""The analytic gradients against central differences (float64), and the fast path against the oracle."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.batching import make_batch
+from models.rnn import RNN
+
+C, H = 7, 4
+STEP = 1e-5
+TOLERANCE = 1e-6
+
+
+def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+    """||a - n|| / (||a|| + ||n||); refuses to compare two zero or non-finite gradients."""
+    assert np.all(np.isfinite(analytic)) and np.all(np.isfinite(numeric)), "non-finite gradient"
+    scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
+    assert scale > 1e-8, "both gradients are zero: the comparison would prove nothing"
+    return float(np.linalg.norm(analytic - numeric) / scale)
+
+
+def tiny_model(bptt_truncate, bias=True, seed=3) -> RNN:
+    model = RNN(C, H, bptt_truncate=bptt_truncate, seed=seed, bias=bias, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    # larger weights than the initialisation, so every path of the gradient carries signal
+    model.U = rng.normal(0, 0.8, model.U.shape)
+    model.W = rng.normal(0, 0.8, model.W.shape)
+    model.V = rng.normal(0, 0.8, model.V.shape)
+    model.b = rng.normal(0, 0.3, model.b.shape)
+    model.c = rng.normal(0, 0.3, model.c.shape)
+    return model
+
+
+def truncated_loss(model: RNN, frozen: dict, x, y) -> float:
+    """Summed loss where output t sees the live parameters only at steps t-k..t.
+
+    Steps before the window use the frozen copy, so differentiating this function with respect
+    to the live parameters gives exactly the truncated gradient (k = None: every step is live).
+    """
+    live = model.parameters()
+    k = model.bptt_truncate
+    total = 0.0
+    for t in range(len(y)):
+        first_live = 0 if k is None else max(0, t - k)
+        h = np.zeros(H)
+        for step in range(t + 1):
+            p = live if step >= first_live else frozen
+            bias = p["b"] if model.bias else 0.0
+            h = np.tanh(p["U"][:, x[step]] + p["W"] @ h + bias)
+        logits = live["V"] @ h + (live["c"] if model.bias else 0.0)
+        logits -= logits.max()
+        total -= logits[y[t]] - np.log(np.exp(logits).sum())
+    return total
+
+
+def numerical_gradients(model: RNN, x, y) -> dict[str, np.ndarray]:
+    frozen = {k: v.copy() for k, v in model.parameters().items()}
+    grads = {}
+    for name, param in model.parameters().items():
+        grad = np.zeros_like(param)
+        for index in np.ndindex(param.shape):
+            old = param[index]
+            param[index] = old + STEP
+            up = truncated_loss(model, frozen, x, y)
+            param[index] = old - STEP
+            down = truncated_loss(model, frozen, x, y)
+            param[index] = old
+            grad[index] = (up - down) / (2 * STEP)
+        grads[name] = grad
+    return grads
+
+
+SENTENCE_X = [1, 4, 3, 6, 2, 5, 3, 4]
+SENTENCE_Y = [4, 3, 6, 2, 5, 3, 4, 2]
+
+
+@pytest.mark.parametrize("bptt_truncate", [None, 1, 3])
+@pytest.mark.parametrize("bias", [True, False])
+def test_bptt_matches_central_differences(bptt_truncate, bias):
+    model = tiny_model(bptt_truncate, bias)
+    analytic = dict(zip(model.parameter_names, model.bptt(SENTENCE_X, SENTENCE_Y)))
+    numeric = numerical_gradients(model, SENTENCE_X, SENTENCE_Y)
+    for name in model.parameter_names:
+        assert relative_error(analytic[name], numeric[name]) < TOLERANCE, name
+
+
+def test_truncations_differ_from_full_bptt():
+    """The truncated gradients are really truncated (else the checks above would test one thing)."""
+    full = tiny_model(None).bptt(SENTENCE_X, SENTENCE_Y)
+    short = tiny_model(1).bptt(SENTENCE_X, SENTENCE_Y)
+    assert relative_error(full[2], short[2]) > 1e-3  # dL/dW
+
+
+def test_relative_error_refuses_zero_over_zero():
+    with pytest.raises(AssertionError):
+        relative_error(np.zeros(3), np.zeros(3))
+    with pytest.raises(AssertionError):
+        relative_error(np.array([np.nan]), np.array([1.0]))
+
+
+def test_gradient_check_catches_a_wrong_gradient():
+    model = tiny_model(None)
+    analytic = model.bptt(SENTENCE_X, SENTENCE_Y)[2].copy()
+    numeric = numerical_gradients(model, SENTENCE_X, SENTENCE_Y)["W"]
+    analytic[0, 0] += 1e-3
+    assert relative_error(analytic, numeric) > TOLERANCE
+
+
+def random_sentences(rng, count, vocab, max_len=9):
+    return [list(rng.integers(0, vocab, size=rng.integers(2, max_len))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("bptt_truncate", [None, 0, 2, 5])
+@pytest.mark.parametrize("bias", [True, False])
+def test_batched_gradient_equals_sum_of_bptt(bptt_truncate, bias):
+    rng = np.random.default_rng(7)
+    model = tiny_model(bptt_truncate, bias)
+    sentences = random_sentences(rng, 6, C)
+    inputs, targets = [s[:-1] for s in sentences], [s[1:] for s in sentences]
+    expected = [np.zeros_like(p) for p in model.parameters().values()]
+    expected_loss = 0.0
+    for x, y in zip(inputs, targets):
+        expected = [e + g for e, g in zip(expected, model.bptt(x, y))]
+        o, _ = model.forward_propagation(x)
+        expected_loss -= np.log(o[np.arange(len(y)), y]).sum()
+    batch = make_batch(inputs, targets)
+    assert batch.mask.sum() < batch.mask.size  # the batch really has padding
+    loss, grads = model.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask, scale=0.5)
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    for name, e in zip(model.parameter_names, expected):
+        np.testing.assert_allclose(grads[name], 0.5 * e, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_float32_fast_path_matches_float64_oracle():
+    rng = np.random.default_rng(11)
+    model32 = RNN(50, 16, bptt_truncate=3, seed=5)
+    model64 = model32.astype(np.float64)
+    sentences = random_sentences(rng, 8, 50, max_len=20)
+    inputs, targets = [s[:-1] for s in sentences], [s[1:] for s in sentences]
+    batch = make_batch(inputs, targets)
+    _, fast = model32.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask)
+    slow = [np.zeros_like(p) for p in model64.parameters().values()]
+    for x, y in zip(inputs, targets):
+        slow = [s + g for s, g in zip(slow, model64.bptt(x, y))]
+    for name, s in zip(model64.parameter_names, slow):
+        assert fast[name].dtype == np.float32
+        np.testing.assert_allclose(fast[name], s, rtol=2e-4, atol=2e-6, err_msg=name)
+
+
+def test_untrained_loss_is_log_vocabulary_size():
+    rng = np.random.default_rng(0)
+    model = RNN(8000, 100, seed=0)
+    sentences = random_sentences(rng, 20, 8000, max_len=30)
+    loss = model.calculate_loss([s[:-1] for s in sentences], [s[1:] for s in sentences])
+    assert abs(loss - np.log(8000)) < 0.05
+
+
+def test_calculate_loss_matches_forward_propagation():
+    rng = np.random.default_rng(2)
+    model = tiny_model(4)
+    sentences = random_sentences(rng, 5, C)
+    X, Y = [s[:-1] for s in sentences], [s[1:] for s in sentences]
+    total = sum(-np.log(model.forward_propagation(x)[0][np.arange(len(y)), y]).sum() for x, y in zip(X, Y))
+    assert model.calculate_loss(X, Y) == pytest.approx(total / sum(len(y) for y in Y), rel=1e-12)

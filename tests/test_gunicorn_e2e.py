@@ -1,0 +1,193 @@
+"""A real gunicorn process with the project's config, serving the tiny model on loopback."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+GUNICORN_CONF = REPO_ROOT / "service" / "gunicorn.conf.py"
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(**settings: str) -> dict[str, str]:
+    """This environment without any RNNLM_ setting of the caller's, plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLM_")}
+    env.update(settings)
+    return env
+
+
+def gunicorn_command() -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "service.wsgi:app"]
+
+
+class Server:
+    """A running gunicorn whose stdout (access log) and stderr are collected as they come."""
+
+    def __init__(self, env: dict[str, str], base_url: str):
+        self.base_url = base_url
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.process = subprocess.Popen(
+            gunicorn_command(), cwd=REPO_ROOT, env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        # drain both pipes so a chatty server never blocks on a full pipe
+        self._readers = [
+            threading.Thread(target=self._collect, args=(stream, lines), daemon=True)
+            for stream, lines in ((self.process.stdout, self.stdout), (self.process.stderr, self.stderr))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _collect(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line)
+
+    def wait_until_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"gunicorn exited with {self.process.returncode}:\n{''.join(self.stderr)}")
+            try:
+                if requests.get(f"{self.base_url}/health", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"gunicorn not healthy after {START_TIMEOUT} s:\n{''.join(self.stderr)}")
+
+    def stop(self) -> int:
+        """SIGTERM (gunicorn's graceful shutdown); kill only if that takes too long."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return self.process.returncode
+
+    def generate_pids(self) -> set[str]:
+        """Worker pids that answered POST /generate, from the access log's ``pid=<N>``."""
+        return {
+            match.group(1)
+            for line in list(self.stdout)
+            if '"POST /generate' in line and (match := re.search(r"pid=<(\d+)>", line))
+        }
+
+
+@pytest.fixture(scope="module")
+def server(tiny_model_path: Path) -> Iterator[Server]:
+    port = free_port()
+    env = server_env(
+        RNNLM_MODEL=str(tiny_model_path), RNNLM_BIND=f"127.0.0.1:{port}",
+        RNNLM_WORKERS="2", RNNLM_THREADS="2", RNNLM_LOG_LEVEL="INFO",
+    )
+    running = Server(env, f"http://127.0.0.1:{port}")
+    try:
+        running.wait_until_healthy()
+        yield running
+    finally:
+        returncode = running.stop()
+    assert returncode == 0, "".join(running.stderr)
+
+
+def generate(server: Server, body: dict) -> requests.Response:
+    return requests.post(f"{server.base_url}/generate", json=body, timeout=10)
+
+
+def test_health_and_info(server, tiny_model_path):
+    assert requests.get(f"{server.base_url}/health", timeout=5).json() == {"status": "ok"}
+    info = requests.get(f"{server.base_url}/info", timeout=5).json()
+    assert info["vocabulary_size"] == 35 and info["hidden_size"] == 8
+    assert info["model_file"] == tiny_model_path.name
+
+
+def test_model_is_loaded_once_in_the_master(server):
+    def booted() -> int:
+        return sum("Booting worker" in line for line in list(server.stderr))
+
+    deadline = time.monotonic() + 10  # /health may answer before the second worker is up
+    while booted() < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert booted() == 2
+    assert sum("service.app: loaded" in line for line in server.stderr) == 1
+
+
+def test_same_seed_same_text_on_every_worker(server, app):
+    body = {"inputs": "the cat", "parameters": {"seed": 2024, "num_sentences": 3, "details": True}}
+    expected = app.test_client().post("/generate", json=body).get_json()  # this test process
+    answers = []
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        # each request opens its own connection; keep going until both workers have answered
+        for _ in range(25):
+            answers += [r.json() for r in pool.map(lambda _: generate(server, body), range(8))]
+            time.sleep(0.05)  # let the access log lines arrive
+            if len(server.generate_pids()) >= 2:
+                break
+    assert len(server.generate_pids()) == 2, "only one worker answered"
+    assert all(answer == expected for answer in answers)
+
+
+def test_errors_are_json_through_gunicorn(server):
+    bad = generate(server, {"parameters": {"max_new_tokens": True}})
+    assert bad.status_code == 422 and bad.json()["error_type"] == "validation"
+    missing = requests.get(f"{server.base_url}/nope", timeout=5)
+    assert missing.status_code == 404 and missing.json()["error_type"] == "not_found"
+    huge = generate(server, {"inputs": "x" * 100_000})
+    assert huge.status_code == 413 and huge.json()["error_type"] == "validation"
+    chunked = requests.post(  # a generator body is sent chunked, without Content-Length
+        f"{server.base_url}/generate", data=(b"x" * 1000 for _ in range(100)),
+        headers={"Content-Type": "application/json"}, timeout=10,
+    )
+    assert chunked.status_code == 413
+    assert requests.get(f"{server.base_url}/health", timeout=5).status_code == 200
+
+
+def run_failing_start(env: dict[str, str]) -> subprocess.CompletedProcess:
+    started = time.monotonic()
+    result = subprocess.run(
+        gunicorn_command(), cwd=REPO_ROOT, env=env, text=True, capture_output=True, timeout=30,
+    )
+    assert time.monotonic() - started < 10
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    return result
+
+
+@pytest.mark.parametrize("contents, reason", [(None, "no such file"), (b"not a model", "cannot be read")])
+def test_unusable_model_stops_gunicorn_with_one_line(tmp_path, contents, reason):
+    model = tmp_path / "model.joblib"
+    if contents is not None:
+        model.write_bytes(contents)
+    env = server_env(RNNLM_MODEL=str(model), RNNLM_BIND=f"127.0.0.1:{free_port()}")
+    result = run_failing_start(env)
+    lines = [line for line in result.stderr.splitlines() if str(model) in line]
+    assert len(lines) == 1 and reason in lines[0], result.stderr
+
+
+def test_bad_setting_stops_gunicorn_with_one_line(tiny_model_path):
+    env = server_env(RNNLM_MODEL=str(tiny_model_path), RNNLM_WORKERS="two",
+                     RNNLM_BIND=f"127.0.0.1:{free_port()}")
+    result = run_failing_start(env)
+    assert "RNNLM_WORKERS must be an integer >= 1, got 'two'" in result.stderr

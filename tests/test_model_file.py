@@ -1,0 +1,80 @@
+"""The saved file: a plain dict that round-trips, written atomically, and refused when broken."""
+from __future__ import annotations
+
+import joblib
+import numpy as np
+import pytest
+
+from models.model_file import FORMAT_VERSION, ModelFileError, load_model, model_payload, save_model
+from models.rnn import RNN
+from models.vocabulary import SPECIAL_TOKENS, Vocabulary
+
+PLAIN_TYPES = (dict, list, str, int, float, bool, type(None), np.ndarray)
+
+
+def small_model():
+    vocab = Vocabulary([*SPECIAL_TOKENS, "a", "b", "c"], [1, 5, 5, 3, 2, 1])
+    model = RNN(len(vocab), 4, bptt_truncate=2, seed=1)
+    model.c += 0.5
+    return model, vocab
+
+
+def assert_plain(value, where="payload"):
+    assert isinstance(value, PLAIN_TYPES), f"{where} is a {type(value).__name__}"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            assert isinstance(key, str)
+            assert_plain(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            assert_plain(item, f"{where}[{i}]")
+
+
+def test_round_trip(tmp_path):
+    model, vocab = small_model()
+    path = tmp_path / "m.joblib"
+    save_model(path, model, vocab, {"corpus": "toy", "val_perplexity": 12.5})
+    loaded = load_model(path)
+    for name in model.parameter_names:
+        np.testing.assert_array_equal(getattr(loaded.model, name), getattr(model, name))
+        assert getattr(loaded.model, name).dtype == np.float32
+    assert loaded.model.bptt_truncate == 2
+    assert loaded.vocab.words == vocab.words and loaded.vocab.counts == vocab.counts
+    assert loaded.info == {"corpus": "toy", "val_perplexity": 12.5}
+    assert_plain(joblib.load(path))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.joblib"]  # no temporary file left
+
+
+def refuse(path, match):
+    with pytest.raises(ModelFileError, match=match) as caught:
+        load_model(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_broken_files_are_refused_with_a_one_line_reason(tmp_path):
+    model, vocab = small_model()
+    refuse(tmp_path / "missing.joblib", "no such file")
+    garbage = tmp_path / "garbage.joblib"
+    garbage.write_bytes(b"not a pickle at all")
+    refuse(garbage, "cannot be read")
+    good = tmp_path / "good.joblib"
+    save_model(good, model, vocab, {})
+    truncated = tmp_path / "truncated.joblib"
+    truncated.write_bytes(good.read_bytes()[:200])
+    refuse(truncated, "cannot be read")
+    other = tmp_path / "other.joblib"
+    joblib.dump({"something": "else"}, other)
+    refuse(other, "not an rnnlm model file")
+
+    def variant(name, change):
+        payload = model_payload(model, vocab, {})
+        change(payload)
+        path = tmp_path / name
+        joblib.dump(payload, path)
+        return path
+
+    refuse(variant("version.joblib", lambda p: p.update(format_version=FORMAT_VERSION + 1)), "format version")
+    refuse(variant("shape.joblib", lambda p: p["params"].update(W=np.zeros((3, 3)))), "shape")
+    refuse(variant("nan.joblib", lambda p: p["params"]["V"].__setitem__((0, 0), np.nan)), "NaN")
+    refuse(variant("vocab.joblib", lambda p: p["vocabulary"].pop()), "vocabulary has 5 words")
+    refuse(variant("nokey.joblib", lambda p: p.pop("params")), "malformed")

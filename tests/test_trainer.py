@@ -1,0 +1,118 @@
+"""The training loop and the train.py command on a toy corpus."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.model_file import load_model
+from models.rnn import RNN
+from tests.toy_corpus import write_toy_corpus
+from training import train as train_cli
+from training.schedule import HalvingSchedule
+from training.trainer import Trainer, TrainConfig
+from models.batching import make_batch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def toy_args(tmp_path, *extra):
+    corpus = write_toy_corpus(tmp_path / "toy.txt")
+    return [
+        "--corpus", str(corpus), "--vocab-size", "40", "--hidden", "12", "--batch-size", "8",
+        "--eval-every", "800", "--epochs", "4", "--learning-rate", "2", "--max-minutes", "5",
+        "--progress-seconds", "0", "--out", str(tmp_path / "model.joblib"), *extra,
+    ]
+
+
+def test_train_command_learns_and_prints_a_json_summary(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "training/train.py", *toy_args(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("train_words", "seconds", "words_per_sec", "val_loss", "val_perplexity", "lr_halvings", "out"):
+        assert key in summary
+    assert summary["val_perplexity"] < 10  # a template language: far below the vocabulary of 40
+    assert "words/s" in result.stderr and "eval at" in result.stderr  # progress is shown
+    loaded = load_model(summary["out"])
+    assert loaded.info["val_perplexity"] == pytest.approx(summary["val_perplexity"])
+    assert loaded.info["history"] and loaded.model.hidden_size == 12
+    assert not Path(summary["out"] + ".ckpt").exists()
+
+
+def test_unwritable_output_fails_before_training(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = subprocess.run(
+        [sys.executable, "training/train.py", *toy_args(tmp_path), "--out", str(blocker / "model.joblib")],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "cannot write the model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no checkpoint"):
+        train_cli.main(toy_args(tmp_path, "--resume"))
+
+
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, monkeypatch):
+    reference_dir = tmp_path / "reference"
+    reference_dir.mkdir()
+    assert train_cli.main(toy_args(reference_dir)) == 0
+    reference = load_model(reference_dir / "model.joblib")
+
+    crashed_dir = tmp_path / "crashed"
+    crashed_dir.mkdir()
+    original = Trainer.evaluate
+    calls = {"n": 0}
+
+    def crash_after_second_checkpoint(self):
+        stop = original(self)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return stop
+
+    monkeypatch.setattr(Trainer, "evaluate", crash_after_second_checkpoint)
+    assert train_cli.main(toy_args(crashed_dir)) == 130
+    assert (crashed_dir / "model.joblib.ckpt").exists() and not (crashed_dir / "model.joblib").exists()
+    monkeypatch.setattr(Trainer, "evaluate", original)
+    assert train_cli.main(toy_args(crashed_dir, "--resume")) == 0
+    resumed = load_model(crashed_dir / "model.joblib")
+    for name in reference.model.parameter_names:
+        np.testing.assert_array_equal(getattr(resumed.model, name), getattr(reference.model, name))
+    assert resumed.info["train_words"] == reference.info["train_words"]
+
+
+def test_non_finite_batch_is_skipped_and_never_reaches_the_parameters():
+    model = RNN(10, 4, seed=0)
+    sentences = [[1, 3, 4, 2], [1, 5, 6, 7, 2]]
+    trainer = Trainer(model, sentences, sentences, TrainConfig(batch_size=2), HalvingSchedule(1.0, 3))
+    model.V[0, 0] = np.inf
+    before = {k: v.copy() for k, v in model.parameters().items()}
+    batch = make_batch([s[:-1] for s in sentences], [s[1:] for s in sentences])
+    assert trainer.train_batch(batch) is False
+    assert trainer.progress.skipped_batches == 1
+    for name, value in model.parameters().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_halving_restores_the_best_parameters():
+    model = RNN(10, 4, seed=0)
+    sentences = [[1, 3, 4, 2], [1, 5, 6, 7, 2]]
+    trainer = Trainer(model, sentences, sentences, TrainConfig(batch_size=2), HalvingSchedule(1.0, 3))
+    trainer.evaluate()
+    best = {k: v.copy() for k, v in model.parameters().items()}
+    model.V += 5.0  # make the model worse
+    trainer.evaluate()
+    assert trainer.schedule.halvings == 1 and trainer.schedule.learning_rate == 0.5
+    np.testing.assert_array_equal(model.V, best["V"])
+    assert math.isfinite(trainer.progress.val_loss)

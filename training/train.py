@@ -1,0 +1,224 @@
+"""Train the RNN language model: ``python training/train.py --help``.
+
+Prints progress to stderr while it runs and, at the end, one JSON line on stdout with the
+figures of the run. A checkpoint (``OUT.ckpt``) is written at every evaluation; after a crash or
+a kill, ``--resume`` continues from it with the original run's settings.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+from models.model_file import ModelFileError, atomic_dump, model_from_payload, model_payload, read_payload
+from models.rnn import RNN
+from training.corpus import CorpusError, load_corpus
+from training.dataset import build_dataset
+from training.schedule import HalvingSchedule
+from training.trainer import Progress, TrainConfig, Trainer
+
+log = logging.getLogger("rnnlm.train")
+
+DEFAULTS = {
+    "corpus": "austen",
+    "vocab_size": 8000,
+    "hidden": 100,
+    "bptt_truncate": None,
+    "learning_rate": 4.0,
+    "clip": 0.25,
+    "batch_size": 32,
+    "epochs": 30,
+    "max_minutes": 9.5,
+    "eval_every": 500_000,
+    "max_halvings": 6,
+    "input_init": 1.0,
+    "seed": 0,
+    "out": "artifacts/model.joblib",
+}
+
+
+def truncation(value: str) -> int | None:
+    if value.lower() in ("none", "full"):
+        return None
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError("must be >= 0, or 'none' for full BPTT")
+    return number
+
+
+def positive(kind: type):
+    def parse(value: str):
+        number = kind(value)
+        if not number > 0 or (kind is float and not math.isfinite(number)):
+            raise argparse.ArgumentTypeError(f"must be a positive {kind.__name__}")
+        return number
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = DEFAULTS
+    p = argparse.ArgumentParser(description="Train the NumPy RNN language model.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--corpus", default=d["corpus"], help="'austen' (Debian's r-cran-janeaustenr) or a .txt/.csv file")
+    p.add_argument("--validation", default=None, help="held-out .txt/.csv file; default: Persuasion for austen, else the last 10%% of sentences")
+    p.add_argument("--vocab-size", type=positive(int), default=d["vocab_size"], help="words kept, the three special tokens included")
+    p.add_argument("--hidden", type=positive(int), default=d["hidden"], help="hidden units")
+    p.add_argument("--bptt-truncate", type=truncation, default=d["bptt_truncate"],
+                   help="steps an output's error flows back beyond its own (k: steps t..t-k); 'none' = full BPTT")
+    p.add_argument("--learning-rate", type=positive(float), default=d["learning_rate"], help="SGD rate for the batch-mean loss")
+    p.add_argument("--clip", type=float, default=d["clip"], help="global gradient-norm limit; 0 disables")
+    p.add_argument("--batch-size", type=positive(int), default=d["batch_size"], help="sentences per minibatch")
+    p.add_argument("--epochs", type=positive(int), default=d["epochs"], help="passes over the training sentences at most")
+    p.add_argument("--max-minutes", type=positive(float), default=d["max_minutes"], help="wall-clock budget of the whole run")
+    p.add_argument("--eval-every", type=positive(int), default=d["eval_every"], help="training words between evaluations")
+    p.add_argument("--max-halvings", type=int, default=d["max_halvings"], help="stop once the rate has been halved more often than this")
+    p.add_argument("--bias", action=argparse.BooleanOptionalAction, default=True, help="hidden and output biases")
+    p.add_argument("--unigram-bias", action=argparse.BooleanOptionalAction, default=True,
+                   help="start the output bias at the log unigram frequencies (with --bias)")
+    p.add_argument("--input-init", type=float, default=DEFAULTS["input_init"],
+                   help="U starts uniform in +-this (a one-hot input has one active connection, so the "
+                        "tutorial's +-1/sqrt(C) hides the input at first); 0 keeps the tutorial's range")
+    p.add_argument("--seed", type=int, default=d["seed"], help="initialisation and batch order")
+    p.add_argument("--out", default=d["out"], help="model file to write (checkpoint: OUT.ckpt)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt with the settings it was started with")
+    p.add_argument("--data-dir", default="data", help="where the default corpus is unpacked")
+    p.add_argument("--token-weighting", action=argparse.BooleanOptionalAction, default=True,
+                   help="divide a batch's loss by the average tokens per batch (else by its own count)")
+    p.add_argument("--progress-seconds", type=float, default=10.0, help="seconds between progress lines")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def unigram_log_frequencies(counts: list[int]) -> np.ndarray:
+    """Log relative frequencies (add-one smoothed): an untrained model then predicts the unigram."""
+    smoothed = np.asarray(counts, dtype=np.float64) + 1.0
+    return np.log(smoothed / smoothed.sum())
+
+
+def checkpoint_path(out: Path) -> Path:
+    return out.with_name(out.name + ".ckpt")
+
+
+def check_writable(out: Path) -> None:
+    """Fail before any training if the output folder cannot take the file."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.with_name(f".{out.name}.probe")
+        probe.write_bytes(b"\0" * 1024 * 1024)  # 1 MiB: a full disk fails here, not after training
+        probe.unlink()
+    except OSError as exc:
+        raise SystemExit(f"train.py: cannot write the model to {out}: {exc.strerror or exc}") from None
+
+
+def run(args: argparse.Namespace) -> dict:
+    started = time.monotonic()
+    out = Path(args.out)
+    check_writable(out)
+    ckpt = checkpoint_path(out)
+    resumed = None
+    if args.resume:
+        if not ckpt.is_file():
+            raise SystemExit(f"train.py: --resume: no checkpoint at {ckpt}")
+        payload = read_payload(ckpt)
+        resumed = payload["trainer"]
+        saved = dict(resumed["args"], out=args.out, resume=True, data_dir=args.data_dir, log_level=args.log_level,
+                     progress_seconds=args.progress_seconds)
+        args = argparse.Namespace(**saved)
+        log.info("resuming from %s at %s training words", ckpt, f"{resumed['progress']['train_words']:,}")
+
+    raw = load_corpus(args.corpus, args.validation, Path(args.data_dir))
+    if resumed is not None:
+        loaded = model_from_payload(payload, ckpt)
+        dataset = build_dataset(raw, args.vocab_size, vocab=loaded.vocab)
+        model = loaded.model
+        schedule = HalvingSchedule(**resumed["schedule"])
+        progress = Progress.from_dict(resumed["progress"])
+    else:
+        dataset = build_dataset(raw, args.vocab_size)
+        model = RNN(len(dataset.vocab), args.hidden, bptt_truncate=args.bptt_truncate, seed=args.seed, bias=args.bias)
+        if args.input_init > 0:
+            rng = np.random.default_rng([args.seed, 1])
+            model.U[:] = rng.uniform(-args.input_init, args.input_init, model.U.shape)
+        if args.bias and args.unigram_bias:
+            model.c[:] = unigram_log_frequencies(dataset.vocab.counts)
+        schedule = HalvingSchedule(args.learning_rate, args.max_halvings)
+        progress = Progress()
+    config = TrainConfig(args.batch_size, args.epochs, args.eval_every, args.clip or None, args.seed, args.progress_seconds,
+                         args.token_weighting)
+    budget = args.max_minutes * 60 - progress.seconds
+    log.info(
+        "training %s: %s words per epoch, hidden %d, vocabulary %d, budget %s",
+        dataset.name, f"{dataset.train_words:,}", model.hidden_size, model.vocab_size, f"{budget / 60:.1f} min",
+    )
+
+    def info(trainer: Trainer) -> dict:
+        p = trainer.progress
+        return {
+            "corpus": dataset.name,
+            "train_words": p.train_words,
+            "seconds": round(p.seconds, 2),
+            "words_per_sec": round(p.train_words / p.train_seconds, 1) if p.train_seconds else 0.0,
+            "val_loss": p.val_loss,
+            "val_perplexity": math.exp(p.val_loss) if math.isfinite(p.val_loss) else None,
+            "val_tokens": dataset.valid_words,
+            "lr_halvings": trainer.schedule.halvings,
+            "learning_rate": trainer.schedule.learning_rate,
+            "stop_reason": p.stop_reason,
+            "history": p.history,
+            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "args": {k: v for k, v in vars(args).items() if k not in ("resume", "data_dir", "log_level")},
+        }
+
+    def save_checkpoint(trainer: Trainer) -> None:
+        payload = model_payload(trainer.model, dataset.vocab, info(trainer))
+        payload["trainer"] = {
+            "args": {k: v for k, v in vars(args).items()},
+            "progress": trainer.progress.to_dict(),
+            "schedule": trainer.schedule.state(),
+        }
+        atomic_dump(payload, ckpt)
+
+    trainer = Trainer(
+        model, dataset.train, dataset.valid, config, schedule, progress,
+        deadline=started + budget, on_checkpoint=save_checkpoint,
+    )
+    if resumed is not None:
+        trainer.adopt_best(model.parameters())
+    trainer.run()
+    final = info(trainer)
+    atomic_dump(model_payload(model, dataset.vocab, final), out)
+    ckpt.unlink(missing_ok=True)
+    summary = {k: final[k] for k in ("train_words", "seconds", "words_per_sec", "val_loss", "val_perplexity",
+                                      "val_tokens", "lr_halvings", "stop_reason")}
+    summary["out"] = str(out)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        summary = run(args)
+    except (CorpusError, ModelFileError) as exc:
+        print(f"train.py: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("train.py: interrupted; continue with --resume from the last checkpoint", file=sys.stderr)
+        return 130
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
