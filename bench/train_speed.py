@@ -16,13 +16,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from models.batching import length_buckets, make_batch, sentence_pairs
 from models.rnn import RNN
 from models.sampling import Sampler, SamplingParams
 from models.vocabulary import SPECIAL_TOKENS, Vocabulary
 from training.schedule import HalvingSchedule
+from training.train import available_cores
 from training.trainer import TrainConfig, Trainer
 
 
@@ -36,6 +37,7 @@ def synthetic_sentences(count: int, vocab_size: int, rng: np.random.Generator) -
 
 def training_rate(args, sentences) -> float:
     model = RNN(args.vocab, args.hidden, bptt_truncate=args.bptt_truncate, seed=0)
+    model.threads = args.threads
     trainer = Trainer(model, sentences, sentences[:10], TrainConfig(batch_size=args.batch_size),
                       HalvingSchedule(1.0, 6))
     inputs, targets = sentence_pairs(sentences)
@@ -63,23 +65,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--vocab", type=int, default=8000)
     parser.add_argument("--hidden", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=available_cores(), help="as training/train.py --threads")
     parser.add_argument("--bptt-truncate", type=lambda v: None if v == "none" else int(v), default=None)
     parser.add_argument("--sentences", type=int, default=3000)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     sentences = synthetic_sentences(args.sentences, args.vocab, np.random.default_rng(0))
-    rates = [training_rate(args, sentences) for _ in range(args.repeats)]
-    gen = [generation_ms_per_word(args) for _ in range(args.repeats)]
-    blas = [f"{i['internal_api']} {i['version']} threads={i['num_threads']}" for i in threadpool_info()]
+    # the same threading as training (our threads over single-threaded BLAS) and as the
+    # service (one BLAS thread per worker)
+    with threadpool_limits(1 if args.threads > 1 else None, user_api="blas"):
+        rates = [training_rate(args, sentences) for _ in range(args.repeats)]
+        blas = [f"{i['internal_api']} {i['version']} threads={i['num_threads']}" for i in threadpool_info()]
+    with threadpool_limits(1, user_api="blas"):
+        gen = [generation_ms_per_word(args) for _ in range(args.repeats)]
     print(json.dumps({
-        "vocab": args.vocab, "hidden": args.hidden, "batch_size": args.batch_size,
+        "vocab": args.vocab, "hidden": args.hidden, "batch_size": args.batch_size, "threads": args.threads,
         "bptt_truncate": args.bptt_truncate, "repeats": args.repeats,
         "train_words_per_sec_median": round(statistics.median(rates)),
         "train_words_per_sec_all": [round(r) for r in rates],
         "generate_ms_per_word_median": round(statistics.median(gen), 4),
         "generate_ms_per_word_all": [round(g, 4) for g in gen],
-        "blas": blas,
+        "training_blas": blas,
     }))
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.output_layer import output_backward, target_log_probs
+
 PARAMETER_NAMES_WITH_BIAS = ("U", "V", "W", "b", "c")
 PARAMETER_NAMES_NO_BIAS = ("U", "V", "W")
 
@@ -40,6 +42,7 @@ class RNN:
         self.hidden_size = hidden_size
         self.bptt_truncate = bptt_truncate
         self.bias = bias
+        self.threads = 1  # worker threads of the batched output layer (a speed setting, not saved)
         rng = np.random.default_rng(seed)
         C, H = vocab_size, hidden_size
         self.U = rng.uniform(-1 / np.sqrt(C), 1 / np.sqrt(C), (H, C)).astype(dtype)
@@ -153,25 +156,12 @@ class RNN:
             h = S[t]
         return S
 
-    def _output_logits(self, states: np.ndarray) -> np.ndarray:
-        logits = states @ self.V.T
-        if self.bias:
-            logits += self.c
-        return logits
-
-    @staticmethod
-    def _log_softmax_rows(logits: np.ndarray) -> np.ndarray:
-        """Log-softmax of each row, in place; returns the same array."""
-        logits -= logits.max(axis=1, keepdims=True)
-        logits -= np.log(np.exp(logits).sum(axis=1, keepdims=True))
-        return logits
-
     def token_log_probs(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Log-probability of each real target token, in time-major order of the mask."""
         S = self._hidden_states(inputs)
-        real = mask.ravel().astype(bool)
-        logp = self._log_softmax_rows(self._output_logits(S.reshape(-1, self.hidden_size)[real]))
-        return logp[np.arange(logp.shape[0]), targets.ravel()[real]]
+        real = np.flatnonzero(mask.ravel())
+        states = S.reshape(-1, self.hidden_size)[real]
+        return target_log_probs(states, targets.ravel()[real], self.V, self.c if self.bias else None, self.threads)
 
     def batch_loss(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> float:
         """Summed cross-entropy over the real tokens of a batch (forward pass only)."""
@@ -191,21 +181,12 @@ class RNN:
         S_flat = S.reshape(T * B, H)
         real = np.flatnonzero(mask.ravel())
         states = S_flat[real]
-        probs = self._output_logits(states)
-        probs -= probs.max(axis=1, keepdims=True)
-        np.exp(probs, out=probs)
-        sums = probs.sum(axis=1, keepdims=True)
-        rows = np.arange(real.size)
-        picked = probs[rows, targets.ravel()[real]]
-        loss = float(np.sum(np.log(sums[:, 0].astype(np.float64)) - np.log(picked.astype(np.float64))))
-        # softmax + cross-entropy gradient, fused in place: (p - onehot(y)) * scale
-        probs *= (scale / sums).astype(self.dtype)
-        probs[rows, targets.ravel()[real]] -= self.dtype.type(scale)
-        grads = {"V": probs.T @ states}
+        out = output_backward(states, targets.ravel()[real], self.V, self.c if self.bias else None, scale, self.threads)
+        grads = {"V": out.dV}
         if self.bias:
-            grads["c"] = probs.sum(axis=0)
+            grads["c"] = out.dc
         dS = np.zeros((T * B, H), dtype=self.dtype)
-        dS[real] = probs @ self.V
+        dS[real] = out.d_states
         D = self._backward_through_time(dS.reshape(T, B, H), S)
         D_flat = D.reshape(T * B, H)
         grads["W"] = D[1:].reshape(-1, H).T @ S[:-1].reshape(-1, H)
@@ -214,7 +195,7 @@ class RNN:
         grads["U"] = dUt.T
         if self.bias:
             grads["b"] = D_flat.sum(axis=0)
-        return loss, grads
+        return out.loss, grads
 
     def _backward_through_time(self, dS: np.ndarray, S: np.ndarray) -> np.ndarray:
         """Error at each step's pre-activation (T x B x H), summed over the outputs that reach it.

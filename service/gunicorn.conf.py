@@ -20,8 +20,8 @@ from service.config import ConfigError, env_int, env_log_level, env_str  # noqa:
 try:
     bind = [env_str(os.environ, "RNNLM_BIND", "0.0.0.0:8000")]
     workers = env_int(os.environ, "RNNLM_WORKERS", 2, minimum=1)
-    # threads > 1 selects the gthread worker: /health answers while a worker is generating
-    # (generation itself is serialised per worker, see service.generation.TextGenerator)
+    # threads > 1 selects the gthread worker: /health answers while a worker is generating, and
+    # two generations overlap in one worker (NumPy releases the GIL in its products)
     threads = env_int(os.environ, "RNNLM_THREADS", 2, minimum=1)
     loglevel = env_log_level(os.environ, "RNNLM_LOG_LEVEL", "INFO").lower()
 except ConfigError as _exc:

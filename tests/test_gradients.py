@@ -163,3 +163,20 @@ def test_calculate_loss_matches_forward_propagation():
     X, Y = [s[:-1] for s in sentences], [s[1:] for s in sentences]
     total = sum(-np.log(model.forward_propagation(x)[0][np.arange(len(y)), y]).sum() for x, y in zip(X, Y))
     assert model.calculate_loss(X, Y) == pytest.approx(total / sum(len(y) for y in Y), rel=1e-12)
+
+
+def test_threaded_output_layer_equals_single_threaded():
+    rng = np.random.default_rng(4)
+    model = RNN(300, 16, bptt_truncate=None, seed=2)
+    sentences = random_sentences(rng, 40, 300, max_len=30)  # several hundred rows: really split
+    batch = make_batch([s[:-1] for s in sentences], [s[1:] for s in sentences])
+    assert batch.n_tokens > 400
+    loss1, grads1 = model.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask)
+    logp1 = model.token_log_probs(batch.inputs, batch.targets, batch.mask)
+    model.threads = 2
+    loss2, grads2 = model.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask)
+    logp2 = model.token_log_probs(batch.inputs, batch.targets, batch.mask)
+    assert loss2 == pytest.approx(loss1, rel=1e-6)
+    np.testing.assert_allclose(logp2, logp1, rtol=1e-6)
+    for name in model.parameter_names:
+        np.testing.assert_allclose(grads2[name], grads1[name], rtol=1e-4, atol=1e-7, err_msg=name)

@@ -5,8 +5,17 @@ import numpy as np
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:
-    """L2 norm of all gradients taken together (float64, so float32 squares cannot overflow)."""
-    return float(np.sqrt(sum(float(np.dot(g.ravel().astype(np.float64), g.ravel())) for g in grads.values())))
+    """L2 norm of all gradients taken together.
+
+    A BLAS dot product per array, on its memory as laid out (no copy); a float32 overflow gives
+    inf, which the caller treats like any other non-finite gradient.
+    """
+    total = 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for g in grads.values():
+            flat = g.ravel(order="K")
+            total += float(np.dot(flat, flat))
+    return float(np.sqrt(total))
 
 
 def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float | None) -> float:
@@ -20,7 +29,8 @@ def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float | None) ->
 
 
 def sgd_step(params: dict[str, np.ndarray], grads: dict[str, np.ndarray], learning_rate: float) -> None:
-    """params -= learning_rate * grads, in place."""
+    """params -= learning_rate * grads, in place (the gradients are overwritten)."""
     for name, g in grads.items():
         p = params[name]
-        p -= (g * p.dtype.type(learning_rate)).astype(p.dtype, copy=False)
+        g *= g.dtype.type(learning_rate)  # the gradients are spent: scale them in place
+        p -= g

@@ -20,6 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from models.model_file import ModelFileError, atomic_dump, model_from_payload, model_payload, read_payload
 from models.rnn import RNN
@@ -37,7 +38,7 @@ DEFAULTS = {
     "bptt_truncate": None,
     "learning_rate": 4.0,
     "clip": 0.25,
-    "batch_size": 32,
+    "batch_size": 16,
     "epochs": 30,
     "max_minutes": 9.5,
     "eval_every": 500_000,
@@ -46,6 +47,10 @@ DEFAULTS = {
     "seed": 0,
     "out": "artifacts/model.joblib",
 }
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def truncation(value: str) -> int | None:
@@ -89,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-init", type=float, default=DEFAULTS["input_init"],
                    help="U starts uniform in +-this (a one-hot input has one active connection, so the "
                         "tutorial's +-1/sqrt(C) hides the input at first); 0 keeps the tutorial's range")
+    p.add_argument("--threads", type=positive(int), default=available_cores(),
+                   help="threads for the output layer (BLAS then runs one thread each)")
     p.add_argument("--seed", type=int, default=d["seed"], help="initialisation and batch order")
     p.add_argument("--out", default=d["out"], help="model file to write (checkpoint: OUT.ckpt)")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt with the settings it was started with")
@@ -154,6 +161,7 @@ def run(args: argparse.Namespace) -> dict:
             model.c[:] = unigram_log_frequencies(dataset.vocab.counts)
         schedule = HalvingSchedule(args.learning_rate, args.max_halvings)
         progress = Progress()
+    model.threads = args.threads
     config = TrainConfig(args.batch_size, args.epochs, args.eval_every, args.clip or None, args.seed, args.progress_seconds,
                          args.token_weighting)
     budget = args.max_minutes * 60 - progress.seconds
@@ -195,7 +203,9 @@ def run(args: argparse.Namespace) -> dict:
     )
     if resumed is not None:
         trainer.adopt_best(model.parameters())
-    trainer.run()
+    # our threads split the output layer's rows; BLAS inside each runs single-threaded
+    with threadpool_limits(1 if args.threads > 1 else None, user_api="blas"):
+        trainer.run()
     final = info(trainer)
     atomic_dump(model_payload(model, dataset.vocab, final), out)
     ckpt.unlink(missing_ok=True)
