@@ -37,6 +37,12 @@ class LoadedModel:
     info: dict[str, Any]
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_dump(payload: dict, path: str | os.PathLike) -> None:
     """Write with joblib to a temporary file beside ``path``, then rename over it."""
     path = Path(path)
@@ -44,6 +50,9 @@ def atomic_dump(payload: dict, path: str | os.PathLike) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        # mkstemp makes the file private (0600); a model file is read by other users (the
+        # service's own account, say), so give it the permissions a plain open() would
+        os.chmod(tmp, 0o666 & ~_current_umask())
         joblib.dump(payload, tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())

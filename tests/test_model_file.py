@@ -1,6 +1,9 @@
 """The saved file: a plain dict that round-trips, written atomically, and refused when broken."""
 from __future__ import annotations
 
+import os
+import stat
+
 import joblib
 import numpy as np
 import pytest
@@ -43,6 +46,16 @@ def test_round_trip(tmp_path):
     assert loaded.info == {"corpus": "toy", "val_perplexity": 12.5}
     assert_plain(joblib.load(path))
     assert [p.name for p in tmp_path.iterdir()] == ["m.joblib"]  # no temporary file left
+
+
+def test_saved_file_is_readable_by_others_under_the_usual_umask(tmp_path):
+    model, vocab = small_model()
+    previous = os.umask(0o022)
+    try:
+        save_model(tmp_path / "m.joblib", model, vocab, {})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "m.joblib").stat().st_mode) == 0o644
 
 
 def refuse(path, match):

@@ -78,3 +78,17 @@ def test_read_paragraphs_txt_and_csv(tmp_path):
     bad.write_bytes(b"\xff\xfe\x00broken")
     with pytest.raises(CorpusError):
         read_paragraphs(bad)
+
+
+def test_sgd_step_on_listed_columns_equals_the_dense_step():
+    rng = np.random.default_rng(0)
+    original = rng.normal(size=(4, 9)).astype(np.float32)
+    dense = {"U": original.copy()}
+    sparse = {"U": original.copy()}
+    grad = np.zeros((4, 9), dtype=np.float32)
+    grad[:, [1, 5]] = rng.normal(size=(4, 2))
+    sgd_step(dense, {"U": grad.copy()}, 0.7)
+    sgd_step(sparse, {"U": grad.copy()}, 0.7, columns={"U": np.array([1, 5])})
+    np.testing.assert_array_equal(sparse["U"], dense["U"])
+    assert not np.array_equal(sparse["U"][:, [1, 5]], original[:, [1, 5]])
+    np.testing.assert_array_equal(sparse["U"][:, [0, 2, 3, 4, 6, 7, 8]], original[:, [0, 2, 3, 4, 6, 7, 8]])

@@ -28,9 +28,23 @@ def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float | None) ->
     return norm
 
 
-def sgd_step(params: dict[str, np.ndarray], grads: dict[str, np.ndarray], learning_rate: float) -> None:
-    """params -= learning_rate * grads, in place (the gradients are overwritten)."""
+def sgd_step(
+    params: dict[str, np.ndarray],
+    grads: dict[str, np.ndarray],
+    learning_rate: float,
+    columns: dict[str, np.ndarray] | None = None,
+) -> None:
+    """params -= learning_rate * grads, in place (the gradients are overwritten).
+
+    ``columns[name]`` lists the only columns of that gradient that can be non-zero (for ``U``, the
+    batch's input words): just those are updated, which gives the same result for far less work.
+    """
+    rate = np.float32(learning_rate)
     for name, g in grads.items():
         p = params[name]
-        g *= g.dtype.type(learning_rate)  # the gradients are spent: scale them in place
+        if columns is not None and name in columns:
+            used = columns[name]
+            p[:, used] -= g[:, used] * rate.astype(g.dtype)
+            continue
+        g *= rate.astype(g.dtype)  # the gradients are spent: scale them in place
         p -= g

@@ -125,7 +125,8 @@ class Trainer:
             self.progress.skipped_batches += 1
             log.warning("skipped a batch with a non-finite loss or gradient (%d so far)", self.progress.skipped_batches)
             return False
-        sgd_step(self.model.parameters(), grads, self.schedule.learning_rate)
+        # U's gradient is zero outside the batch's input words (padding included: its error is 0)
+        sgd_step(self.model.parameters(), grads, self.schedule.learning_rate, {"U": np.unique(batch.inputs)})
         total, count = self._recent_loss
         self._recent_loss = (total + loss, count + n)
         return True
