@@ -113,6 +113,17 @@ def unigram_log_frequencies(counts: list[int]) -> np.ndarray:
     return np.log(smoothed / smoothed.sum())
 
 
+def initial_model(args: argparse.Namespace, counts: list[int]) -> RNN:
+    """The tutorial's RNN, then the measured starting-point changes that the flags ask for."""
+    model = RNN(len(counts), args.hidden, bptt_truncate=args.bptt_truncate, seed=args.seed, bias=args.bias)
+    if args.input_init > 0:
+        rng = np.random.default_rng([args.seed, 1])
+        model.U[:] = rng.uniform(-args.input_init, args.input_init, model.U.shape)
+    if args.bias and args.unigram_bias:
+        model.c[:] = unigram_log_frequencies(counts)
+    return model
+
+
 def checkpoint_path(out: Path) -> Path:
     return out.with_name(out.name + ".ckpt")
 
@@ -153,12 +164,7 @@ def run(args: argparse.Namespace) -> dict:
         progress = Progress.from_dict(resumed["progress"])
     else:
         dataset = build_dataset(raw, args.vocab_size)
-        model = RNN(len(dataset.vocab), args.hidden, bptt_truncate=args.bptt_truncate, seed=args.seed, bias=args.bias)
-        if args.input_init > 0:
-            rng = np.random.default_rng([args.seed, 1])
-            model.U[:] = rng.uniform(-args.input_init, args.input_init, model.U.shape)
-        if args.bias and args.unigram_bias:
-            model.c[:] = unigram_log_frequencies(dataset.vocab.counts)
+        model = initial_model(args, dataset.vocab.counts)
         schedule = HalvingSchedule(args.learning_rate, args.max_halvings)
         progress = Progress()
     model.threads = args.threads
@@ -177,7 +183,7 @@ def run(args: argparse.Namespace) -> dict:
             "train_words": p.train_words,
             "seconds": round(p.seconds, 2),
             "words_per_sec": round(p.train_words / p.train_seconds, 1) if p.train_seconds else 0.0,
-            "val_loss": p.val_loss,
+            "val_loss": p.val_loss if math.isfinite(p.val_loss) else None,
             "val_perplexity": math.exp(p.val_loss) if math.isfinite(p.val_loss) else None,
             "val_tokens": dataset.valid_words,
             "lr_halvings": trainer.schedule.halvings,
