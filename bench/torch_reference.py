@@ -5,12 +5,13 @@ in PyTorch on exactly the sentences, vocabulary, split and minibatches of our ow
 (``training.dataset`` and ``models.batching``), with plain SGD and global-norm clipping, and
 prints the held-out perplexity every ``--eval-every`` training words:
 
-    words=500000 ppl=151.23 ppl_without_unk_targets=129.87 lr=4 secs=41.2
+    words=500407 ppl=159.58 ppl_without_unk_targets=161.76 lr=4 secs=79.5
 
 It is an optional benchmark: it needs PyTorch, which the product does not depend on, so run it
-from a separate environment that has torch and this project installed (``pip install -e . --no-deps``)::
+from a separate environment that has torch and this project installed::
 
-    /work/torchenv/bin/python bench/torch_reference.py --halve --batch-size 16 --words 4000000
+    python3 -m venv ../torchenv && ../torchenv/bin/pip install torch==2.13.0 -e .
+    ../torchenv/bin/python bench/torch_reference.py --halve --batch-size 16 --words 4000000
 
 Switches move the reference towards the NumPy trainer's choices one at a time: ``--halve`` (halve
 the rate and restore the best parameters on a worse held-out loss), ``--unigram-bias`` (output
@@ -106,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-input-proj", action="store_true", help="no trainable W_ih: the embedding is our U")
     p.add_argument("--token-weighting", action="store_true",
                    help="divide a batch's summed loss by the average tokens per batch, not its own count")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2,
+                   help="torch threads; use 1 when another process is busy on the cores (2 then crawls)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default="data")
     return p
@@ -164,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
                         group["lr"] = lr
                     model.load_state_dict(best_state)
                     note = " worse: lr halved, best restored"
-                print(f"words={words} ppl={math.exp(val):.2f} ppl_without_unk_targets={math.exp(val_known):.2f} lr={lr:g} secs={time.monotonic() - started:.1f}{note}",
-                      flush=True)
+                print(f"words={words} ppl={math.exp(val):.2f} ppl_without_unk_targets={math.exp(val_known):.2f} "
+                      f"lr={lr:g} secs={time.monotonic() - started:.1f}{note}", flush=True)
                 if words >= args.words:
                     break
         epoch += 1
