@@ -38,6 +38,15 @@ def make_batch(inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]]
     return Batch(X, Y, M)
 
 
+def scoring_batches(inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], size: int = 128) -> list[Batch]:
+    """Sentences sorted by length and cut into batches: little padding where order does not matter."""
+    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+    return [
+        make_batch([inputs[i] for i in order[k : k + size]], [targets[i] for i in order[k : k + size]])
+        for k in range(0, len(order), size)
+    ]
+
+
 def sentence_pairs(encoded: Sequence[Sequence[int]]) -> tuple[list, list]:
     """Inputs (all but the last token) and targets (all but SENTENCE_START) of each sentence."""
     return [s[:-1] for s in encoded], [s[1:] for s in encoded]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.batching import Batch, scoring_batches
 from models.output_layer import output_backward, target_log_probs
 
 PARAMETER_NAMES_WITH_BIAS = ("U", "V", "W", "b", "c")
@@ -99,18 +100,7 @@ class RNN:
 
     def calculate_loss(self, X: list, Y: list) -> float:
         """Mean cross-entropy per predicted word over lists of sentences (inputs X, targets Y)."""
-        from models.batching import make_batch  # local import: batching imports nothing of ours
-
-        total, count = 0.0, 0
-        order = sorted(range(len(X)), key=lambda i: len(X[i]))
-        for start in range(0, len(order), 64):
-            chosen = order[start : start + 64]
-            batch = make_batch([X[i] for i in chosen], [Y[i] for i in chosen])
-            total += self.batch_loss(batch.inputs, batch.targets, batch.mask)
-            count += batch.n_tokens
-        if count == 0:
-            raise ValueError("no tokens to score")
-        return total / count
+        return self.mean_batch_loss(scoring_batches(X, Y))
 
     def bptt(self, x: list[int], y: list[int]) -> tuple[np.ndarray, ...]:
         """Gradients of one sentence's summed loss under the model's truncation.
@@ -166,6 +156,13 @@ class RNN:
     def batch_loss(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> float:
         """Summed cross-entropy over the real tokens of a batch (forward pass only)."""
         return float(-self.token_log_probs(inputs, targets, mask).astype(np.float64).sum())
+
+    def mean_batch_loss(self, batches: list[Batch]) -> float:
+        """Mean negative log-likelihood per real token over batches (UNKNOWN_TOKEN targets included)."""
+        count = sum(b.n_tokens for b in batches)
+        if count == 0:
+            raise ValueError("no tokens to score")
+        return sum(self.batch_loss(b.inputs, b.targets, b.mask) for b in batches) / count
 
     def batch_loss_and_gradients(
         self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray, scale: float = 1.0

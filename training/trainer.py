@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from models.batching import Batch, length_buckets, make_batch, sentence_pairs
+from models.batching import Batch, length_buckets, make_batch, scoring_batches, sentence_pairs
 from models.rnn import RNN
 from training.schedule import HalvingSchedule
 from training.sgd import clip_by_global_norm, sgd_step
@@ -59,21 +59,6 @@ class Progress:
         return cls(**data)
 
 
-def validation_batches(sentences: list[list[int]]) -> list[Batch]:
-    """Held-out sentences in length-sorted batches (evaluation order does not matter)."""
-    inputs, targets = sentence_pairs(sorted(sentences, key=len))
-    return [
-        make_batch(inputs[i : i + VALID_BATCH_SIZE], targets[i : i + VALID_BATCH_SIZE])
-        for i in range(0, len(inputs), VALID_BATCH_SIZE)
-    ]
-
-
-def mean_loss(model: RNN, batches: list[Batch]) -> float:
-    """Mean negative log-likelihood per predicted token (UNKNOWN_TOKEN targets included)."""
-    total = sum(model.batch_loss(b.inputs, b.targets, b.mask) for b in batches)
-    return total / sum(b.n_tokens for b in batches)
-
-
 def _format_seconds(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s"
@@ -97,7 +82,7 @@ class Trainer:
         self.model = model
         self.inputs, self.targets = sentence_pairs(train)
         self.lengths = [len(x) for x in self.inputs]
-        self.valid_batches = validation_batches(valid)
+        self.valid_batches = scoring_batches(*sentence_pairs(valid), VALID_BATCH_SIZE)
         self.config = config
         self.schedule = schedule
         self.progress = progress or Progress()
@@ -135,7 +120,7 @@ class Trainer:
     def evaluate(self) -> bool:
         """Score the held-out text, apply the halving rule, checkpoint; True if training should stop."""
         start = self.clock()
-        val_loss = mean_loss(self.model, self.valid_batches)
+        val_loss = self.model.mean_batch_loss(self.valid_batches)
         self._eval_seconds = self.clock() - start
         decision = self.schedule.observe(val_loss)
         if decision.improved:
