@@ -19,11 +19,11 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from models.batching import length_buckets, make_batch, sentence_pairs
+from models.output_layer import available_cores, blas_limits_for
 from models.rnn import RNN
 from models.sampling import Sampler, SamplingParams
 from models.vocabulary import SPECIAL_TOKENS, Vocabulary
 from training.schedule import HalvingSchedule
-from training.train import available_cores
 from training.trainer import TrainConfig, Trainer
 
 
@@ -74,7 +74,7 @@ def main() -> None:
     sentences = synthetic_sentences(args.sentences, args.vocab, np.random.default_rng(0))
     # the same threading as training (our threads over single-threaded BLAS) and as the
     # service (one BLAS thread per worker)
-    with threadpool_limits(1 if args.threads > 1 else None, user_api="blas"):
+    with blas_limits_for(args.threads):
         rates = [training_rate(args, sentences) for _ in range(args.repeats)]
         blas = [f"{i['internal_api']} {i['version']} threads={i['num_threads']}" for i in threadpool_info()]
     with threadpool_limits(1, user_api="blas"):

@@ -9,11 +9,13 @@ cache across the max, exp, sum and scaling passes. Run BLAS with one thread per 
 """
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 BLOCK_ROWS = 256
 MIN_SPLIT_ROWS = 32
@@ -25,6 +27,16 @@ class OutputGradients:
     dV: np.ndarray
     dc: np.ndarray | None
     d_states: np.ndarray
+
+
+def available_cores() -> int:
+    """CPUs this process may run on: the default number of row threads."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def blas_limits_for(threads: int) -> threadpool_limits:
+    """A context in which BLAS runs single-threaded if our own ``threads`` split the rows."""
+    return threadpool_limits(1 if threads > 1 else None, user_api="blas")
 
 
 @lru_cache(maxsize=None)
@@ -42,6 +54,15 @@ def _split_rows(work, n: int, threads: int, *args) -> list:
     return [f.result() for f in futures]
 
 
+def _shifted_logits(states: np.ndarray, V: np.ndarray, c: np.ndarray | None) -> np.ndarray:
+    """states V^T + c with each row's maximum subtracted (so exp cannot overflow)."""
+    z = states @ V.T
+    if c is not None:
+        z += c
+    z -= z.max(axis=1, keepdims=True)
+    return z
+
+
 def _rows_backward(states, targets, V, c, scale, d_states, first, last):
     """Loss, dV and dc of rows first..last; their d_states are written in place."""
     dtype = V.dtype
@@ -53,10 +74,7 @@ def _rows_backward(states, targets, V, c, scale, d_states, first, last):
         s = states[start:stop]
         y = targets[start:stop]
         rows = np.arange(stop - start)
-        z = s @ V.T
-        if c is not None:
-            z += c
-        z -= z.max(axis=1, keepdims=True)
+        z = _shifted_logits(s, V, c)
         target_logit = z[rows, y].astype(np.float64)
         np.exp(z, out=z)
         sums = z.sum(axis=1, keepdims=True)
@@ -90,10 +108,7 @@ def output_backward(
 def _rows_log_probs(states, targets, V, c, out, first, last):
     for start in range(first, last, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, last)
-        z = states[start:stop] @ V.T
-        if c is not None:
-            z += c
-        z -= z.max(axis=1, keepdims=True)
+        z = _shifted_logits(states[start:stop], V, c)
         picked = z[np.arange(stop - start), targets[start:stop]]
         out[start:stop] = picked - np.log(np.exp(z).sum(axis=1))
 

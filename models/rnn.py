@@ -61,6 +61,11 @@ class RNN:
     def dtype(self) -> np.dtype:
         return self.U.dtype
 
+    @property
+    def output_bias(self) -> np.ndarray | None:
+        """``c`` where the model has biases, else None (the output layer then adds nothing)."""
+        return self.c if self.bias else None
+
     def parameters(self) -> dict[str, np.ndarray]:
         """The trainable arrays by name (the live arrays, not copies)."""
         return {name: getattr(self, name) for name in self.parameter_names}
@@ -151,7 +156,7 @@ class RNN:
         S = self._hidden_states(inputs)
         real = np.flatnonzero(mask.ravel())
         states = S.reshape(-1, self.hidden_size)[real]
-        return target_log_probs(states, targets.ravel()[real], self.V, self.c if self.bias else None, self.threads)
+        return target_log_probs(states, targets.ravel()[real], self.V, self.output_bias, self.threads)
 
     def batch_loss(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> float:
         """Summed cross-entropy over the real tokens of a batch (forward pass only)."""
@@ -178,7 +183,7 @@ class RNN:
         S_flat = S.reshape(T * B, H)
         real = np.flatnonzero(mask.ravel())
         states = S_flat[real]
-        out = output_backward(states, targets.ravel()[real], self.V, self.c if self.bias else None, scale, self.threads)
+        out = output_backward(states, targets.ravel()[real], self.V, self.output_bias, scale, self.threads)
         grads = {"V": out.dV}
         if self.bias:
             grads["c"] = out.dc

@@ -10,7 +10,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -20,9 +19,9 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from models.model_file import ModelFileError, atomic_dump, model_from_payload, model_payload, read_payload
+from models.output_layer import available_cores, blas_limits_for
 from models.rnn import RNN
 from training.corpus import CorpusError, load_corpus
 from training.dataset import build_dataset
@@ -47,10 +46,6 @@ DEFAULTS = {
     "seed": 0,
     "out": "artifacts/model.joblib",
 }
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def truncation(value: str) -> int | None:
@@ -209,8 +204,7 @@ def run(args: argparse.Namespace) -> dict:
     )
     if resumed is not None:
         trainer.adopt_best(model.parameters())
-    # our threads split the output layer's rows; BLAS inside each runs single-threaded
-    with threadpool_limits(1 if args.threads > 1 else None, user_api="blas"):
+    with blas_limits_for(args.threads):
         trainer.run()
     final = info(trainer)
     atomic_dump(model_payload(model, dataset.vocab, final), out)
