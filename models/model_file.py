@@ -16,9 +16,11 @@ import numpy as np
 
 from models.rnn import RNN
 from models.vocabulary import Vocabulary
+from models.word_classes import WordClasses
 
 FORMAT_NAME = "rnnlm"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added the class-based output layer ("softmax", "class_starts")
+READABLE_VERSIONS = (1, 2)  # a version-1 file is a full-softmax model
 
 
 class ModelFileError(Exception):
@@ -35,6 +37,7 @@ class LoadedModel:
     model: RNN
     vocab: Vocabulary
     info: dict[str, Any]
+    format_version: int = FORMAT_VERSION
 
 
 def _current_umask() -> int:
@@ -72,6 +75,8 @@ def model_payload(model: RNN, vocab: Vocabulary, info: dict[str, Any]) -> dict[s
             "hidden_size": model.hidden_size,
             "bptt_truncate": model.bptt_truncate,
             "bias": model.bias,
+            "softmax": model.softmax,
+            "class_starts": None if model.classes is None else [int(i) for i in model.classes.starts],
         },
         "params": {name: np.array(arr) for name, arr in model.parameters().items()},
         "vocabulary": list(vocab.words),
@@ -90,9 +95,10 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
         raise ModelFileError(path, f"cannot be read ({type(exc).__name__}: {exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise ModelFileError(path, "not an rnnlm model file")
-    if payload.get("format_version") != FORMAT_VERSION:
+    if payload.get("format_version") not in READABLE_VERSIONS:
         raise ModelFileError(
-            path, f"format version {payload.get('format_version')!r}, this code reads {FORMAT_VERSION}"
+            path, f"format version {payload.get('format_version')!r}, this code reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     return payload
 
@@ -101,11 +107,15 @@ def model_from_payload(payload: dict[str, Any], path: str | os.PathLike = "<mode
     """Rebuild the RNN and vocabulary, checking shapes and values."""
     try:
         config = payload["config"]
+        softmax = config.get("softmax", "full")
+        if softmax not in ("full", "class"):
+            raise ValueError(f"unknown output layer {softmax!r}")
         model = RNN(
             int(config["vocab_size"]),
             int(config["hidden_size"]),
             bptt_truncate=config["bptt_truncate"],
             bias=bool(config["bias"]),
+            classes=WordClasses(np.asarray(config["class_starts"])) if softmax == "class" else None,
         )
         params = payload["params"]
         for name in model.parameter_names:
@@ -119,7 +129,7 @@ def model_from_payload(payload: dict[str, Any], path: str | os.PathLike = "<mode
         raise ModelFileError(path, f"malformed contents ({type(exc).__name__}: {exc})") from None
     if len(vocab) != model.vocab_size:
         raise ModelFileError(path, f"vocabulary has {len(vocab)} words, parameters expect {model.vocab_size}")
-    return LoadedModel(model, vocab, dict(payload.get("info", {})))
+    return LoadedModel(model, vocab, dict(payload.get("info", {})), int(payload.get("format_version", FORMAT_VERSION)))
 
 
 def save_model(path: str | os.PathLike, model: RNN, vocab: Vocabulary, info: dict[str, Any]) -> None:

@@ -44,14 +44,20 @@ def _executor(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rnnlm-output")
 
 
+def run_in_parts(work, bounds: np.ndarray, *args) -> list:
+    """Run ``work(*args, first, last)`` for each consecutive pair of ``bounds``, one thread each."""
+    if len(bounds) <= 2:
+        return [work(*args, int(bounds[0]), int(bounds[-1]))]
+    pool = _executor(len(bounds) - 1)
+    futures = [pool.submit(work, *args, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [f.result() for f in futures]
+
+
 def _split_rows(work, n: int, threads: int, *args) -> list:
     """Run ``work(*args, first, last)`` on contiguous row ranges, one per thread."""
     if threads <= 1 or n < 2 * MIN_SPLIT_ROWS:
         return [work(*args, 0, n)]
-    bounds = np.linspace(0, n, threads + 1).astype(int)
-    pool = _executor(threads)
-    futures = [pool.submit(work, *args, a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-    return [f.result() for f in futures]
+    return run_in_parts(work, np.linspace(0, n, threads + 1).astype(int), *args)
 
 
 def _shifted_logits(states: np.ndarray, V: np.ndarray, c: np.ndarray | None) -> np.ndarray:
@@ -63,29 +69,52 @@ def _shifted_logits(states: np.ndarray, V: np.ndarray, c: np.ndarray | None) -> 
     return z
 
 
+@dataclass
+class BlockGradients:
+    """Where one block of rows adds its gradients: views into the caller's arrays."""
+
+    dV: np.ndarray
+    dc: np.ndarray | None
+    d_states: np.ndarray
+
+
+def softmax_block(
+    s: np.ndarray, y: np.ndarray, V: np.ndarray, c: np.ndarray | None, scale: float = 1.0,
+    grads: BlockGradients | None = None,
+) -> np.ndarray:
+    """log softmax(s V^T + c)[y] per row (float64); with ``grads``, also the gradients of
+    ``scale`` times the rows' summed cross-entropy: added to ``grads.dV``/``grads.dc``, and
+    written (not added) to ``grads.d_states``.
+
+    One pass over the block's logits for max, exp, sum and the fused softmax/cross-entropy
+    gradient ``scale * (p - onehot(y))``, computed in place.
+    """
+    dtype = V.dtype
+    rows = np.arange(s.shape[0])
+    z = _shifted_logits(s, V, c)
+    picked = z[rows, y].astype(np.float64)
+    np.exp(z, out=z)
+    sums = z.sum(axis=1, keepdims=True)
+    log_probs = picked - np.log(sums[:, 0].astype(np.float64))
+    if grads is not None:
+        z *= (scale / sums).astype(dtype)
+        z[rows, y] -= dtype.type(scale)
+        grads.dV += z.T @ s
+        if grads.dc is not None:
+            grads.dc += z.sum(axis=0)
+        np.matmul(z, V, out=grads.d_states)
+    return log_probs
+
+
 def _rows_backward(states, targets, V, c, scale, d_states, first, last):
     """Loss, dV and dc of rows first..last; their d_states are written in place."""
-    dtype = V.dtype
     dV = np.zeros_like(V)
-    dc = np.zeros(V.shape[0], dtype=dtype) if c is not None else None
+    dc = np.zeros(V.shape[0], dtype=V.dtype) if c is not None else None
     loss = 0.0
     for start in range(first, last, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, last)
-        s = states[start:stop]
-        y = targets[start:stop]
-        rows = np.arange(stop - start)
-        z = _shifted_logits(s, V, c)
-        target_logit = z[rows, y].astype(np.float64)
-        np.exp(z, out=z)
-        sums = z.sum(axis=1, keepdims=True)
-        loss += float(np.sum(np.log(sums[:, 0].astype(np.float64)) - target_logit))
-        # softmax and cross-entropy gradient fused in place: scale * (p - onehot(y))
-        z *= (scale / sums).astype(dtype)
-        z[rows, y] -= dtype.type(scale)
-        dV += z.T @ s
-        if dc is not None:
-            dc += z.sum(axis=0)
-        np.matmul(z, V, out=d_states[start:stop])
+        grads = BlockGradients(dV, dc, d_states[start:stop])
+        loss -= float(softmax_block(states[start:stop], targets[start:stop], V, c, scale, grads).sum())
     return loss, dV, dc
 
 
@@ -108,9 +137,7 @@ def output_backward(
 def _rows_log_probs(states, targets, V, c, out, first, last):
     for start in range(first, last, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, last)
-        z = _shifted_logits(states[start:stop], V, c)
-        picked = z[np.arange(stop - start), targets[start:stop]]
-        out[start:stop] = picked - np.log(np.exp(z).sum(axis=1))
+        out[start:stop] = softmax_block(states[start:stop], targets[start:stop], V, c)
 
 
 def target_log_probs(

@@ -1,5 +1,9 @@
 """The Elman RNN language model: s_t = tanh(U x_t + W s_{t-1} + b), o_t = softmax(V s_t + c).
 
+With word classes (``classes=``), the output is class-factored instead (Mikolov et al., 2011):
+o_t[w] = softmax(V_class s_t + c_class)[class(w)] * softmax over w's class of (V s_t + c); see
+``models.class_output``.
+
 Two code paths compute the same numbers:
 
 * ``forward_propagation`` / ``bptt``: one sentence, written for clarity. They are the oracle the
@@ -17,10 +21,16 @@ from __future__ import annotations
 import numpy as np
 
 from models.batching import Batch, scoring_batches
+from models.class_output import (
+    all_word_log_probs, class_output_backward, class_target_log_probs, log_softmax,
+)
 from models.output_layer import output_backward, target_log_probs
+from models.word_classes import WordClasses
 
 PARAMETER_NAMES_WITH_BIAS = ("U", "V", "W", "b", "c")
 PARAMETER_NAMES_NO_BIAS = ("U", "V", "W")
+CLASS_PARAMETER_NAMES_WITH_BIAS = ("V_class", "c_class")
+CLASS_PARAMETER_NAMES_NO_BIAS = ("V_class",)
 
 
 class RNN:
@@ -34,15 +44,19 @@ class RNN:
         seed: int = 0,
         bias: bool = True,
         dtype: np.dtype | type = np.float32,
+        classes: WordClasses | None = None,
     ):
         if vocab_size < 2 or hidden_size < 1:
             raise ValueError("vocab_size must be >= 2 and hidden_size >= 1")
         if bptt_truncate is not None and bptt_truncate < 0:
             raise ValueError("bptt_truncate must be >= 0 or None")
+        if classes is not None and classes.vocab_size != vocab_size:
+            raise ValueError(f"the word classes cover {classes.vocab_size} words, not {vocab_size}")
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.bptt_truncate = bptt_truncate
         self.bias = bias
+        self.classes = classes
         self.threads = 1  # worker threads of the batched output layer (a speed setting, not saved)
         rng = np.random.default_rng(seed)
         C, H = vocab_size, hidden_size
@@ -51,11 +65,24 @@ class RNN:
         self.V = rng.uniform(-1 / np.sqrt(H), 1 / np.sqrt(H), (C, H)).astype(dtype)
         self.b = np.zeros(H, dtype=dtype)
         self.c = np.zeros(C, dtype=dtype)
+        if classes is not None:
+            K = classes.n_classes
+            self.V_class = rng.uniform(-1 / np.sqrt(H), 1 / np.sqrt(H), (K, H)).astype(dtype)
+            self.c_class = np.zeros(K, dtype=dtype)
 
     # ----------------------------------------------------------------- parameters
     @property
     def parameter_names(self) -> tuple[str, ...]:
-        return PARAMETER_NAMES_WITH_BIAS if self.bias else PARAMETER_NAMES_NO_BIAS
+        if self.classes is None:
+            return PARAMETER_NAMES_WITH_BIAS if self.bias else PARAMETER_NAMES_NO_BIAS
+        if self.bias:
+            return PARAMETER_NAMES_WITH_BIAS + CLASS_PARAMETER_NAMES_WITH_BIAS
+        return PARAMETER_NAMES_NO_BIAS + CLASS_PARAMETER_NAMES_NO_BIAS
+
+    @property
+    def softmax(self) -> str:
+        """"full" or "class": which output layer the model has."""
+        return "full" if self.classes is None else "class"
 
     @property
     def dtype(self) -> np.dtype:
@@ -65,6 +92,10 @@ class RNN:
     def output_bias(self) -> np.ndarray | None:
         """``c`` where the model has biases, else None (the output layer then adds nothing)."""
         return self.c if self.bias else None
+
+    @property
+    def class_bias(self) -> np.ndarray | None:
+        return self.c_class if self.bias else None
 
     def parameters(self) -> dict[str, np.ndarray]:
         """The trainable arrays by name (the live arrays, not copies)."""
@@ -83,7 +114,7 @@ class RNN:
         """A copy of the model with parameters cast to ``dtype`` (float64 for gradient checks)."""
         other = RNN.__new__(RNN)
         other.__dict__.update(self.__dict__)
-        for name in PARAMETER_NAMES_WITH_BIAS:
+        for name in PARAMETER_NAMES_WITH_BIAS + (CLASS_PARAMETER_NAMES_WITH_BIAS if self.classes else ()):
             setattr(other, name, getattr(self, name).astype(dtype, copy=True))
         return other
 
@@ -97,11 +128,16 @@ class RNN:
         b, c = (self.b, self.c) if self.bias else (0.0, 0.0)
         for t in range(T):
             s[t] = np.tanh(self.U[:, x[t]] + self.W @ prev + b)
-            logits = self.V @ s[t] + c
-            e = np.exp(logits - logits.max())
-            o[t] = e / e.sum()
+            o[t] = np.exp(self._output_log_probs(s[t]))
             prev = s[t]
         return o, s
+
+    def _output_log_probs(self, state: np.ndarray) -> np.ndarray:
+        """log o_t: the next word's log-probabilities given one hidden state."""
+        if self.classes is None:
+            c = self.c if self.bias else 0.0
+            return log_softmax(self.V @ state + c)
+        return all_word_log_probs(state[None], self.V, self.output_bias, self.V_class, self.class_bias, self.classes)[0]
 
     def calculate_loss(self, X: list, Y: list) -> float:
         """Mean cross-entropy per predicted word over lists of sentences (inputs X, targets Y)."""
@@ -114,8 +150,7 @@ class RNN:
         """
         T = len(y)
         o, s = self.forward_propagation(x)
-        d_logits = o.copy()
-        d_logits[np.arange(T), y] -= 1.0
+        d_logits, d_class_logits = self._output_errors(o, s, y)
         dLdU = np.zeros_like(self.U)
         dLdW = np.zeros_like(self.W)
         dLdb = np.zeros_like(self.b)
@@ -124,7 +159,10 @@ class RNN:
         zero_state = np.zeros(self.hidden_size, dtype=self.dtype)
         for t in range(T):
             # error at the pre-activation of step t, caused by output t
-            delta = (self.V.T @ d_logits[t]) * (1.0 - s[t] ** 2)
+            d_state = self.V.T @ d_logits[t]
+            if self.classes is not None:
+                d_state += self.V_class.T @ d_class_logits[t]
+            delta = d_state * (1.0 - s[t] ** 2)
             oldest = 0 if self.bptt_truncate is None else max(0, t - self.bptt_truncate)
             for step in range(t, oldest - 1, -1):
                 prev = s[step - 1] if step > 0 else zero_state
@@ -132,9 +170,33 @@ class RNN:
                 dLdU[:, x[step]] += delta
                 dLdb += delta
                 delta = (self.W.T @ delta) * (1.0 - prev**2)
-        if self.bias:
-            return dLdU, dLdV, dLdW, dLdb, dLdc
-        return dLdU, dLdV, dLdW
+        grads = {"U": dLdU, "V": dLdV, "W": dLdW, "b": dLdb, "c": dLdc}
+        if self.classes is not None:
+            grads["V_class"] = d_class_logits.T @ s
+            grads["c_class"] = d_class_logits.sum(axis=0)
+        return tuple(grads[name] for name in self.parameter_names)
+
+    def _output_errors(self, o: np.ndarray, s: np.ndarray, y: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+        """d loss / d logits for each step: the word logits (T x C) and, with classes, the class
+        logits (T x K). Softmax with cross-entropy gives p - onehot(target); with classes, the
+        word part only concerns the words of the target's class."""
+        T = len(y)
+        if self.classes is None:
+            d_logits = o.copy()
+            d_logits[np.arange(T), y] -= 1.0
+            return d_logits, None
+        c = self.c if self.bias else np.zeros_like(self.c)
+        c_class = self.c_class if self.bias else np.zeros_like(self.c_class)
+        d_logits = np.zeros((T, self.vocab_size), dtype=self.dtype)
+        d_class_logits = np.zeros((T, self.classes.n_classes), dtype=self.dtype)
+        for t in range(T):
+            k = self.classes.word_class[y[t]]
+            words = self.classes.words_of(k)
+            d_class_logits[t] = np.exp(log_softmax(self.V_class @ s[t] + c_class))
+            d_class_logits[t, k] -= 1.0
+            d_logits[t, words] = np.exp(log_softmax(self.V[words] @ s[t] + c[words]))
+            d_logits[t, y[t]] -= 1.0
+        return d_logits, d_class_logits
 
     # ------------------------------------------------------------ batched fast path
     def _hidden_states(self, inputs: np.ndarray) -> np.ndarray:
@@ -156,7 +218,10 @@ class RNN:
         S = self._hidden_states(inputs)
         real = np.flatnonzero(mask.ravel())
         states = S.reshape(-1, self.hidden_size)[real]
-        return target_log_probs(states, targets.ravel()[real], self.V, self.output_bias, self.threads)
+        if self.classes is None:
+            return target_log_probs(states, targets.ravel()[real], self.V, self.output_bias, self.threads)
+        return class_target_log_probs(states, targets.ravel()[real], self.V, self.output_bias, self.V_class,
+                                      self.class_bias, self.classes, self.threads)
 
     def batch_loss(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> float:
         """Summed cross-entropy over the real tokens of a batch (forward pass only)."""
@@ -170,12 +235,16 @@ class RNN:
         return sum(self.batch_loss(b.inputs, b.targets, b.mask) for b in batches) / count
 
     def batch_loss_and_gradients(
-        self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray, scale: float = 1.0
+        self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray, scale: float = 1.0,
+        dropout: float = 0.0, rng: np.random.Generator | None = None,
     ) -> tuple[float, dict[str, np.ndarray]]:
         """Summed loss of a padded batch and the gradients of ``scale`` times that loss.
 
         ``inputs``, ``targets`` and ``mask`` are time-major (T x B); padding must come after each
         sentence's real tokens (mask 0), which then never influences the real ones.
+        ``dropout`` > 0 zeroes that share of the hidden units on their way to the output layer
+        (drawn from ``rng``; the rest scaled up to keep the mean), a regulariser of training
+        only: the recurrence itself is left intact, so the memory of the sentence is not.
         """
         T, B = inputs.shape
         H = self.hidden_size
@@ -183,12 +252,25 @@ class RNN:
         S_flat = S.reshape(T * B, H)
         real = np.flatnonzero(mask.ravel())
         states = S_flat[real]
-        out = output_backward(states, targets.ravel()[real], self.V, self.output_bias, scale, self.threads)
-        grads = {"V": out.dV}
+        keep = None
+        if dropout > 0:
+            if rng is None:
+                raise ValueError("dropout needs a random generator")
+            keep = (rng.random(states.shape, dtype=np.float32) >= dropout).astype(self.dtype) / self.dtype.type(1 - dropout)
+            states = states * keep
+        if self.classes is None:
+            out = output_backward(states, targets.ravel()[real], self.V, self.output_bias, scale, self.threads)
+            grads = {"V": out.dV}
+        else:
+            out = class_output_backward(states, targets.ravel()[real], self.V, self.output_bias, self.V_class,
+                                        self.class_bias, self.classes, scale, self.threads)
+            grads = {"V": out.dV, "V_class": out.dV_class}
+            if self.bias:
+                grads["c_class"] = out.dc_class
         if self.bias:
             grads["c"] = out.dc
         dS = np.zeros((T * B, H), dtype=self.dtype)
-        dS[real] = out.d_states
+        dS[real] = out.d_states if keep is None else out.d_states * keep
         D = self._backward_through_time(dS.reshape(T, B, H), S)
         D_flat = D.reshape(T * B, H)
         grads["W"] = D[1:].reshape(-1, H).T @ S[:-1].reshape(-1, H)

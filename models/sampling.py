@@ -3,6 +3,13 @@
 The hidden state is carried forward, so a prefix is read once and each new word costs one
 step. Random draws come only from a ``numpy.random.Generator`` seeded per request, so the same
 seed gives the same text on every worker.
+
+Plain sampling (no top-k, no top-p) takes a short path: with the full softmax, one float32
+product with ``V`` and one pass of exponentials serve both the draw and the reported
+log-probability; with the class-based output layer and temperature 1, it draws the class, then
+the word within it, and never scores the other classes' words (an exact draw from the model).
+Greedy choice, top-k, top-p and other temperatures (which reshape the joint distribution, not
+each factor) need every word's log-probability and compute them all.
 """
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.class_output import all_word_log_probs, log_softmax
 from models.rnn import RNN
 from models.vocabulary import Vocabulary
 
@@ -44,37 +52,74 @@ class Sampler:
             raise ValueError("vocabulary and model sizes differ")
         self.model = model
         self.vocab = vocab
-        # work in float64 for the probabilities so a draw never fails on rounding
+        # work in float64 for the probabilities so a draw never fails on rounding; the big product
+        # with V reads float32 weights (half the memory traffic), then widens its result
+        self._V32 = np.ascontiguousarray(model.V, dtype=np.float32)
         self._U = model.U.astype(np.float64)
         self._W = model.W.astype(np.float64)
         self._V = model.V.astype(np.float64)
         self._b = model.b.astype(np.float64) if model.bias else np.zeros(model.hidden_size)
         self._c = model.c.astype(np.float64) if model.bias else np.zeros(model.vocab_size)
+        self.classes = model.classes
+        if self.classes is not None:
+            self._V_class = model.V_class.astype(np.float64)
+            self._c_class = model.c_class.astype(np.float64) if model.bias else np.zeros(self.classes.n_classes)
 
-    def _step(self, word_id: int, h: np.ndarray, logp: np.ndarray) -> np.ndarray:
-        """The next hidden state; fills ``logp`` with log-probabilities of the next word.
+    def _advance(self, word_id: int, h: np.ndarray) -> np.ndarray:
+        """The hidden state after reading ``word_id``."""
+        return np.tanh(self._U[:, word_id] + self._W @ h + self._b)
+
+    def _word_log_probs(self, h: np.ndarray, logp: np.ndarray) -> None:
+        """Fill ``logp`` with every word's log-probability of coming next.
 
         ``logp`` belongs to the caller (one buffer per sentence), so concurrent calls are safe.
         """
-        h = np.tanh(self._U[:, word_id] + self._W @ h + self._b)
+        if self.classes is not None:
+            logp[:] = all_word_log_probs(h[None], self._V, self._c, self._V_class, self._c_class, self.classes)[0]
+            return
         np.matmul(self._V, h, out=logp)
         logp += self._c
         logp -= logp.max()
         logp -= np.log(np.exp(logp).sum())
-        return h
+
+    def _masked(self, scores: np.ndarray, allow_end: bool, unknown: int, start: int, end: int) -> np.ndarray:
+        """A copy of ``scores`` with UNKNOWN_TOKEN, SENTENCE_START and (unless allowed) SENTENCE_END at -inf."""
+        scores = scores.copy()
+        scores[[unknown, start]] = -np.inf
+        if not allow_end:
+            scores[end] = -np.inf
+        return scores
+
+    def _draw_from_full_softmax(
+        self, h: np.ndarray, params: SamplingParams, allow_end: bool, rng: np.random.Generator
+    ) -> tuple[int, float]:
+        """Plain sampling with the full softmax: the word and its log-probability under the model."""
+        v = self.vocab
+        z = (self._V32 @ h.astype(np.float32)).astype(np.float64)
+        z += self._c
+        z -= z.max()
+        weights = np.exp(z)
+        log_norm = float(np.log(weights.sum()))
+        if params.temperature != 1.0:
+            weights = None  # the exponentials above were only for the normaliser
+        else:
+            weights[[v.unknown_id, v.start_id]] = 0.0
+            if not allow_end:
+                weights[v.end_id] = 0.0
+            if not weights.any():  # everything left underflowed: fall back to shifted scores
+                weights = None
+        if weights is None:
+            weights = np.exp(_tempered(self._masked(z, allow_end, v.unknown_id, v.start_id, v.end_id),
+                                       params.temperature))
+        choice = _draw(weights, rng)
+        return choice, float(z[choice]) - log_norm
 
     def _choose(self, logp: np.ndarray, params: SamplingParams, allow_end: bool, rng: np.random.Generator) -> int:
-        scores = logp.copy()
-        scores[self.vocab.unknown_id] = -np.inf
-        scores[self.vocab.start_id] = -np.inf
-        if not allow_end:
-            scores[self.vocab.end_id] = -np.inf
+        v = self.vocab
+        scores = self._masked(logp, allow_end, v.unknown_id, v.start_id, v.end_id)
         if not params.do_sample:
             return int(np.argmax(scores))
-        # shift before dividing: the best word stays at 0 and, for a tiny temperature, the
-        # others go to -inf (a harmless overflow), so the draw becomes greedy, never NaN
-        with np.errstate(over="ignore"):
-            scores = (scores - scores.max()) / params.temperature
+        scores = _tempered(scores, params.temperature)
         if params.top_k is not None and params.top_k < scores.size:
             kth = np.partition(scores, -params.top_k)[-params.top_k]
             scores[scores < kth] = -np.inf
@@ -87,24 +132,75 @@ class Sampler:
             cut = np.zeros_like(probs)
             cut[order[:keep]] = probs[order[:keep]]
             probs = cut / cut.sum()
-        # inverse-CDF draw in float64: robust where np.random.multinomial rejects sums > 1
-        cdf = np.cumsum(probs)
-        return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), probs.size - 1))
+        return _draw(probs, rng)
+
+    def _choose_class_then_word(
+        self, h: np.ndarray, params: SamplingParams, allow_end: bool, rng: np.random.Generator
+    ) -> tuple[int, float]:
+        """Draw a class, then a word of that class; the word and its log-probability under the model.
+
+        The special tokens have classes of their own, so masking them masks their classes.
+        Used at temperature 1 only, where the two draws together are exactly a draw from the model.
+        """
+        classes, v = self.classes, self.vocab
+        class_logp = log_softmax(self._V_class @ h + self._c_class)
+        word_class = classes.word_class
+        scores = self._masked(class_logp, allow_end, word_class[v.unknown_id], word_class[v.start_id],
+                              word_class[v.end_id])
+        k = _draw(np.exp(scores - scores.max()), rng)
+        words = classes.words_of(k)
+        word_logp = log_softmax(self._V[words] @ h + self._c[words])
+        j = _draw(np.exp(word_logp), rng)
+        return words.start + j, float(class_logp[k] + word_logp[j])
+
+    def _draw_directly(
+        self, h: np.ndarray, params: SamplingParams, allow_end: bool, rng: np.random.Generator
+    ) -> tuple[int, float]:
+        if self.classes is None:
+            return self._draw_from_full_softmax(h, params, allow_end, rng)
+        return self._choose_class_then_word(h, params, allow_end, rng)
+
+    def _is_plain(self, params: SamplingParams) -> bool:
+        """Sampling that needs no probability but the chosen word's: the short path applies."""
+        plain = params.do_sample and params.top_k is None and params.top_p is None
+        return plain and (self.classes is None or params.temperature == 1.0)
 
     def sample_sentence(self, prefix_ids: list[int], params: SamplingParams, rng: np.random.Generator) -> SentenceSample:
         """Continue SENTENCE_START + prefix until SENTENCE_END or ``max_new_tokens`` new words."""
         result = SentenceSample(prefix_ids=list(prefix_ids))
         h = np.zeros(self.model.hidden_size)
         logp = np.empty(self.model.vocab_size)
+        plain = self._is_plain(params)
         for word_id in [self.vocab.start_id, *prefix_ids]:
-            h = self._step(word_id, h, logp)
+            h = self._advance(word_id, h)
         while len(result.new_ids) < params.max_new_tokens:
             allow_end = len(prefix_ids) + len(result.new_ids) >= params.min_words
-            choice = self._choose(logp, params, allow_end, rng)
+            if plain:
+                choice, logprob = self._draw_directly(h, params, allow_end, rng)
+            else:
+                self._word_log_probs(h, logp)
+                choice = self._choose(logp, params, allow_end, rng)
+                logprob = float(logp[choice])
             if choice == self.vocab.end_id:
                 result.finish_reason = "eos_token"
                 break
             result.new_ids.append(choice)
-            result.logprobs.append(float(logp[choice]))
-            h = self._step(choice, h, logp)
+            result.logprobs.append(logprob)
+            h = self._advance(choice, h)
         return result
+
+
+def _tempered(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """Log-weights divided by the temperature, the best shifted to 0 first: for a tiny temperature
+    the others then go to -inf (a harmless overflow), so the draw becomes greedy, never NaN."""
+    with np.errstate(over="ignore"):
+        return (scores - scores.max()) / temperature
+
+
+def _draw(weights: np.ndarray, rng: np.random.Generator) -> int:
+    """An index drawn in proportion to ``weights`` (>= 0, not necessarily normalised).
+
+    An inverse-CDF draw in float64: robust where ``Generator.multinomial`` rejects sums above 1.
+    """
+    cdf = np.cumsum(weights)
+    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), weights.size - 1))

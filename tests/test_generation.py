@@ -6,14 +6,32 @@ from dataclasses import replace
 
 import pytest
 
-from models.sampling import SamplingParams
+import numpy as np
+
+from models.rnn import RNN
+from models.sampling import Sampler, SamplingParams
 from models.vocabulary import SPECIAL_TOKENS
+from models.word_classes import WordClasses
 from service.generation import MAX_SEED, GenerationRequest, GenerationResult, TextGenerator
 
 
-@pytest.fixture(scope="module")
-def generator(tiny_loaded_model) -> TextGenerator:
-    return TextGenerator(tiny_loaded_model.model, tiny_loaded_model.vocab)
+def class_layer_twin(model: RNN, n_classes: int = 8) -> RNN:
+    """A class-based model with the same vocabulary and hidden size (equal-count classes)."""
+    classes = WordClasses.from_counts([0] * model.vocab_size, n_classes)
+    twin = RNN(model.vocab_size, model.hidden_size, seed=1, classes=classes)
+    # untrained, SENTENCE_END's class of one would outweigh every word of a shared class; make it
+    # as rare as in text, so sentences run on as with the full-softmax model
+    twin.c_class[classes.word_class[2]] = -3.0
+    return twin
+
+
+@pytest.fixture(scope="module", params=["full", "class"])
+def generator(request, tiny_loaded_model) -> TextGenerator:
+    """Every generation test runs with both output layers."""
+    model = tiny_loaded_model.model
+    if request.param == "class":
+        model = class_layer_twin(model)
+    return TextGenerator(model, tiny_loaded_model.vocab)
 
 
 def make_request(
@@ -164,3 +182,31 @@ def test_concurrent_requests_do_not_disturb_each_other(generator):
     with ThreadPoolExecutor(max_workers=8) as pool:
         for _ in range(3):
             assert list(pool.map(generator.generate, requests)) == expected
+
+
+@pytest.mark.parametrize("softmax", ["full", "class"])
+def test_plain_draws_follow_the_model_distribution(tiny_loaded_model, softmax):
+    """The short sampling path draws each word with the model's own probability, and reports it."""
+    vocab = tiny_loaded_model.vocab
+    model = tiny_loaded_model.model if softmax == "full" else class_layer_twin(tiny_loaded_model.model)
+    sampler = Sampler(model, vocab)
+    word = vocab.index["the"]
+    o, _ = model.forward_propagation([vocab.start_id, word])
+    allowed = np.ones(len(vocab), dtype=bool)
+    allowed[[vocab.unknown_id, vocab.start_id]] = False
+    expected = np.where(allowed, o[1], 0.0)
+    expected /= expected.sum()
+    rng = np.random.default_rng(5)
+    params = SamplingParams(max_new_tokens=1)
+    draws = 8_000
+    counts = np.zeros(len(vocab))
+    for _ in range(draws):
+        sample = sampler.sample_sentence([word], params, rng)
+        choice = sample.new_ids[0] if sample.new_ids else vocab.end_id
+        counts[choice] += 1
+        if sample.new_ids:
+            assert sample.logprobs[0] == pytest.approx(np.log(o[1][choice]), rel=1e-4)
+    assert counts[[vocab.unknown_id, vocab.start_id]].sum() == 0
+    # every word's frequency within 5 standard errors of its probability
+    stderr = np.sqrt(expected * (1 - expected) / draws)
+    assert np.all(np.abs(counts / draws - expected) <= 5 * stderr + 1e-9)

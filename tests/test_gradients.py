@@ -6,8 +6,12 @@ import pytest
 
 from models.batching import make_batch
 from models.rnn import RNN
+from models.word_classes import WordClasses
 
 C, H = 7, 4
+# the specials alone, then words 3-4 and 5-6: every kind of class the layer has
+TINY_CLASSES = WordClasses(np.array([0, 1, 2, 3, 5, 7]))
+SOFTMAXES = ["full", "class"]
 STEP = 1e-5
 TOLERANCE = 1e-6
 
@@ -20,8 +24,9 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     return float(np.linalg.norm(analytic - numeric) / scale)
 
 
-def tiny_model(bptt_truncate, bias=True, seed=3) -> RNN:
-    model = RNN(C, H, bptt_truncate=bptt_truncate, seed=seed, bias=bias, dtype=np.float64)
+def tiny_model(bptt_truncate, bias=True, seed=3, softmax="full") -> RNN:
+    classes = TINY_CLASSES if softmax == "class" else None
+    model = RNN(C, H, bptt_truncate=bptt_truncate, seed=seed, bias=bias, dtype=np.float64, classes=classes)
     rng = np.random.default_rng(seed)
     # larger weights than the initialisation, so every path of the gradient carries signal
     model.U = rng.normal(0, 0.8, model.U.shape)
@@ -29,7 +34,28 @@ def tiny_model(bptt_truncate, bias=True, seed=3) -> RNN:
     model.V = rng.normal(0, 0.8, model.V.shape)
     model.b = rng.normal(0, 0.3, model.b.shape)
     model.c = rng.normal(0, 0.3, model.c.shape)
+    if classes is not None:
+        model.V_class = rng.normal(0, 0.8, model.V_class.shape)
+        model.c_class = rng.normal(0, 0.3, model.c_class.shape)
     return model
+
+
+def log_softmax_at(logits: np.ndarray, index: int) -> float:
+    logits = logits - logits.max()
+    return float(logits[index] - np.log(np.exp(logits).sum()))
+
+
+def output_log_prob(model: RNN, p: dict, h: np.ndarray, target: int) -> float:
+    """log P(target | h) written out directly: the full softmax, or class then word within class."""
+    c = p["c"] if model.bias else np.zeros(C)
+    if model.classes is None:
+        return log_softmax_at(p["V"] @ h + c, target)
+    k = int(model.classes.word_class[target])
+    words = model.classes.words_of(k)
+    c_class = p["c_class"] if model.bias else 0.0
+    return log_softmax_at(p["V_class"] @ h + c_class, k) + log_softmax_at(
+        p["V"][words] @ h + c[words], target - words.start
+    )
 
 
 def truncated_loss(model: RNN, frozen: dict, x, y) -> float:
@@ -48,9 +74,7 @@ def truncated_loss(model: RNN, frozen: dict, x, y) -> float:
             p = live if step >= first_live else frozen
             bias = p["b"] if model.bias else 0.0
             h = np.tanh(p["U"][:, x[step]] + p["W"] @ h + bias)
-        logits = live["V"] @ h + (live["c"] if model.bias else 0.0)
-        logits -= logits.max()
-        total -= logits[y[t]] - np.log(np.exp(logits).sum())
+        total -= output_log_prob(model, live, h, y[t])
     return total
 
 
@@ -77,8 +101,9 @@ SENTENCE_Y = [4, 3, 6, 2, 5, 3, 4, 2]
 
 @pytest.mark.parametrize("bptt_truncate", [None, 1, 3])
 @pytest.mark.parametrize("bias", [True, False])
-def test_bptt_matches_central_differences(bptt_truncate, bias):
-    model = tiny_model(bptt_truncate, bias)
+@pytest.mark.parametrize("softmax", SOFTMAXES)
+def test_bptt_matches_central_differences(bptt_truncate, bias, softmax):
+    model = tiny_model(bptt_truncate, bias, softmax=softmax)
     analytic = dict(zip(model.parameter_names, model.bptt(SENTENCE_X, SENTENCE_Y)))
     numeric = numerical_gradients(model, SENTENCE_X, SENTENCE_Y)
     for name in model.parameter_names:
@@ -113,9 +138,10 @@ def random_sentences(rng, count, vocab, max_len=9):
 
 @pytest.mark.parametrize("bptt_truncate", [None, 0, 2, 5])
 @pytest.mark.parametrize("bias", [True, False])
-def test_batched_gradient_equals_sum_of_bptt(bptt_truncate, bias):
+@pytest.mark.parametrize("softmax", SOFTMAXES)
+def test_batched_gradient_equals_sum_of_bptt(bptt_truncate, bias, softmax):
     rng = np.random.default_rng(7)
-    model = tiny_model(bptt_truncate, bias)
+    model = tiny_model(bptt_truncate, bias, softmax=softmax)
     sentences = random_sentences(rng, 6, C)
     inputs, targets = [s[:-1] for s in sentences], [s[1:] for s in sentences]
     expected = [np.zeros_like(p) for p in model.parameters().values()]
@@ -132,9 +158,19 @@ def test_batched_gradient_equals_sum_of_bptt(bptt_truncate, bias):
         np.testing.assert_allclose(grads[name], 0.5 * e, rtol=1e-10, atol=1e-12, err_msg=name)
 
 
-def test_float32_fast_path_matches_float64_oracle():
+def classes_for(vocab_size: int, softmax: str) -> WordClasses | None:
+    """Zipf-like counts binned into about sqrt(C) classes, or None for the full softmax."""
+    if softmax == "full":
+        return None
+    counts = [50, 0, 40] + [int(1000 / r) + 1 for r in range(1, vocab_size - 2)]
+    return WordClasses.from_counts(counts, WordClasses.default_count(vocab_size))
+
+
+@pytest.mark.parametrize("bptt_truncate", [None, 0, 3])
+@pytest.mark.parametrize("softmax", SOFTMAXES)
+def test_float32_fast_path_matches_float64_oracle(bptt_truncate, softmax):
     rng = np.random.default_rng(11)
-    model32 = RNN(50, 16, bptt_truncate=3, seed=5)
+    model32 = RNN(50, 16, bptt_truncate=bptt_truncate, seed=5, classes=classes_for(50, softmax))
     model64 = model32.astype(np.float64)
     sentences = random_sentences(rng, 8, 50, max_len=20)
     inputs, targets = [s[:-1] for s in sentences], [s[1:] for s in sentences]
@@ -148,6 +184,14 @@ def test_float32_fast_path_matches_float64_oracle():
         np.testing.assert_allclose(fast[name], s, rtol=2e-4, atol=2e-6, err_msg=name)
 
 
+@pytest.mark.parametrize("softmax", SOFTMAXES)
+def test_output_probabilities_sum_to_one(softmax):
+    model = tiny_model(None, softmax=softmax)
+    o, _ = model.forward_propagation(SENTENCE_X)
+    assert np.all(o > 0)
+    np.testing.assert_allclose(o.sum(axis=1), 1.0, rtol=1e-12)
+
+
 def test_untrained_loss_is_log_vocabulary_size():
     rng = np.random.default_rng(0)
     model = RNN(8000, 100, seed=0)
@@ -156,18 +200,20 @@ def test_untrained_loss_is_log_vocabulary_size():
     assert abs(loss - np.log(8000)) < 0.05
 
 
-def test_calculate_loss_matches_forward_propagation():
+@pytest.mark.parametrize("softmax", SOFTMAXES)
+def test_calculate_loss_matches_forward_propagation(softmax):
     rng = np.random.default_rng(2)
-    model = tiny_model(4)
+    model = tiny_model(4, softmax=softmax)
     sentences = random_sentences(rng, 5, C)
     X, Y = [s[:-1] for s in sentences], [s[1:] for s in sentences]
     total = sum(-np.log(model.forward_propagation(x)[0][np.arange(len(y)), y]).sum() for x, y in zip(X, Y))
     assert model.calculate_loss(X, Y) == pytest.approx(total / sum(len(y) for y in Y), rel=1e-12)
 
 
-def test_threaded_output_layer_equals_single_threaded():
+@pytest.mark.parametrize("softmax", SOFTMAXES)
+def test_threaded_output_layer_equals_single_threaded(softmax):
     rng = np.random.default_rng(4)
-    model = RNN(300, 16, bptt_truncate=None, seed=2)
+    model = RNN(300, 16, bptt_truncate=None, seed=2, classes=classes_for(300, softmax))
     sentences = random_sentences(rng, 40, 300, max_len=30)  # several hundred rows: really split
     batch = make_batch([s[:-1] for s in sentences], [s[1:] for s in sentences])
     assert batch.n_tokens > 400
@@ -180,3 +226,36 @@ def test_threaded_output_layer_equals_single_threaded():
     np.testing.assert_allclose(logp2, logp1, rtol=1e-6)
     for name in model.parameter_names:
         np.testing.assert_allclose(grads2[name], grads1[name], rtol=1e-4, atol=1e-7, err_msg=name)
+
+
+@pytest.mark.parametrize("softmax", SOFTMAXES)
+def test_dropout_gradient_matches_central_differences(softmax):
+    """With the dropout mask held fixed (the same generator seed), the batched gradient is the
+    derivative of the batched loss."""
+    rng = np.random.default_rng(8)
+    model = tiny_model(None, softmax=softmax)  # full BPTT: the gradient is then the true derivative
+    sentences = random_sentences(rng, 4, C)
+    batch = make_batch([s[:-1] for s in sentences], [s[1:] for s in sentences])
+
+    def loss_and_grads():
+        return model.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask, dropout=0.4,
+                                              rng=np.random.default_rng(3))
+
+    loss, grads = loss_and_grads()
+    no_dropout, _ = model.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask)
+    assert loss != pytest.approx(no_dropout)  # the mask really changed something
+    for name, param in model.parameters().items():
+        numeric = np.zeros_like(param)
+        for index in np.ndindex(param.shape):
+            old = param[index]
+            param[index] = old + STEP
+            up = loss_and_grads()[0]
+            param[index] = old - STEP
+            down = loss_and_grads()[0]
+            param[index] = old
+            numeric[index] = (up - down) / (2 * STEP)
+        if name == "U":  # only the batch's input words have a gradient; compare those columns
+            used = np.unique(batch.inputs)
+            assert relative_error(grads[name][:, used], numeric[:, used]) < TOLERANCE
+        else:
+            assert relative_error(grads[name], numeric) < TOLERANCE, name

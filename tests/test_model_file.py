@@ -11,6 +11,7 @@ import pytest
 from models.model_file import FORMAT_VERSION, ModelFileError, load_model, model_payload, save_model
 from models.rnn import RNN
 from models.vocabulary import SPECIAL_TOKENS, Vocabulary
+from models.word_classes import WordClasses
 
 PLAIN_TYPES = (dict, list, str, int, float, bool, type(None), np.ndarray)
 
@@ -46,6 +47,32 @@ def test_round_trip(tmp_path):
     assert loaded.info == {"corpus": "toy", "val_perplexity": 12.5}
     assert_plain(joblib.load(path))
     assert [p.name for p in tmp_path.iterdir()] == ["m.joblib"]  # no temporary file left
+
+
+def test_class_layer_round_trip(tmp_path):
+    vocab = Vocabulary([*SPECIAL_TOKENS, "a", "b", "c", "d"], [1, 5, 5, 9, 3, 2, 1])
+    model = RNN(len(vocab), 4, seed=2, classes=WordClasses.from_counts(vocab.counts, 5))
+    model.c_class += 0.25
+    save_model(tmp_path / "m.joblib", model, vocab, {})
+    loaded = load_model(tmp_path / "m.joblib").model
+    assert loaded.softmax == "class"
+    np.testing.assert_array_equal(loaded.classes.starts, model.classes.starts)
+    assert loaded.parameter_names == model.parameter_names
+    for name in model.parameter_names:
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
+    assert joblib.load(tmp_path / "m.joblib")["config"]["softmax"] == "class"
+
+
+def test_version_one_files_still_load_as_full_softmax(tmp_path):
+    model, vocab = small_model()
+    payload = model_payload(model, vocab, {})
+    payload["format_version"] = 1
+    for key in ("softmax", "class_starts"):
+        del payload["config"][key]
+    joblib.dump(payload, tmp_path / "old.joblib")
+    loaded = load_model(tmp_path / "old.joblib")
+    assert loaded.model.softmax == "full" and loaded.format_version == 1
+    np.testing.assert_array_equal(loaded.model.V, model.V)
 
 
 def test_saved_file_is_readable_by_others_under_the_usual_umask(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import service.generation
-from models.model_file import ModelFileError, save_model
+from models.model_file import FORMAT_VERSION, ModelFileError, save_model
 from service.app import create_app
 from service.config import ConfigError, ServiceConfig
 
@@ -300,7 +300,8 @@ def test_info(client, tiny_loaded_model, tiny_model_path):
     assert info["hidden_size"] == 8
     assert info["bptt_truncate"] == 4
     assert info["parameter_count"] == 2 * 35 * 8 + 8 * 8 + 8 + 35
-    assert info["format_version"] == 1
+    assert info["format_version"] == FORMAT_VERSION
+    assert info["softmax"] == "full" and info["word_classes"] is None
     assert info["model_file"] == tiny_model_path.name
     assert info["corpus"] == "tiny-test-corpus"
     assert info["train_words"] == 1234

@@ -12,6 +12,7 @@ import pytest
 
 from models.model_file import load_model
 from models.rnn import RNN
+from models.sampling import Sampler, SamplingParams
 from tests.toy_corpus import write_toy_corpus
 from training import train as train_cli
 from training.schedule import HalvingSchedule
@@ -47,6 +48,24 @@ def test_train_command_learns_and_prints_a_json_summary(tmp_path):
     assert not Path(summary["out"] + ".ckpt").exists()
 
 
+def test_class_layer_with_dropout_trains_and_samples(tmp_path):
+    assert train_cli.main(toy_args(tmp_path, "--softmax", "class", "--classes", "8", "--dropout", "0.2")) == 0
+    loaded = load_model(tmp_path / "model.joblib")
+    assert loaded.model.softmax == "class" and loaded.model.classes.n_classes <= 8
+    assert loaded.info["val_perplexity"] < 10
+    assert loaded.info["args"]["dropout"] == 0.2
+    sample = Sampler(loaded.model, loaded.vocab).sample_sentence([], SamplingParams(), np.random.default_rng(0))
+    assert sample.new_ids and loaded.vocab.unknown_id not in sample.new_ids
+
+
+@pytest.mark.parametrize("bad", [["--dropout", "1"], ["--dropout", "-0.1"], ["--softmax", "tree"], ["--classes", "0"]])
+def test_bad_flags_are_usage_errors(tmp_path, bad, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_cli.main(toy_args(tmp_path, *bad))
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
 def test_unwritable_output_fails_before_training(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -63,10 +82,11 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
         train_cli.main(toy_args(tmp_path, "--resume"))
 
 
-def test_killed_run_resumes_to_the_same_parameters(tmp_path, monkeypatch):
+@pytest.mark.parametrize("flags", [[], ["--softmax", "class", "--classes", "8", "--dropout", "0.3"]])
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, monkeypatch, flags):
     reference_dir = tmp_path / "reference"
     reference_dir.mkdir()
-    assert train_cli.main(toy_args(reference_dir)) == 0
+    assert train_cli.main(toy_args(reference_dir, *flags)) == 0
     reference = load_model(reference_dir / "model.joblib")
 
     crashed_dir = tmp_path / "crashed"
@@ -82,7 +102,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, monkeypatch):
         return stop
 
     monkeypatch.setattr(Trainer, "evaluate", crash_after_second_checkpoint)
-    assert train_cli.main(toy_args(crashed_dir)) == 130
+    assert train_cli.main(toy_args(crashed_dir, *flags)) == 130
     assert (crashed_dir / "model.joblib.ckpt").exists() and not (crashed_dir / "model.joblib").exists()
     monkeypatch.setattr(Trainer, "evaluate", original)
     assert train_cli.main(toy_args(crashed_dir, "--resume")) == 0

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import math
+import resource
 import sys
 import time
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ import numpy as np
 from models.model_file import ModelFileError, atomic_dump, model_from_payload, model_payload, read_payload
 from models.output_layer import available_cores, blas_limits_for
 from models.rnn import RNN
+from models.word_classes import WordClasses
 from training.corpus import CorpusError, load_corpus
 from training.dataset import build_dataset
 from training.schedule import HalvingSchedule
@@ -43,6 +45,9 @@ DEFAULTS = {
     "eval_every": 500_000,
     "max_halvings": 6,
     "input_init": 1.0,
+    "softmax": "full",
+    "dropout": 0.0,
+    "classes": None,
     "seed": 0,
     "out": "artifacts/model.joblib",
 }
@@ -67,6 +72,13 @@ def positive(kind: type):
     return parse
 
 
+def probability_below_one(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number < 1.0:
+        raise argparse.ArgumentTypeError("must be at least 0 and below 1")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
     p = argparse.ArgumentParser(description="Train the NumPy RNN language model.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -83,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=positive(float), default=d["max_minutes"], help="wall-clock budget of the whole run")
     p.add_argument("--eval-every", type=positive(int), default=d["eval_every"], help="training words between evaluations")
     p.add_argument("--max-halvings", type=int, default=d["max_halvings"], help="stop once the rate has been halved more often than this")
+    p.add_argument("--softmax", choices=["full", "class"], default=d["softmax"],
+                   help="output layer: a softmax over all words, or class-based (class, then word within it)")
+    p.add_argument("--classes", type=positive(int), default=d["classes"],
+                   help="word classes of --softmax class, the 3 special tokens' included (default: about sqrt(vocab size))")
+    p.add_argument("--dropout", type=probability_below_one, default=d["dropout"],
+                   help="share of hidden units dropped on their way to the output layer while training (0 = none)")
     p.add_argument("--bias", action=argparse.BooleanOptionalAction, default=True, help="hidden and output biases")
     p.add_argument("--unigram-bias", action=argparse.BooleanOptionalAction, default=True,
                    help="start the output bias at the log unigram frequencies (with --bias)")
@@ -108,14 +126,32 @@ def unigram_log_frequencies(counts: list[int]) -> np.ndarray:
     return np.log(smoothed / smoothed.sum())
 
 
+def unigram_biases(model: RNN, counts: list[int]) -> None:
+    """Output biases at which the untrained model predicts the unigram distribution.
+
+    Full softmax: c = log P(w). Class layer: c_class = log P(class), c = log P(w | class).
+    """
+    log_p = unigram_log_frequencies(counts)
+    if model.classes is None:
+        model.c[:] = log_p
+        return
+    class_mass = np.log(np.add.reduceat(np.exp(log_p), model.classes.starts[:-1]))
+    model.c_class[:] = class_mass
+    model.c[:] = log_p - class_mass[model.classes.word_class]
+
+
 def initial_model(args: argparse.Namespace, counts: list[int]) -> RNN:
     """The tutorial's RNN, then the measured starting-point changes that the flags ask for."""
-    model = RNN(len(counts), args.hidden, bptt_truncate=args.bptt_truncate, seed=args.seed, bias=args.bias)
+    classes = None
+    if args.softmax == "class":
+        classes = WordClasses.from_counts(counts, args.classes or WordClasses.default_count(len(counts)))
+    model = RNN(len(counts), args.hidden, bptt_truncate=args.bptt_truncate, seed=args.seed, bias=args.bias,
+                classes=classes)
     if args.input_init > 0:
         rng = np.random.default_rng([args.seed, 1])
         model.U[:] = rng.uniform(-args.input_init, args.input_init, model.U.shape)
     if args.bias and args.unigram_bias:
-        model.c[:] = unigram_log_frequencies(counts)
+        unigram_biases(model, counts)
     return model
 
 
@@ -164,7 +200,7 @@ def run(args: argparse.Namespace) -> dict:
         progress = Progress()
     model.threads = args.threads
     config = TrainConfig(args.batch_size, args.epochs, args.eval_every, args.clip or None, args.seed, args.progress_seconds,
-                         args.token_weighting)
+                         args.token_weighting, getattr(args, "dropout", 0.0))
     budget = args.max_minutes * 60 - progress.seconds
     log.info(
         "training %s: %s words per epoch, hidden %d, vocabulary %d, budget %s",
@@ -211,6 +247,7 @@ def run(args: argparse.Namespace) -> dict:
     ckpt.unlink(missing_ok=True)
     summary = {k: final[k] for k in ("train_words", "seconds", "words_per_sec", "val_loss", "val_perplexity",
                                       "val_tokens", "lr_halvings", "stop_reason")}
+    summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     summary["out"] = str(out)
     return summary
 

@@ -34,6 +34,7 @@ class TrainConfig:
     seed: int = 0
     progress_seconds: float = 10.0
     token_weighting: bool = True
+    dropout: float = 0.0
 
 
 @dataclass
@@ -104,7 +105,10 @@ class Trainer:
         n = batch.n_tokens
         scale = 1.0 / (self.tokens_per_batch if self.config.token_weighting else n)
         with np.errstate(all="ignore"):  # a non-finite batch is reported once below, not per operation
-            loss, grads = self.model.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask, scale=scale)
+            loss, grads = self.model.batch_loss_and_gradients(
+                batch.inputs, batch.targets, batch.mask, scale=scale, dropout=self.config.dropout,
+                rng=self._dropout_rng(),
+            )
             norm = clip_by_global_norm(grads, self.config.clip)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             self.progress.skipped_batches += 1
@@ -115,6 +119,13 @@ class Trainer:
         total, count = self._recent_loss
         self._recent_loss = (total + loss, count + n)
         return True
+
+    def _dropout_rng(self) -> np.random.Generator | None:
+        """The dropout masks of a batch depend only on (seed, epoch, batch): a resumed run draws the same."""
+        if self.config.dropout <= 0:
+            return None
+        p = self.progress
+        return np.random.default_rng([self.config.seed, p.epoch, p.batch_index, 1])
 
     # ---------------------------------------------------------------- evaluation
     def evaluate(self) -> bool:
