@@ -2,14 +2,128 @@
 from __future__ import annotations
 
 import math
+import random
+from collections import Counter, defaultdict
+from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from models.scoring import score_sentences, score_text
 from models.vocabulary import SENTENCE_END, Vocabulary
+from training.kneser_ney import (
+    FALLBACK_DISCOUNTS, Discounts, KneserNey, count_of_counts, estimate_discounts, kn_counts,
+)
 
 S, E = Vocabulary.start_id, Vocabulary.end_id
+A, B, C = 3, 4, 5  # the words a, b, c of the hand-worked corpus; 0 is UNKNOWN_TOKEN
+HAND_CORPUS = [[S, A, B, E], [S, A, C, E], [S, B, E], [S, A, B, E]]
+HALF_ONE_ONE_AND_HALF = Discounts(0.5, 1.0, 1.5)
+
+
+def close(value: float, fraction: Fraction) -> bool:
+    return math.isclose(value, float(fraction), rel_tol=1e-12)
+
+
+# ------------------------------------------------------------------ Kneser-Ney by hand
+def test_discounts_follow_chen_and_goodman():
+    # Y = 10 / (10 + 2*5) = 1/2; D1 = 1 - 2Y 5/10; D2 = 2 - 3Y 3/5; D3+ = 3 - 4Y 2/3
+    d = estimate_discounts(10, 5, 3, 2)
+    assert (d.one, d.two) == pytest.approx((0.5, 1.1))
+    assert d.three_plus == pytest.approx(3 - 4 / 3)
+    assert estimate_discounts(0, 5, 3, 2) is None  # undefined
+    assert estimate_discounts(10, 5, 1, 100) is None  # D3+ would be negative
+    assert count_of_counts([1, 1, 2, 3, 4, 4, 4, 7]) == (2, 1, 1, 3)
+
+
+def test_counts_are_raw_at_the_top_and_at_sentence_openings_else_continuation():
+    unigrams, bigrams, trigrams = kn_counts(HAND_CORPUS, 3, S)
+    assert trigrams[(S, A, B)] == 2 and trigrams[(A, B, E)] == 2  # raw
+    assert bigrams[(S, A)] == 3  # opens sentences: raw
+    assert bigrams[(A, B)] == 1  # seen twice, but only ever after SENTENCE_START
+    assert bigrams[(B, E)] == 2  # after a and after SENTENCE_START
+    assert dict(unigrams) == {(A,): 1, (B,): 2, (C,): 1, (E,): 2}  # SENTENCE_START is never predicted
+
+
+def test_probabilities_match_hand_computation():
+    """The 4-sentence corpus, vocabulary UNK S E a b c (5 predictable words), all discounts 0.5/1/1.5."""
+    model = KneserNey.fit(HAND_CORPUS, 3, 6, discounts=[HALF_ONE_ONE_AND_HALF] * 3)
+    # unigram: continuation counts a1 b2 c1 E2 (total 6); gamma = (0.5*2 + 1*2)/6 = 1/2; uniform 1/5
+    p1 = {A: Fraction(1, 12) + Fraction(1, 10), B: Fraction(1, 6) + Fraction(1, 10), E: Fraction(1, 6) + Fraction(1, 10),
+          0: Fraction(1, 10)}
+    assert all(close(model.prob([], w), p) for w, p in p1.items())
+    # bigram (a): a(a b)=1, a(a c)=1, total 2, gamma 1/2
+    p2_b_a = Fraction(1, 4) + Fraction(1, 2) * p1[B]
+    assert close(model.prob([A], B), p2_b_a)  # 23/60
+    # (S): raw counts 3 (a) and 1 (b), total 4, gamma (1.5 + 0.5)/4 = 1/2
+    assert close(model.prob([S], A), Fraction(3, 2) / 4 + Fraction(1, 2) * p1[A])  # 7/15
+    # trigram (S a): c(S a b)=2, c(S a c)=1, total 3, gamma (1 + 0.5)/3 = 1/2
+    assert close(model.prob([S, A], B), Fraction(1, 3) + Fraction(1, 2) * p2_b_a)  # 21/40
+    # unseen (c a) falls back to (a): E never follows a, so only the backed-off mass
+    assert close(model.prob([C, A], E), Fraction(1, 2) * p1[E])
+    assert model.prob([S, A], S) == 0.0 and model.log_prob([S], S) == -math.inf
+    # a sentence: log p(a|S) + log p(b|S a) + log p(E|a b)
+    expected = math.log(model.prob([S], A)) + math.log(model.prob([S, A], B)) + math.log(model.prob([A, B], E))
+    assert model.sentence_log_likelihood([S, A, B, E]) == pytest.approx(expected)
+
+
+# ------------------------------------------------------------- random corpora
+def random_corpus(seed: int, sentences: int = 300, words: int = 12) -> list[list[int]]:
+    """Sentences of 1-8 words over ids 3..3+words-1, Zipf-like, so every count-of-count is non-zero."""
+    rng = random.Random(seed)
+    ids = list(range(3, 3 + words))
+    weights = [1 / (rank + 1) for rank in range(words)]
+    return [[S, *rng.choices(ids + [0], weights + [0.3], k=rng.randint(1, 8)), E] for _ in range(sentences)]
+
+
+def definition_counts(sentences: list[list[int]], order: int) -> list[Counter]:
+    """a_k straight from the definition: every window, its raw count or the set of words before it."""
+    levels = []
+    for k in range(1, order + 1):
+        raw: Counter = Counter()
+        before: defaultdict = defaultdict(set)
+        for s in sentences:
+            for i in range(len(s) - k + 1):
+                gram = tuple(s[i : i + k])
+                raw[gram] += 1
+                if i > 0:
+                    before[gram].add(s[i - 1])
+        levels.append(Counter({g: (c if k == order or g[0] == S else len(before[g])) for g, c in raw.items()
+                               if g != (S,)}))
+    return levels
+
+
+def test_counts_and_each_orders_discounts_follow_the_definitions():
+    corpus = random_corpus(seed=1, sentences=150)
+    assert kn_counts(corpus, 4, S) == definition_counts(corpus, 4)
+    model = KneserNey.fit(corpus, 4, 17)
+    estimated = 0
+    for k, counts in enumerate(definition_counts(corpus, 4), start=1):
+        expected = estimate_discounts(*count_of_counts(counts.values()))
+        estimated += expected is not None
+        assert model.discounts[k - 1] == (expected or FALLBACK_DISCOUNTS)
+    assert estimated >= 3
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+def test_probabilities_sum_to_one_over_the_vocabulary(order):
+    corpus = random_corpus(seed=order)
+    vocab_size = 3 + 12 + 2  # two words that never occur in training
+    model = KneserNey.fit(corpus, order, vocab_size)
+    seen = next(s for s in corpus if len(s) >= 6)[:5]
+    contexts = [
+        [],
+        [S],  # a sentence opening
+        seen[-4:],  # seen at every length
+        seen[1:4],  # seen, not at an opening
+        [vocab_size - 1, vocab_size - 2, 5, 6],  # never seen
+        [vocab_size - 1, *seen[1:3]],  # seen only in part
+        [vocab_size - 1, S],
+    ]
+    for context in contexts:
+        probs = [model.prob(context, w) for w in range(vocab_size)]
+        assert math.fsum(probs) == pytest.approx(1.0, abs=1e-12), context
+        assert probs[S] == 0.0 and min(p for w, p in enumerate(probs) if w != S) > 0
 
 
 # ------------------------------------------------------------------ RNN scoring
