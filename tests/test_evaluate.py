@@ -1,16 +1,27 @@
 """Kneser-Ney n-gram models, RNN text scoring, and the evaluate command."""
 from __future__ import annotations
 
+import json
 import math
 import random
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
+from models.batching import sentence_pairs
+from models.model_file import save_model
+from models.rnn import RNN
 from models.scoring import score_sentences, score_text
 from models.vocabulary import SENTENCE_END, Vocabulary
+from tests.gunicorn_server import REPO_ROOT
+from tests.toy_corpus import write_toy_corpus
+from training import evaluate
+from training.corpus import load_corpus
+from training.dataset import build_dataset
 from training.kneser_ney import (
     FALLBACK_DISCOUNTS, Discounts, KneserNey, count_of_counts, estimate_discounts, kn_counts,
 )
@@ -158,3 +169,71 @@ def test_score_text_flags_unknown_words_and_keeps_sentences_apart(tiny_loaded_mo
     assert result.perplexity == pytest.approx(math.exp(-sum(all_log_probs) / 18))
     with pytest.raises(ValueError, match="no words"):
         score_text(model, vocab, " \n ")
+
+
+# ------------------------------------------------------------------ the command
+@pytest.fixture(scope="module")
+def toy_setup(tmp_path_factory):
+    """The toy corpus and an untrained model with its vocabulary."""
+    folder = tmp_path_factory.mktemp("evaluate")
+    corpus = write_toy_corpus(folder / "toy.txt")
+    dataset = build_dataset(load_corpus(str(corpus)), 40)
+    model_path = folder / "toy.joblib"
+    save_model(model_path, RNN(len(dataset.vocab), 8, seed=1), dataset.vocab, {"corpus": str(corpus)})
+    return corpus, model_path, dataset
+
+
+def test_evaluate_command_prints_json_figures(toy_setup):
+    corpus, model_path, dataset = toy_setup
+    done = subprocess.run(
+        [sys.executable, "training/evaluate.py", "--model", str(model_path), "--corpus", str(corpus),
+         "--ngram", "3,2", "--threads", "1"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["tokens"] == dataset.valid_words and summary["sentences"] == len(dataset.valid)
+    targets = [t for s in dataset.valid for t in s[1:]]
+    assert summary["unk_rate"] == pytest.approx(targets.count(0) / len(targets))
+    untrained = RNN(len(dataset.vocab), 8, seed=1)
+    assert summary["perplexity"] == pytest.approx(math.exp(untrained.calculate_loss(*sentence_pairs(dataset.valid))), rel=1e-4)
+    assert sorted(summary["ngram"]) == ["1", "2", "3"]
+    kn3 = KneserNey.fit(dataset.train, 3, len(dataset.vocab)).perplexity(dataset.valid)
+    assert summary["ngram"]["3"]["perplexity"] == pytest.approx(kn3)
+    # the toy language is learnable: the trigram beats the unigram by far
+    assert summary["ngram"]["3"]["perplexity"] < summary["ngram"]["1"]["perplexity"] / 3
+
+
+def test_evaluate_scores_a_text_file(tiny_model_path, tiny_loaded_model, tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("The cat sat on a mat.\nIt flew!\n", encoding="utf-8")
+    assert evaluate.main(["--model", str(tiny_model_path), "--text", str(text), "--threads", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["tokens"] == (7 + 1) + (3 + 1) and summary["unk_rate"] == 0 and summary["text"] == str(text)
+    assert "ngram" not in summary and "corpus" not in summary
+    expected = score_text(tiny_loaded_model.model, tiny_loaded_model.vocab, text.read_text()).perplexity
+    assert summary["perplexity"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("problem", ["missing model", "broken model", "missing text"])
+def test_evaluate_errors_are_one_line(problem, tiny_model_path, tmp_path, capsys):
+    model, text = str(tiny_model_path), str(tmp_path / "absent.txt")
+    if problem == "missing model":
+        model = str(tmp_path / "absent.joblib")
+    elif problem == "broken model":
+        model = str(tmp_path / "broken.joblib")
+        (tmp_path / "broken.joblib").write_bytes(b"not a model")
+    assert evaluate.main(["--model", model, "--text", text]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("evaluate.py: ") and (model if problem != "missing text" else text) in lines[0]
+
+
+def test_evaluate_missing_model_from_the_shell_and_bad_flags(tmp_path):
+    done = subprocess.run([sys.executable, "training/evaluate.py", "--model", str(tmp_path / "none.joblib")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stderr.strip() == f"evaluate.py: {tmp_path / 'none.joblib'}: no such file"
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--model", "m.joblib", "--ngram", "0,x"])
+    assert exit_info.value.code == 2
