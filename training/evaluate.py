@@ -72,6 +72,7 @@ def encoded_text(path: str, vocab: Vocabulary) -> list[list[int]]:
 
 
 def rnn_figures(loaded: LoadedModel, sentences: list[list[int]], threads: int) -> dict:
+    """The RNN's perplexity through models.scoring, the same path the service's scores take."""
     started = time.monotonic()
     loaded.model.threads = threads
     with blas_limits_for(threads):
@@ -86,6 +87,7 @@ def rnn_figures(loaded: LoadedModel, sentences: list[list[int]], threads: int) -
 
 
 def ngram_figures(train: list[list[int]], sentences: list[list[int]], orders: list[int], vocab_size: int) -> dict:
+    """Kneser-Ney perplexities by order (the unigram always among them), each model dropped after use to spare memory."""
     figures = {}
     for order in sorted({1, *orders}):
         started = time.monotonic()
@@ -103,6 +105,7 @@ def ngram_figures(train: list[list[int]], sentences: list[list[int]], orders: li
 
 
 def run(args: argparse.Namespace) -> dict:
+    """Every figure of the final JSON line; the corpus is read only where it is needed."""
     started = time.monotonic()
     loaded = load_model(args.model)
     vocab = loaded.vocab
