@@ -38,9 +38,17 @@ def make_batch(inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]]
     return Batch(X, Y, M)
 
 
+def scoring_order(inputs: Sequence[Sequence[int]]) -> list[int]:
+    """Sentence indices by length (stable): the order in which ``scoring_batches`` lays them out."""
+    return sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+
+
 def scoring_batches(inputs: Sequence[Sequence[int]], targets: Sequence[Sequence[int]], size: int = 128) -> list[Batch]:
-    """Sentences sorted by length and cut into batches: little padding where order does not matter."""
-    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
+    """Sentences sorted by length and cut into batches: little padding where order does not matter.
+
+    Column j of batch k holds sentence ``scoring_order(inputs)[k * size + j]``.
+    """
+    order = scoring_order(inputs)
     return [
         make_batch([inputs[i] for i in order[k : k + size]], [targets[i] for i in order[k : k + size]])
         for k in range(0, len(order), size)

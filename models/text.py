@@ -6,7 +6,9 @@ fetched at run time.
 """
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from collections.abc import Iterable
 from functools import lru_cache
 
 from nltk.tokenize import NLTKWordTokenizer
@@ -44,6 +46,22 @@ def tokenize_text(text: str) -> list[list[str]]:
     """Sentences of lowercased word tokens; empty sentences are dropped."""
     sentences = (tokenize_words(s) for s in split_sentences(text))
     return [words for words in sentences if words]
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """Blank-line separated blocks, white space folded: a sentence never spans a paragraph break."""
+    blocks = re.split(r"\n\s*\n", text)
+    return [" ".join(block.split()) for block in blocks if block.strip()]
+
+
+def tokenize_paragraphs(paragraphs: Iterable[str]) -> list[list[str]]:
+    """Sentences of each paragraph in turn: Punkt never joins the end of one to the next."""
+    return [sentence for paragraph in paragraphs for sentence in tokenize_text(paragraph)]
+
+
+def tokenize_document(text: str) -> list[list[str]]:
+    """Sentences of a whole plain text, exactly as training reads a .txt file."""
+    return tokenize_paragraphs(split_paragraphs(text))
 
 
 def detokenize(words: list[str]) -> str:

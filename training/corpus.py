@@ -18,6 +18,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.text import split_paragraphs
+
 log = logging.getLogger(__name__)
 
 AUSTEN_PACKAGE = "r-cran-janeaustenr"
@@ -174,8 +176,7 @@ def read_paragraphs(path: Path) -> list[str]:
         if rows and re.fullmatch(r"[A-Za-z_]+", rows[0][0].strip()):
             rows = rows[1:]
         return [" ".join(row[0].split()) for row in rows]
-    blocks = re.split(r"\n\s*\n", text)
-    return [" ".join(block.split()) for block in blocks if block.strip()]
+    return split_paragraphs(text)
 
 
 def load_corpus(corpus: str, validation: str | None = None, data_dir: Path = DEFAULT_DATA_DIR) -> RawCorpus:

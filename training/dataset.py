@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from models.text import tokenize_text
+from models.text import tokenize_paragraphs
 from models.vocabulary import Vocabulary
 from training.corpus import RawCorpus
 
@@ -33,7 +33,7 @@ class Dataset:
 
 
 def sentences_of(paragraphs: list[str]) -> list[list[str]]:
-    return [sentence for paragraph in paragraphs for sentence in tokenize_text(paragraph)]
+    return tokenize_paragraphs(paragraphs)
 
 
 def build_dataset(raw: RawCorpus, vocab_size: int, vocab: Vocabulary | None = None) -> Dataset:
