@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from models.model_file import FORMAT_VERSION, LoadedModel
+from models.model_file import LoadedModel
 from service.config import ServiceConfig
 
 TRAINING_KEYS = ("corpus", "train_words", "val_perplexity", "val_loss", "trained_at", "seconds")
@@ -33,11 +33,12 @@ def describe_model(loaded: LoadedModel, config: ServiceConfig, max_input_chars: 
     model = loaded.model
     description: dict[str, Any] = {
         "model_file": os.path.basename(config.model_path),
-        # load_model accepts only this version, so it is also the file's
-        "format_version": FORMAT_VERSION,
+        "format_version": loaded.format_version,
         "vocabulary_size": len(loaded.vocab),
         "hidden_size": model.hidden_size,
         "bptt_truncate": model.bptt_truncate,
+        "softmax": model.softmax,
+        "word_classes": None if model.classes is None else model.classes.n_classes,
         "parameter_count": int(sum(p.size for p in model.parameters().values())),
     }
     description.update({key: json_safe(loaded.info.get(key)) for key in TRAINING_KEYS})
