@@ -197,10 +197,35 @@ def _tempered(scores: np.ndarray, temperature: float) -> np.ndarray:
         return (scores - scores.max()) / temperature
 
 
+DRAW_BLOCK = 64
+BELOW_ONE = float(np.nextafter(1.0, 0.0))
+
+
 def _draw(weights: np.ndarray, rng: np.random.Generator) -> int:
     """An index drawn in proportion to ``weights`` (>= 0, not necessarily normalised).
 
     An inverse-CDF draw in float64: robust where ``Generator.multinomial`` rejects sums above 1.
+    Over a large vocabulary, in two levels (a running sum over blocks of 64 words, then within
+    the chosen block): NumPy's cumsum is slow, and this needs it over about 2 sqrt(C) numbers.
     """
+    if weights.size <= 4 * DRAW_BLOCK:
+        return _inverse_cdf(weights, rng.random())
+    blocks = weights.size // DRAW_BLOCK
+    block_sums = weights[: blocks * DRAW_BLOCK].reshape(blocks, DRAW_BLOCK).sum(axis=1)
+    totals = np.append(block_sums, weights[blocks * DRAW_BLOCK :].sum())
+    u = rng.random()
+    block = _inverse_cdf(totals, u)
+    if totals[block] <= 0:  # only by rounding at a boundary
+        return _inverse_cdf(weights, u)
+    # where u fell inside the chosen block, as a fraction of the block's weight (kept below 1,
+    # so a zero weight at the block's end is never chosen)
+    before = float(totals[:block].sum())
+    inside = min(max((u * float(totals.sum()) - before) / float(totals[block]), 0.0), BELOW_ONE)
+    first = block * DRAW_BLOCK
+    return first + _inverse_cdf(weights[first : first + DRAW_BLOCK], inside)
+
+
+def _inverse_cdf(weights: np.ndarray, u: float) -> int:
+    """The index where ``u`` (in [0, 1)) falls in the running sum of ``weights``."""
     cdf = np.cumsum(weights)
-    return int(min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"), weights.size - 1))
+    return int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), weights.size - 1))

@@ -9,7 +9,7 @@ import pytest
 import numpy as np
 
 from models.rnn import RNN
-from models.sampling import Sampler, SamplingParams
+from models.sampling import Sampler, SamplingParams, _draw
 from models.vocabulary import SPECIAL_TOKENS
 from models.word_classes import WordClasses
 from service.generation import MAX_SEED, GenerationRequest, GenerationResult, TextGenerator
@@ -210,3 +210,19 @@ def test_plain_draws_follow_the_model_distribution(tiny_loaded_model, softmax):
     # every word's frequency within 5 standard errors of its probability
     stderr = np.sqrt(expected * (1 - expected) / draws)
     assert np.all(np.abs(counts / draws - expected) <= 5 * stderr + 1e-9)
+
+
+def test_two_level_draw_follows_the_weights_and_never_picks_a_zero():
+    rng = np.random.default_rng(0)
+    weights = rng.random(1000) ** 4
+    weights[::7] = 0.0  # zeros everywhere, block ends and the last word included
+    weights[-1] = 0.0
+    expected = weights / weights.sum()
+    draws = 40_000
+    counts = np.bincount([_draw(weights, rng) for _ in range(draws)], minlength=1000)
+    assert counts[weights == 0].sum() == 0
+    # per block of 50 words: within 5 standard errors
+    block_expected = expected.reshape(20, 50).sum(axis=1)
+    block_seen = counts.reshape(20, 50).sum(axis=1) / draws
+    stderr = np.sqrt(block_expected * (1 - block_expected) / draws)
+    assert np.all(np.abs(block_seen - block_expected) <= 5 * stderr)

@@ -8,7 +8,7 @@ import pytest
 
 from models.batching import length_buckets, make_batch, padding_fraction
 from training.corpus import CorpusError, novel_paragraphs, read_paragraphs
-from training.schedule import HalvingSchedule
+from training.schedule import Decision, HalvingSchedule
 from training.sgd import clip_by_global_norm, global_norm, sgd_step
 
 
@@ -41,6 +41,17 @@ def test_halving_rule():
     assert schedule.observe(math.nan).halved  # a NaN evaluation never counts as better
     final = schedule.observe(3.95)
     assert final.stop and schedule.halvings == 3 and schedule.learning_rate == 0.5
+
+
+def test_a_too_small_improvement_keeps_the_parameters_but_halves_the_rate():
+    schedule = HalvingSchedule(learning_rate=4.0, max_halvings=5, min_improvement=0.01)
+    assert schedule.observe(5.0) == Decision(improved=True, halved=False, stop=False)
+    assert schedule.observe(4.9) == Decision(improved=True, halved=False, stop=False)  # 2% better
+    small = schedule.observe(4.87)  # 0.6% better
+    assert small == Decision(improved=True, halved=True, stop=False)
+    assert schedule.best_loss == 4.87 and schedule.learning_rate == 2.0
+    assert schedule.observe(4.9) == Decision(improved=False, halved=True, stop=False)
+    assert schedule.best_loss == 4.87 and schedule.learning_rate == 1.0
 
 
 def test_clipping_scales_to_the_limit_and_leaves_small_gradients():

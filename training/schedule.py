@@ -18,6 +18,9 @@ class HalvingSchedule:
 
     After each evaluation: a loss lower than the best so far is kept (the caller saves those
     parameters); otherwise the rate is halved and the caller restores the best parameters.
+    A loss that is lower by less than ``min_improvement`` (a fraction of the best loss) is kept
+    but halves the rate too: the rate has stopped paying (Mikolov's RNNLM toolkit does the same),
+    and waiting for a worse loss wastes an evaluation period at a rate that no longer helps.
     Training stops once the rate has been halved more than ``max_halvings`` times.
     """
 
@@ -25,15 +28,19 @@ class HalvingSchedule:
     max_halvings: int
     best_loss: float = math.inf
     halvings: int = 0
+    min_improvement: float = 0.0
 
     def observe(self, val_loss: float) -> Decision:
-        if math.isfinite(val_loss) and val_loss < self.best_loss:
+        improved = math.isfinite(val_loss) and val_loss < self.best_loss
+        stalled = improved and val_loss > self.best_loss * (1.0 - self.min_improvement)
+        if improved:
             self.best_loss = val_loss
-            return Decision(improved=True, halved=False, stop=False)
+            if not stalled:
+                return Decision(improved=True, halved=False, stop=False)
         self.halvings += 1
         self.learning_rate /= 2.0
-        return Decision(improved=False, halved=True, stop=self.halvings > self.max_halvings)
+        return Decision(improved=improved, halved=True, stop=self.halvings > self.max_halvings)
 
     def state(self) -> dict:
         return {"learning_rate": self.learning_rate, "max_halvings": self.max_halvings,
-                "best_loss": self.best_loss, "halvings": self.halvings}
+                "best_loss": self.best_loss, "halvings": self.halvings, "min_improvement": self.min_improvement}

@@ -44,6 +44,7 @@ DEFAULTS = {
     "max_minutes": 9.5,
     "eval_every": 500_000,
     "max_halvings": 6,
+    "min_improvement": 0.0,
     "input_init": 1.0,
     "softmax": "full",
     "dropout": 0.0,
@@ -95,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=positive(float), default=d["max_minutes"], help="wall-clock budget of the whole run")
     p.add_argument("--eval-every", type=positive(int), default=d["eval_every"], help="training words between evaluations")
     p.add_argument("--max-halvings", type=int, default=d["max_halvings"], help="stop once the rate has been halved more often than this")
+    p.add_argument("--min-improvement", type=probability_below_one, default=d["min_improvement"],
+                   help="also halve the rate when the validation loss improved by less than this fraction")
     p.add_argument("--softmax", choices=["full", "class"], default=d["softmax"],
                    help="output layer: a softmax over all words, or class-based (class, then word within it)")
     p.add_argument("--classes", type=positive(int), default=d["classes"],
@@ -196,7 +199,7 @@ def run(args: argparse.Namespace) -> dict:
     else:
         dataset = build_dataset(raw, args.vocab_size)
         model = initial_model(args, dataset.vocab.counts)
-        schedule = HalvingSchedule(args.learning_rate, args.max_halvings)
+        schedule = HalvingSchedule(args.learning_rate, args.max_halvings, min_improvement=args.min_improvement)
         progress = Progress()
     model.threads = args.threads
     config = TrainConfig(args.batch_size, args.epochs, args.eval_every, args.clip or None, args.seed, args.progress_seconds,

@@ -60,6 +60,14 @@ class Progress:
         return cls(**data)
 
 
+def _halving_note(decision) -> str:
+    if not decision.halved:
+        return ""
+    if decision.improved:
+        return ", too little better: rate halved"
+    return ", worse: rate halved, best parameters restored"
+
+
 def _format_seconds(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return f"{seconds // 60}m{seconds % 60:02d}s"
@@ -155,7 +163,7 @@ class Trainer:
         log.info(
             "eval at %s words: validation loss %.4f (perplexity %.2f)%s; learning rate %g",
             f"{p.train_words:,}", val_loss, math.exp(min(val_loss, 700)),
-            ", worse: rate halved, best parameters restored" if decision.halved else "",
+            _halving_note(decision),
             self.schedule.learning_rate,
         )
         if decision.stop:
