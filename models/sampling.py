@@ -14,6 +14,7 @@ each factor) need every word's log-probability and compute them all.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -52,13 +53,15 @@ class Sampler:
             raise ValueError("vocabulary and model sizes differ")
         self.model = model
         self.vocab = vocab
-        # work in float64 for the probabilities so a draw never fails on rounding; the big product
-        # with V reads float32 weights (half the memory traffic), then widens its result
+        # the hidden state and the big product with V run in float32, as in training (half the
+        # memory traffic of float64); probabilities are then handled in float64, or in float32
+        # with float64 sums, so a draw never fails on rounding
+        self._U_rows = np.ascontiguousarray(model.U.T, dtype=np.float32)  # word -> its input column, contiguous
+        self._W32 = model.W.astype(np.float32)
+        self._b32 = (model.b if model.bias else np.zeros(model.hidden_size)).astype(np.float32)
         self._V32 = np.ascontiguousarray(model.V, dtype=np.float32)
-        self._U = model.U.astype(np.float64)
-        self._W = model.W.astype(np.float64)
+        self._c32 = (model.c if model.bias else np.zeros(model.vocab_size)).astype(np.float32)
         self._V = model.V.astype(np.float64)
-        self._b = model.b.astype(np.float64) if model.bias else np.zeros(model.hidden_size)
         self._c = model.c.astype(np.float64) if model.bias else np.zeros(model.vocab_size)
         self.classes = model.classes
         if self.classes is not None:
@@ -67,7 +70,10 @@ class Sampler:
 
     def _advance(self, word_id: int, h: np.ndarray) -> np.ndarray:
         """The hidden state after reading ``word_id``."""
-        return np.tanh(self._U[:, word_id] + self._W @ h + self._b)
+        h = self._W32 @ h
+        h += self._U_rows[word_id]
+        h += self._b32
+        return np.tanh(h, out=h)
 
     def _word_log_probs(self, h: np.ndarray, logp: np.ndarray) -> None:
         """Fill ``logp`` with every word's log-probability of coming next.
@@ -95,23 +101,24 @@ class Sampler:
     ) -> tuple[int, float]:
         """Plain sampling with the full softmax: the word and its log-probability under the model."""
         v = self.vocab
-        z = (self._V32 @ h.astype(np.float32)).astype(np.float64)
-        z += self._c
+        z = self._V32 @ h
+        z += self._c32
         z -= z.max()
-        weights = np.exp(z)
-        log_norm = float(np.log(weights.sum()))
-        if params.temperature != 1.0:
-            weights = None  # the exponentials above were only for the normaliser
-        else:
-            weights[[v.unknown_id, v.start_id]] = 0.0
-            if not allow_end:
-                weights[v.end_id] = 0.0
-            if not weights.any():  # everything left underflowed: fall back to shifted scores
-                weights = None
-        if weights is None:
-            weights = np.exp(_tempered(self._masked(z, allow_end, v.unknown_id, v.start_id, v.end_id),
-                                       params.temperature))
-        choice = _draw(weights, rng)
+        weights = np.exp(z)  # float32 is plenty for a draw; sums are taken in float64
+        block_sums = _block_sums(weights)
+        total = float(block_sums.sum(dtype=np.float64))
+        log_norm = np.log(total)
+        if params.temperature == 1.0:
+            masked = [v.unknown_id, v.start_id] if allow_end else [v.unknown_id, v.start_id, v.end_id]
+            for word in masked:
+                total -= float(weights[word])
+                block_sums[word // DRAW_BLOCK] -= weights[word]
+                weights[word] = 0.0
+            if total > 0:  # else everything left underflowed: use shifted scores below
+                choice = _draw(weights, rng, block_sums)
+                return choice, float(z[choice]) - log_norm
+        scores = self._masked(z.astype(np.float64), allow_end, v.unknown_id, v.start_id, v.end_id)
+        choice = _draw(np.exp(_tempered(scores, params.temperature)), rng)
         return choice, float(z[choice]) - log_norm
 
     def _choose(self, logp: np.ndarray, params: SamplingParams, allow_end: bool, rng: np.random.Generator) -> int:
@@ -168,7 +175,7 @@ class Sampler:
     def sample_sentence(self, prefix_ids: list[int], params: SamplingParams, rng: np.random.Generator) -> SentenceSample:
         """Continue SENTENCE_START + prefix until SENTENCE_END or ``max_new_tokens`` new words."""
         result = SentenceSample(prefix_ids=list(prefix_ids))
-        h = np.zeros(self.model.hidden_size)
+        h = np.zeros(self.model.hidden_size, dtype=np.float32)
         logp = np.empty(self.model.vocab_size)
         plain = self._is_plain(params)
         for word_id in [self.vocab.start_id, *prefix_ids]:
@@ -201,28 +208,37 @@ DRAW_BLOCK = 64
 BELOW_ONE = float(np.nextafter(1.0, 0.0))
 
 
-def _draw(weights: np.ndarray, rng: np.random.Generator) -> int:
+def _draw(weights: np.ndarray, rng: np.random.Generator, block_sums: np.ndarray | None = None) -> int:
     """An index drawn in proportion to ``weights`` (>= 0, not necessarily normalised).
 
     An inverse-CDF draw in float64: robust where ``Generator.multinomial`` rejects sums above 1.
     Over a large vocabulary, in two levels (a running sum over blocks of 64 words, then within
     the chosen block): NumPy's cumsum is slow, and this needs it over about 2 sqrt(C) numbers.
+    ``block_sums`` (from ``_block_sums``) saves summing the blocks again.
     """
     if weights.size <= 4 * DRAW_BLOCK:
         return _inverse_cdf(weights, rng.random())
-    blocks = weights.size // DRAW_BLOCK
-    block_sums = weights[: blocks * DRAW_BLOCK].reshape(blocks, DRAW_BLOCK).sum(axis=1)
-    totals = np.append(block_sums, weights[blocks * DRAW_BLOCK :].sum())
-    u = rng.random()
-    block = _inverse_cdf(totals, u)
-    if totals[block] <= 0:  # only by rounding at a boundary
-        return _inverse_cdf(weights, u)
-    # where u fell inside the chosen block, as a fraction of the block's weight (kept below 1,
-    # so a zero weight at the block's end is never chosen)
-    before = float(totals[:block].sum())
-    inside = min(max((u * float(totals.sum()) - before) / float(totals[block]), 0.0), BELOW_ONE)
+    block_cdf = np.cumsum(_block_sums(weights) if block_sums is None else block_sums, dtype=np.float64)
+    target = rng.random() * block_cdf[-1]
+    block = min(int(np.searchsorted(block_cdf, target, side="right")), block_cdf.size - 1)
     first = block * DRAW_BLOCK
-    return first + _inverse_cdf(weights[first : first + DRAW_BLOCK], inside)
+    inner = np.cumsum(weights[first : first + DRAW_BLOCK], dtype=np.float64)
+    if inner[-1] <= 0:  # only by rounding at a block boundary
+        return _inverse_cdf(weights, target / block_cdf[-1])
+    # where the target fell inside the block; kept below the block's total, so a zero weight
+    # at the block's end is never chosen
+    offset = min(max(target - (block_cdf[block - 1] if block else 0.0), 0.0), inner[-1] * BELOW_ONE)
+    return first + int(np.searchsorted(inner, offset, side="right"))
+
+
+def _block_sums(weights: np.ndarray) -> np.ndarray:
+    """Sums of consecutive blocks of DRAW_BLOCK weights (the last block may be shorter)."""
+    return np.add.reduceat(weights, _block_starts(weights.size))
+
+
+@lru_cache(maxsize=8)
+def _block_starts(size: int) -> np.ndarray:
+    return np.arange(0, size, DRAW_BLOCK)
 
 
 def _inverse_cdf(weights: np.ndarray, u: float) -> int:
