@@ -6,6 +6,7 @@ seed gives the same text on every worker.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +35,39 @@ class SentenceSample:
     new_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     finish_reason: str = "length"
+
+
+@dataclass(frozen=True)
+class SampledWord:
+    """One step of ``Sampler.iter_sentence``: the chosen word (SENTENCE_END at the end of a
+    sentence) with its model log-probability and, if asked for, the likeliest alternatives."""
+
+    word_id: int
+    logprob: float
+    alternatives: tuple[tuple[int, float], ...] = ()
+
+
+def penalize_repetition(logp: np.ndarray, seen_ids: Sequence[int], penalty: float) -> np.ndarray:
+    """``logp`` with the log-probability of every word already seen multiplied by ``penalty``
+    (CTRL's rule for negative scores): > 1 makes repeats less likely, < 1 more likely.
+
+    A copy when anything changes; ``logp`` itself (not to be written to) when nothing does.
+    """
+    if not seen_ids or penalty == 1.0:
+        return logp
+    scores = logp.copy()
+    scores[np.unique(np.asarray(seen_ids, dtype=np.int64))] *= penalty
+    return scores
+
+
+def top_alternatives(logp: np.ndarray, n: int) -> tuple[tuple[int, float], ...]:
+    """The ``n`` likeliest next words as (index, log-probability), likeliest first."""
+    if n <= 0:
+        return ()
+    n = min(n, logp.size)
+    best = np.argpartition(-logp, n - 1)[:n]
+    best = best[np.argsort(-logp[best], kind="stable")]
+    return tuple((int(i), float(logp[i])) for i in best)
 
 
 class Sampler:
@@ -108,3 +142,32 @@ class Sampler:
             result.logprobs.append(float(logp[choice]))
             h = self._step(choice, h, logp)
         return result
+
+    def iter_sentence(
+        self,
+        prefix_ids: list[int],
+        params: SamplingParams,
+        rng: np.random.Generator,
+        repetition_penalty: float = 1.0,
+        top_n: int = 0,
+    ) -> Iterator[SampledWord]:
+        """``sample_sentence`` one word at a time, for streaming: yields each new word as it is
+        chosen, then SENTENCE_END if the sentence ended before ``max_new_tokens`` words.
+
+        With the defaults it draws exactly what ``sample_sentence`` draws. The repetition
+        penalty applies to the words of this sentence so far, its starting words included;
+        ``logprob`` and ``alternatives`` are the model's own (before penalty and temperature).
+        """
+        h = np.zeros(self.model.hidden_size)
+        logp = np.empty(self.model.vocab_size)
+        seen = [*prefix_ids]
+        for word_id in [self.vocab.start_id, *prefix_ids]:
+            h = self._step(word_id, h, logp)
+        for _ in range(params.max_new_tokens):
+            scores = penalize_repetition(logp, seen, repetition_penalty)
+            choice = self._choose(scores, params, len(seen) >= params.min_words, rng)
+            yield SampledWord(choice, float(logp[choice]), top_alternatives(logp, top_n))
+            if choice == self.vocab.end_id:
+                return
+            seen.append(choice)
+            h = self._step(choice, h, logp)
