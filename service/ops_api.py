@@ -1,0 +1,22 @@
+"""Operations routes: GET /health, /info and /metrics."""
+from __future__ import annotations
+
+from flask import Response, jsonify
+
+from service.state import current_state
+
+
+def health() -> Response:
+    """GET /health: the app exists only once the model is loaded, so answering means ready."""
+    return jsonify(status="ok")
+
+
+def info() -> Response:
+    """GET /info: the model's shape and training facts, and the request limits."""
+    return jsonify(current_state().info)
+
+
+def metrics() -> Response:
+    """GET /metrics: Prometheus's text format, the same whichever worker answers."""
+    body, content_type = current_state().metrics.exposition()
+    return Response(body, content_type=content_type)

@@ -1,0 +1,51 @@
+"""What every route shares, built once per app (before gunicorn forks), and the admission of
+generation requests: the in-flight limit (429 beyond it) and the in-flight gauge."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+
+from service.concurrency import InFlightLimit
+from service.config import ServiceConfig
+from service.errors import ApiError
+from service.generation import TextGenerator
+from service.metrics import ServiceMetrics
+
+EXTENSION_KEY = "rnnlm"
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """Everything the routes share, built once per process."""
+
+    config: ServiceConfig
+    generator: TextGenerator
+    info: dict[str, Any]
+    metrics: ServiceMetrics
+    limit: InFlightLimit
+    created: int  # when the model file was written (Unix time), for /v1/models
+
+    def admit(self) -> Callable[[], None]:
+        """Count a generation or scoring request in flight, or refuse it with a 429 when
+        ``max_concurrent_requests`` already are; returns the call that ends it (call once)."""
+        if not self.limit.try_enter():
+            raise ApiError(429, "Model is overloaded: too many requests in flight, try again shortly",
+                           error_type="overloaded")
+        self.metrics.in_flight.inc()
+        done = False
+
+        def release() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self.metrics.in_flight.dec()
+                self.limit.leave()
+
+        return release
+
+
+def current_state() -> ServiceState:
+    return current_app.extensions[EXTENSION_KEY]
