@@ -15,7 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.wrappers import Response as BaseResponse
 
 from models.model_file import load_model
-from service import ops_api, tgi_api
+from service import ops_api, openai_api, tgi_api
 from service.concurrency import InFlightLimit
 from service.config import ServiceConfig
 from service.errors import register_error_handlers
@@ -32,6 +32,9 @@ ROUTES = (
     ("/", ["POST"], tgi_api.compat_generate),
     ("/generate", ["POST"], tgi_api.generate),
     ("/generate_stream", ["POST"], tgi_api.generate_stream),
+    ("/v1/completions", ["POST"], openai_api.completions),
+    ("/v1/models", ["GET"], openai_api.list_models),
+    ("/v1/models/<path:model_id>", ["GET"], openai_api.retrieve_model),
     ("/health", ["GET"], ops_api.health),
     ("/info", ["GET"], ops_api.info),
     ("/metrics", ["GET"], ops_api.metrics),
