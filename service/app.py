@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 # (path, methods, view): every route of the service
 ROUTES = (
+    ("/", ["GET"], ops_api.playground),
     ("/", ["POST"], tgi_api.compat_generate),
     ("/generate", ["POST"], tgi_api.generate),
     ("/generate_stream", ["POST"], tgi_api.generate_stream),

@@ -1,7 +1,7 @@
-"""Operations routes: GET /health, /info and /metrics."""
+"""Operations routes and the playground: GET /health, /info, /metrics and /."""
 from __future__ import annotations
 
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify
 
 from service.state import current_state
 
@@ -20,3 +20,8 @@ def metrics() -> Response:
     """GET /metrics: Prometheus's text format, the same whichever worker answers."""
     body, content_type = current_state().metrics.exposition()
     return Response(body, content_type=content_type)
+
+
+def playground() -> Response:
+    """GET /: the playground page (service/static/playground.html)."""
+    return current_app.send_static_file("playground.html")
