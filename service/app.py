@@ -15,13 +15,14 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.wrappers import Response as BaseResponse
 
 from models.model_file import load_model
-from service import ops_api, openai_api, tgi_api
+from service import ops_api, openai_api, score_api, tgi_api
 from service.concurrency import InFlightLimit
 from service.config import ServiceConfig
 from service.errors import register_error_handlers
 from service.generation import TextGenerator
 from service.metrics import ServiceMetrics, forget_process
 from service.model_info import describe_model
+from service.scoring import TextScorer
 from service.state import EXTENSION_KEY, ServiceState, current_state
 from service.validation import MAX_INPUT_CHARS
 
@@ -36,6 +37,7 @@ ROUTES = (
     ("/v1/completions", ["POST"], openai_api.completions),
     ("/v1/models", ["GET"], openai_api.list_models),
     ("/v1/models/<path:model_id>", ["GET"], openai_api.retrieve_model),
+    ("/score", ["POST"], score_api.score),
     ("/health", ["GET"], ops_api.health),
     ("/info", ["GET"], ops_api.info),
     ("/metrics", ["GET"], ops_api.metrics),
@@ -53,6 +55,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     state = ServiceState(
         config=config,
         generator=TextGenerator(loaded.model, loaded.vocab),
+        scorer=TextScorer(loaded.model, loaded.vocab),
         info=info,
         metrics=metrics,
         limit=InFlightLimit(config.max_concurrent_requests),

@@ -13,6 +13,7 @@ from service.config import ServiceConfig
 from service.errors import ApiError
 from service.generation import TextGenerator
 from service.metrics import ServiceMetrics
+from service.scoring import TextScorer
 
 EXTENSION_KEY = "rnnlm"
 
@@ -23,6 +24,7 @@ class ServiceState:
 
     config: ServiceConfig
     generator: TextGenerator
+    scorer: TextScorer
     info: dict[str, Any]
     metrics: ServiceMetrics
     limit: InFlightLimit
