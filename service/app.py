@@ -28,7 +28,7 @@ from service.validation import MAX_INPUT_CHARS
 
 logger = logging.getLogger(__name__)
 
-# (path, methods, view): every route of the service
+# (path, methods, view): every route of the service; service/openapi.py documents each one
 ROUTES = (
     ("/", ["GET"], ops_api.playground),
     ("/", ["POST"], tgi_api.compat_generate),
@@ -41,6 +41,7 @@ ROUTES = (
     ("/health", ["GET"], ops_api.health),
     ("/info", ["GET"], ops_api.info),
     ("/metrics", ["GET"], ops_api.metrics),
+    ("/openapi.json", ["GET"], ops_api.openapi_json),
 )
 
 

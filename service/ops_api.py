@@ -1,8 +1,9 @@
-"""Operations routes and the playground: GET /health, /info, /metrics and /."""
+"""Operations routes and the playground: GET /health, /info, /metrics, /openapi.json and /."""
 from __future__ import annotations
 
 from flask import Response, current_app, jsonify
 
+from service.openapi import openapi_document
 from service.state import current_state
 
 
@@ -20,6 +21,11 @@ def metrics() -> Response:
     """GET /metrics: Prometheus's text format, the same whichever worker answers."""
     body, content_type = current_state().metrics.exposition()
     return Response(body, content_type=content_type)
+
+
+def openapi_json() -> Response:
+    """GET /openapi.json: the OpenAPI 3.1 description of every route."""
+    return jsonify(openapi_document(current_state().config))
 
 
 def playground() -> Response:
