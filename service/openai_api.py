@@ -60,15 +60,9 @@ def completions() -> Response:
     call = parse_completion(json_body(), state)
     if call.stream:
         return _stream(state, call)
-    release = state.admit()
-    try:
-        started = time.perf_counter()
-        results = [r for prompt in call.prompts for r in _choices(state, call, prompt)]
-        state.metrics.observe_generation(
-            request.url_rule.rule, sum(r.generated_words for r in results), time.perf_counter() - started,
-        )
-    finally:
-        release()
+    results = state.generate_admitted(
+        request.url_rule.rule, lambda: [r for prompt in call.prompts for r in _choices(state, call, prompt)],
+    )
     body = _envelope(state)
     body["choices"] = [_choice(call, i, call.prompts[i // call.n], r) for i, r in enumerate(results)]
     body["usage"] = _usage(call, results)

@@ -46,26 +46,27 @@ def response(description: str, content: dict[str, Any] | None = None) -> dict[st
     return {"description": description, **({"content": content} if content else {})}
 
 
+_COMMON_ERRORS = {
+    "413": "Body larger than RNNLM_MAX_BODY_BYTES",
+    "415": "Content-Type is not JSON",
+    "429": "Too many requests in flight (RNNLM_MAX_CONCURRENT_REQUESTS)",
+}
+
+
+def _errors(schema: str, statuses: dict[str, str]) -> dict[str, Any]:
+    """The error responses of an operation, sorted by status, each with ``schema`` as its body."""
+    every = {**statuses, **_COMMON_ERRORS}
+    return {status: response(every[status], json_content(ref(schema))) for status in sorted(every)}
+
+
 def _tgi_errors() -> dict[str, Any]:
-    error = json_content(ref("Error"))
-    return {
-        "400": response("Malformed JSON, or a body that is not a JSON object", error),
-        "413": response("Body larger than RNNLM_MAX_BODY_BYTES", error),
-        "415": response("Content-Type is not JSON", error),
-        "422": response("A field of the wrong type, out of range or unknown", error),
-        "429": response("Too many requests in flight (RNNLM_MAX_CONCURRENT_REQUESTS)", error),
-    }
+    return _errors("Error", {"400": "Malformed JSON, or a body that is not a JSON object",
+                             "422": "A field of the wrong type, out of range or unknown"})
 
 
 def _openai_errors() -> dict[str, Any]:
-    error = json_content(ref("OpenAIError"))
-    return {
-        "400": response("Malformed JSON, or a field of the wrong type, out of range or unknown", error),
-        "404": response("The model is not this service's", error),
-        "413": response("Body larger than RNNLM_MAX_BODY_BYTES", error),
-        "415": response("Content-Type is not JSON", error),
-        "429": response("Too many requests in flight (RNNLM_MAX_CONCURRENT_REQUESTS)", error),
-    }
+    return _errors("OpenAIError", {"400": "Malformed JSON, or a field of the wrong type, out of range or unknown",
+                                   "404": "The model is not this service's"})
 
 
 def _generate_parameters(config: ServiceConfig) -> dict[str, Any]:

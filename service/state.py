@@ -2,6 +2,7 @@
 generation requests: the in-flight limit (429 beyond it) and the in-flight gauge."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from flask import current_app
 from service.concurrency import InFlightLimit
 from service.config import ServiceConfig
 from service.errors import ApiError
-from service.generation import TextGenerator
+from service.generation import GenerationResult, TextGenerator
 from service.metrics import ServiceMetrics
 from service.scoring import TextScorer
 
@@ -47,6 +48,19 @@ class ServiceState:
                 self.limit.leave()
 
         return release
+
+    def generate_admitted(self, route: str, work: Callable[[], list[GenerationResult]]) -> list[GenerationResult]:
+        """Run a whole (not streamed) generation as an admitted request, and count its words."""
+        release = self.admit()
+        try:
+            started = time.perf_counter()
+            results = work()
+            self.metrics.observe_generation(
+                route, sum(r.generated_words for r in results), time.perf_counter() - started,
+            )
+        finally:
+            release()
+        return results
 
 
 def current_state() -> ServiceState:

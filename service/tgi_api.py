@@ -48,15 +48,9 @@ def compat_generate() -> Response:
 
 
 def _answer(state: ServiceState, call: GenerateCall) -> dict[str, Any]:
-    release = state.admit()
-    try:
-        started = time.perf_counter()
-        results = state.generator.generate_several(call.request, call.best_of)
-        state.metrics.observe_generation(
-            request.url_rule.rule, sum(r.generated_words for r in results), time.perf_counter() - started,
-        )
-    finally:
-        release()
+    results = state.generate_admitted(
+        request.url_rule.rule, lambda: state.generator.generate_several(call.request, call.best_of),
+    )
     best = max(range(len(results)), key=lambda i: (results[i].mean_logprob, -i))
     body: dict[str, Any] = {
         "generated_text": _output_text(call, results[best]),

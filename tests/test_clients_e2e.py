@@ -3,9 +3,9 @@ huggingface_hub's InferenceClient (TGI) and the openai package, streaming and no
 seed giving the same text through every route and worker; /metrics the same from every worker."""
 from __future__ import annotations
 
+import os
 import re
 import signal
-import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,19 +17,11 @@ import requests
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import ValidationError
 
-from tests.gunicorn_server import Server, free_port, server_env
+from tests.gunicorn_server import Server, start_server
+from tests.prometheus_text import metric
 from tests.sse import sse_data
 
 MODEL = "rnnlm"
-
-
-def start_server(model: Path, **settings: str) -> Server:
-    port = free_port()
-    env = server_env(RNNLM_MODEL=str(model), RNNLM_BIND=f"127.0.0.1:{port}", RNNLM_WORKERS="2",
-                     RNNLM_THREADS="2", **settings)
-    server = Server(env, f"http://127.0.0.1:{port}")
-    server.wait_until_healthy()
-    return server
 
 
 @pytest.fixture(scope="module")
@@ -161,19 +153,6 @@ def test_a_seed_gives_one_text_on_every_route_and_worker(server):
 
 
 # ---------------------------------------------------------------------------------- metrics
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in Prometheus's text format (0 if absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        sample, _, value = line.rpartition(" ")
-        found_name, _, found_labels = sample.partition("{")
-        if found_name == name and ",".join(sorted(found_labels.rstrip("}").split(","))) == wanted:
-            return float(value)
-    return 0.0
-
-
 def scrape(server: Server) -> list[str]:
     """/metrics from both workers (several tries until each has answered at least once)."""
     answers = []

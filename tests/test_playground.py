@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.gunicorn_server import Server, free_port, server_env
+from tests.gunicorn_server import Server, start_server
 from tests.sse import sse_data
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -62,11 +62,8 @@ def browser_or_skip() -> None:
 @pytest.fixture(scope="module")
 def server(tiny_model_path: Path) -> Iterator[Server]:
     browser_or_skip()
-    port = free_port()
-    env = server_env(RNNLM_MODEL=str(tiny_model_path), RNNLM_BIND=f"127.0.0.1:{port}", RNNLM_WORKERS="1")
-    running = Server(env, f"http://127.0.0.1:{port}")
+    running = start_server(tiny_model_path, workers=1)
     try:
-        running.wait_until_healthy()
         yield running
     finally:
         running.stop()
@@ -128,7 +125,8 @@ def test_generate_streams_words_into_the_page(server, browser, tmp_path):
     expected = [e["token"]["text"] for e in events if not e["token"]["special"]]
     assert len(words) == len(expected) > 2  # one element per streamed word
     assert words == expected
-    assert browser.find_element(By.ID, "output").get_attribute("textContent") == "the cat" + events[-1]["generated_text"]
+    shown = browser.find_element(By.ID, "output").get_attribute("textContent")
+    assert shown == "the cat" + events[-1]["generated_text"]
     assert "seed 21" in browser.find_element(By.ID, "status").text
     assert browser.save_screenshot(str(tmp_path / "playground.png"))
 
