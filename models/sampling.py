@@ -13,6 +13,7 @@ each factor) need every word's log-probability and compute them all.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -43,6 +44,39 @@ class SentenceSample:
     new_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     finish_reason: str = "length"
+
+
+@dataclass(frozen=True)
+class SampledWord:
+    """One step of ``Sampler.iter_sentence``: the chosen word (SENTENCE_END at the end of a
+    sentence) with its model log-probability and, if asked for, the likeliest alternatives."""
+
+    word_id: int
+    logprob: float
+    alternatives: tuple[tuple[int, float], ...] = ()
+
+
+def penalize_repetition(logp: np.ndarray, seen_ids: Sequence[int], penalty: float) -> np.ndarray:
+    """``logp`` with the log-probability of every word already seen multiplied by ``penalty``
+    (CTRL's rule for negative scores): > 1 makes repeats less likely, < 1 more likely.
+
+    A copy when anything changes; ``logp`` itself (not to be written to) when nothing does.
+    """
+    if not seen_ids or penalty == 1.0:
+        return logp
+    scores = logp.copy()
+    scores[np.unique(np.asarray(seen_ids, dtype=np.int64))] *= penalty
+    return scores
+
+
+def top_alternatives(logp: np.ndarray, n: int) -> tuple[tuple[int, float], ...]:
+    """The ``n`` likeliest next words as (index, log-probability), likeliest first."""
+    if n <= 0:
+        return ()
+    n = min(n, logp.size)
+    best = np.argpartition(-logp, n - 1)[:n]
+    best = best[np.argsort(-logp[best], kind="stable")]
+    return tuple((int(i), float(logp[i])) for i in best)
 
 
 class Sampler:
@@ -172,30 +206,53 @@ class Sampler:
         plain = params.do_sample and params.top_k is None and params.top_p is None
         return plain and (self.classes is None or params.temperature == 1.0)
 
+    def iter_sentence(
+        self,
+        prefix_ids: list[int],
+        params: SamplingParams,
+        rng: np.random.Generator,
+        repetition_penalty: float = 1.0,
+        top_n: int = 0,
+    ) -> Iterator[SampledWord]:
+        """Continue SENTENCE_START + prefix one word at a time, for streaming: yields each new
+        word as it is chosen, then SENTENCE_END if the sentence ended before ``max_new_tokens``.
+
+        The repetition penalty applies to the words of this sentence so far, its starting words
+        included; ``logprob`` and ``alternatives`` are the model's own (before penalty and
+        temperature).
+        """
+        h = np.zeros(self.model.hidden_size, dtype=np.float32)
+        logp = np.empty(self.model.vocab_size)
+        seen = [*prefix_ids]
+        plain = self._is_plain(params) and repetition_penalty == 1.0 and top_n == 0
+        for word_id in [self.vocab.start_id, *prefix_ids]:
+            h = self._advance(word_id, h)
+        for _ in range(params.max_new_tokens):
+            allow_end = len(seen) >= params.min_words
+            if plain:
+                choice, logprob = self._draw_directly(h, params, allow_end, rng)
+                alternatives: tuple[tuple[int, float], ...] = ()
+            else:
+                self._word_log_probs(h, logp)
+                scores = penalize_repetition(logp, seen, repetition_penalty)
+                choice = self._choose(scores, params, allow_end, rng)
+                logprob, alternatives = float(logp[choice]), top_alternatives(logp, top_n)
+            yield SampledWord(choice, logprob, alternatives)
+            if choice == self.vocab.end_id:
+                return
+            seen.append(choice)
+            h = self._advance(choice, h)
+
     def sample_sentence(self, prefix_ids: list[int], params: SamplingParams, rng: np.random.Generator) -> SentenceSample:
         """Continue SENTENCE_START + prefix until SENTENCE_END or ``max_new_tokens`` new words."""
         result = SentenceSample(prefix_ids=list(prefix_ids))
-        h = np.zeros(self.model.hidden_size, dtype=np.float32)
-        logp = np.empty(self.model.vocab_size)
-        plain = self._is_plain(params)
-        for word_id in [self.vocab.start_id, *prefix_ids]:
-            h = self._advance(word_id, h)
-        while len(result.new_ids) < params.max_new_tokens:
-            allow_end = len(prefix_ids) + len(result.new_ids) >= params.min_words
-            if plain:
-                choice, logprob = self._draw_directly(h, params, allow_end, rng)
-            else:
-                self._word_log_probs(h, logp)
-                choice = self._choose(logp, params, allow_end, rng)
-                logprob = float(logp[choice])
-            if choice == self.vocab.end_id:
+        for word in self.iter_sentence(prefix_ids, params, rng):
+            if word.word_id == self.vocab.end_id:
                 result.finish_reason = "eos_token"
                 break
-            result.new_ids.append(choice)
-            result.logprobs.append(logprob)
-            h = self._advance(choice, h)
+            result.new_ids.append(word.word_id)
+            result.logprobs.append(word.logprob)
         return result
-
 
 def _tempered(scores: np.ndarray, temperature: float) -> np.ndarray:
     """Log-weights divided by the temperature, the best shifted to 0 first: for a tiny temperature

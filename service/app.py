@@ -1,38 +1,48 @@
-"""The Flask application: /generate, /health and /info.
+"""The Flask application: the routes of both API families, operations routes and the playground.
 
 ``create_app`` loads the model and builds the Sampler once, before any request, so a broken
 model file stops the service at start (ModelFileError) instead of failing requests later, and
-gunicorn's workers inherit the loaded model from the master.
+gunicorn's workers inherit the loaded model (and the shared in-flight counts) from the master.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+import os
+import time
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Response as BaseResponse
 
 from models.model_file import load_model
+from service import ops_api, openai_api, score_api, tgi_api
+from service.concurrency import InFlightLimit
 from service.config import ServiceConfig
-from service.errors import ApiError, register_error_handlers
-from service.generation import GenerationResult, TextGenerator
+from service.errors import register_error_handlers
+from service.generation import TextGenerator
+from service.metrics import ServiceMetrics, forget_process
 from service.model_info import describe_model
-from service.validation import MAX_INPUT_CHARS, decode_json_body, parse_generate
+from service.scoring import TextScorer
+from service.state import EXTENSION_KEY, ServiceState, current_state
+from service.validation import MAX_INPUT_CHARS
 
 logger = logging.getLogger(__name__)
 
-EXTENSION_KEY = "rnnlm"
-
-
-@dataclass(frozen=True)
-class ServiceState:
-    """Everything the routes share, built once per process."""
-
-    config: ServiceConfig
-    generator: TextGenerator
-    info: dict[str, Any]
+# (path, methods, view): every route of the service; service/openapi.py documents each one
+ROUTES = (
+    ("/", ["GET"], ops_api.playground),
+    ("/", ["POST"], tgi_api.compat_generate),
+    ("/generate", ["POST"], tgi_api.generate),
+    ("/generate_stream", ["POST"], tgi_api.generate_stream),
+    ("/v1/completions", ["POST"], openai_api.completions),
+    ("/v1/models", ["GET"], openai_api.list_models),
+    ("/v1/models/<path:model_id>", ["GET"], openai_api.retrieve_model),
+    ("/score", ["POST"], score_api.score),
+    ("/health", ["GET"], ops_api.health),
+    ("/info", ["GET"], ops_api.info),
+    ("/metrics", ["GET"], ops_api.metrics),
+    ("/openapi.json", ["GET"], ops_api.openapi_json),
+)
 
 
 def create_app(config: ServiceConfig | None = None) -> Flask:
@@ -40,10 +50,17 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     config = config or ServiceConfig.from_env()
     logging.getLogger("service").setLevel(config.log_level_number)
     loaded = load_model(config.model_path)
+    info = {"model_id": config.model_id, **describe_model(loaded, config, MAX_INPUT_CHARS)}
+    metrics = ServiceMetrics()
+    metrics.set_model_info(info, config.model_id)
     state = ServiceState(
-        config,
-        TextGenerator(loaded.model, loaded.vocab),
-        describe_model(loaded, config, MAX_INPUT_CHARS),
+        config=config,
+        generator=TextGenerator(loaded.model, loaded.vocab),
+        scorer=TextScorer(loaded.model, loaded.vocab),
+        info=info,
+        metrics=metrics,
+        limit=InFlightLimit(config.max_concurrent_requests),
+        created=int(os.path.getmtime(config.model_path)),
     )
     logger.info(
         "loaded %s: %d words, hidden size %d",
@@ -56,62 +73,34 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
         app.json.sort_keys = False  # keep the documented field order in responses
     app.extensions[EXTENSION_KEY] = state
     register_error_handlers(app)
-    app.add_url_rule("/generate", view_func=generate, methods=["POST"])
-    app.add_url_rule("/health", view_func=health, methods=["GET"])
-    app.add_url_rule("/info", view_func=info, methods=["GET"])
+    for path, methods, view in ROUTES:
+        app.add_url_rule(path, endpoint=f"{view.__name__}_{methods[0].lower()}", view_func=view, methods=methods)
+    app.before_request(_start_timer)
+    app.after_request(_count_request)
     return app
 
 
-def _state() -> ServiceState:
-    return current_app.extensions[EXTENSION_KEY]
+def _start_timer() -> None:
+    g.started = time.perf_counter()
 
 
-def generate() -> Response:
-    """POST /generate: sentences from the model, shaped like text-generation-inference."""
-    if not request.is_json:
-        raise ApiError(
-            415, f"Content-Type must be application/json, got {request.content_type or 'none'!r}"
-        )
-    state = _state()
-    call = parse_generate(decode_json_body(_request_body()), state.config)
-    result = state.generator.generate(call.request)
-    body: dict[str, Any] = {"generated_text": result.generated_text, "sentences": result.texts}
-    if call.details:
-        body["details"] = _details(result)
-    return jsonify(body)
+def _count_request(response: BaseResponse) -> BaseResponse:
+    """Count the request by route and status and time it to its last byte (a stream's end)."""
+    metrics = current_state().metrics
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    method, status, started = request.method, response.status_code, g.get("started", time.perf_counter())
+
+    def observe() -> None:
+        metrics.observe_request(route, method, status, time.perf_counter() - started)
+
+    if response.is_streamed:
+        response.call_on_close(observe)
+    else:
+        observe()
+    return response
 
 
-def _request_body() -> bytes:
-    """The raw body, at most MAX_CONTENT_LENGTH bytes (413 otherwise).
-
-    Werkzeug refuses a too large Content-Length itself, but a streamed (chunked) body is only
-    cut at the limit, silently; so a streamed body that reaches the limit is refused here.
-    """
-    raw = request.get_data(cache=False)
-    if request.content_length is None and len(raw) >= current_app.config["MAX_CONTENT_LENGTH"]:
-        raise RequestEntityTooLarge()
-    return raw
-
-
-def _details(result: GenerationResult) -> dict[str, Any]:
-    return {
-        "finish_reason": result.finish_reason,
-        "generated_tokens": result.generated_tokens,
-        "seed": result.seed,
-        "tokens": [
-            {"text": word, "logprob": logprob}
-            for sentence in result.sentences
-            for word, logprob in zip(sentence.new_words, sentence.logprobs, strict=True)
-        ],
-        "unknown_words": result.unknown_words,
-    }
-
-
-def health() -> Response:
-    """GET /health: the app exists only once the model is loaded, so answering means ready."""
-    return jsonify(status="ok")
-
-
-def info() -> Response:
-    """GET /info: the model's shape and training facts, and the request limits."""
-    return jsonify(_state().info)
+def forget_worker(app: Flask, pid: int) -> None:
+    """gunicorn's child_exit: a worker is gone; drop its in-flight counts and live gauges."""
+    app.extensions[EXTENSION_KEY].limit.forget_process(pid)
+    forget_process(pid)

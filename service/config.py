@@ -55,11 +55,15 @@ class ServiceConfig:
     max_sentences: int = 20
     max_body_bytes: int = 65536
     log_level: str = "INFO"
+    max_sequences: int = 4
+    max_concurrent_requests: int = 32
+    model_id: str = "rnnlm"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
-        """Read RNNLM_MODEL, RNNLM_MAX_NEW_TOKENS, RNNLM_MAX_SENTENCES, RNNLM_MAX_BODY_BYTES and
-        RNNLM_LOG_LEVEL from ``environ`` (default: ``os.environ``)."""
+        """Read RNNLM_MODEL, RNNLM_MAX_NEW_TOKENS, RNNLM_MAX_SENTENCES, RNNLM_MAX_BODY_BYTES,
+        RNNLM_LOG_LEVEL, RNNLM_MAX_SEQUENCES, RNNLM_MAX_CONCURRENT_REQUESTS and RNNLM_MODEL_ID
+        from ``environ`` (default: ``os.environ``)."""
         env = os.environ if environ is None else environ
         return cls(
             model_path=env_str(env, "RNNLM_MODEL", cls.model_path),
@@ -67,6 +71,11 @@ class ServiceConfig:
             max_sentences=env_int(env, "RNNLM_MAX_SENTENCES", cls.max_sentences, minimum=1),
             max_body_bytes=env_int(env, "RNNLM_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
             log_level=env_log_level(env, "RNNLM_LOG_LEVEL", cls.log_level),
+            max_sequences=env_int(env, "RNNLM_MAX_SEQUENCES", cls.max_sequences, minimum=1),
+            max_concurrent_requests=env_int(
+                env, "RNNLM_MAX_CONCURRENT_REQUESTS", cls.max_concurrent_requests, minimum=1,
+            ),
+            model_id=env_str(env, "RNNLM_MODEL_ID", cls.model_id),
         )
 
     @property

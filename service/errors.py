@@ -1,11 +1,14 @@
-"""JSON error responses: every error the service returns is ``{"error": ..., "error_type": ...}``.
+"""JSON error responses, in the shape of the API family the request is for.
 
-Client mistakes become 4xx with a message that says what was wrong; anything unexpected becomes
-a 500 whose body says nothing about the internals (the traceback goes to the log only).
+The TGI-style routes answer ``{"error": ..., "error_type": ...}``; the OpenAI-compatible routes
+(under /v1/) answer ``{"error": {"message", "type", "param", "code"}}``. Client mistakes become
+4xx with a message that says what was wrong; anything unexpected becomes a 500 whose body says
+nothing about the internals (the traceback goes to the log only).
 """
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
@@ -13,18 +16,23 @@ from werkzeug.wrappers import Response as BaseResponse
 
 logger = logging.getLogger(__name__)
 
+OPENAI_PREFIX = "/v1/"
 # statuses that mean "the request itself is not acceptable"
 _VALIDATION_STATUSES = {400, 413, 415, 422}
+# the rnnlm/TGI error_type of an error -> OpenAI's error type
+_OPENAI_TYPES = {"validation": "invalid_request_error", "not_found": "invalid_request_error",
+                 "method_not_allowed": "invalid_request_error", "overloaded": "overloaded_error"}
 
 
 class ApiError(Exception):
     """A client error with its HTTP status; raised by request checks, turned into JSON here."""
 
-    def __init__(self, status: int, message: str, error_type: str = "validation"):
+    def __init__(self, status: int, message: str, error_type: str = "validation", field: str | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type
+        self.field = field  # the request field at fault, if one is
 
 
 def error_type_for(status: int, name: str) -> str:
@@ -36,12 +44,22 @@ def error_type_for(status: int, name: str) -> str:
     return name.lower().replace(" ", "_")
 
 
-def error_response(status: int, message: str, error_type: str) -> tuple[Response, int]:
-    return jsonify(error=message, error_type=error_type), status
+def openai_error_body(status: int, message: str, error_type: str, field: str | None) -> dict[str, Any]:
+    """OpenAI's error object; ``code`` names the two cases a client may act on."""
+    code = {"not_found": "model_not_found" if field in ("model", "model_id") else None,
+            "overloaded": "overloaded"}.get(error_type)
+    kind = _OPENAI_TYPES.get(error_type, "server_error" if status >= 500 else "invalid_request_error")
+    return {"error": {"message": message, "type": kind, "param": field, "code": code}}
+
+
+def _error_body(status: int, message: str, error_type: str, field: str | None = None) -> dict[str, Any]:
+    if request.path.startswith(OPENAI_PREFIX):
+        return openai_error_body(status, message, error_type, field)
+    return {"error": message, "error_type": error_type}
 
 
 def _api_error(exc: ApiError) -> tuple[Response, int]:
-    return error_response(exc.status, exc.message, exc.error_type)
+    return jsonify(_error_body(exc.status, exc.message, exc.error_type, exc.field)), exc.status
 
 
 def _routes() -> str:
@@ -71,7 +89,7 @@ def _http_error(exc: HTTPException) -> BaseResponse:
     """Werkzeug's own errors (404, 405, 413, ...) as JSON, keeping their headers (e.g. Allow)."""
     response = exc.get_response()
     status = exc.code or 500
-    body = jsonify(error=_describe(exc), error_type=error_type_for(status, exc.name))
+    body = jsonify(_error_body(status, _describe(exc), error_type_for(status, exc.name)))
     response.set_data(body.get_data())
     response.content_type = "application/json"
     return response
@@ -79,7 +97,7 @@ def _http_error(exc: HTTPException) -> BaseResponse:
 
 def _unexpected_error(exc: Exception) -> tuple[Response, int]:
     logger.exception("unhandled error while serving a request")
-    return error_response(500, "internal server error", "internal")
+    return jsonify(_error_body(500, "internal server error", "internal")), 500
 
 
 def register_error_handlers(app: Flask) -> None:

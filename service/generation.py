@@ -2,20 +2,25 @@
 
 It tokenizes the request's starting words, runs the Sampler once per sentence with one
 ``numpy.random.Generator`` seeded per request (so a seed gives the same text in every worker
-process), and turns word indices back into readable text.
+process and through every route), and turns word indices into readable text as they come.
+Streamed and whole responses are the same iteration: ``TextGenerator.start`` hands out a
+``Generation`` whose tokens arrive one by one; ``generate`` simply runs it to the end.
 """
 from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from models.rnn import RNN
-from models.sampling import Sampler, SamplingParams
-from models.text import detokenize, tokenize_words
-from models.vocabulary import Vocabulary
+from models.sampling import SampledWord, Sampler, SamplingParams
+from models.text import tokenize_words
+from models.vocabulary import SPECIAL_TOKENS, Vocabulary
+from service.stop_sequences import earliest_stop, undecided_tail
+from service.text_assembly import IncrementalText
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +32,12 @@ def fresh_seed() -> int:
     return secrets.randbits(63)
 
 
+def nth_seed(seed: int, index: int) -> int:
+    """The seed of the ``index``-th of several sequences asked for with one seed: each can be
+    reproduced alone by sending its own seed."""
+    return (seed + index) % (MAX_SEED + 1)
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """What to generate.
@@ -34,13 +45,45 @@ class GenerationRequest:
     ``sampling.max_new_tokens`` caps the new words of *each* sentence (not the total), and
     ``sampling.min_words`` counts every word of a sentence, the starting words included.
     ``inputs`` are the words the first sentence starts with; later sentences start fresh.
-    ``seed`` None means: draw a fresh one.
+    ``seed`` None means: draw a fresh one. ``stop`` strings end the whole generation where
+    they first appear in the new text, and are cut from it. ``top_n_tokens`` asks for that
+    many likeliest alternatives at every step.
     """
 
     inputs: str = ""
     sampling: SamplingParams = field(default_factory=SamplingParams)
     num_sentences: int = 1
     seed: int | None = None
+    repetition_penalty: float = 1.0
+    stop: tuple[str, ...] = ()
+    top_n_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """One of the likeliest words at a step: its vocabulary entry and model log-probability."""
+
+    id: int
+    text: str
+    logprob: float
+    special: bool
+
+
+@dataclass(frozen=True)
+class GeneratedToken:
+    """One step of the model: a word, or the end of a sentence (``special``, no text).
+
+    ``text`` is what the token adds to the output text (``" cat"``, ``","``): the tokens'
+    texts joined are the new text. ``logprob`` is the model's, before temperature, top-k,
+    top-p and repetition penalty.
+    """
+
+    id: int
+    text: str
+    logprob: float
+    special: bool
+    sentence: int
+    alternatives: tuple[Alternative, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,40 +93,54 @@ class GeneratedSentence:
     prefix_words: list[str]
     new_words: list[str]
     logprobs: list[float]
-    finish_reason: str  # "eos_token" or "length"
+    finish_reason: str  # "eos_token", "length" or "stop_sequence"
+    text: str  # the sentence as returned (cut at a stop sequence)
 
     @property
     def words(self) -> list[str]:
         return self.prefix_words + self.new_words
 
-    @property
-    def text(self) -> str:
-        return detokenize(self.words)
-
 
 @dataclass(frozen=True)
 class GenerationResult:
     sentences: list[GeneratedSentence]
+    tokens: list[GeneratedToken]
     seed: int
     unknown_words: list[str]
+    prompt_text: str  # the starting words as the model read them, detokenized
+    new_text: str  # the text after the prompt (cut at a stop sequence)
+    stopped: bool = False  # a stop sequence ended the generation
 
     @property
     def texts(self) -> list[str]:
         return [s.text for s in self.sentences]
 
     @property
-    def generated_text(self) -> str:
-        """The sentences joined by a space (a sentence with no words adds no space)."""
-        return " ".join(text for text in self.texts if text)
+    def full_text(self) -> str:
+        """The prompt followed by the new text."""
+        return self.prompt_text + self.new_text
 
     @property
     def finish_reason(self) -> str:
-        """``length`` if any sentence was cut by max_new_tokens, else ``eos_token``."""
+        """``stop_sequence`` if a stop string ended it, ``length`` if any sentence was cut by
+        max_new_tokens, else ``eos_token``."""
+        if self.stopped:
+            return "stop_sequence"
         return "length" if any(s.finish_reason == "length" for s in self.sentences) else "eos_token"
 
     @property
     def generated_tokens(self) -> int:
+        """Model steps: new words and sentence ends."""
+        return len(self.tokens)
+
+    @property
+    def generated_words(self) -> int:
         return sum(len(s.new_words) for s in self.sentences)
+
+    @property
+    def mean_logprob(self) -> float:
+        """Mean model log-probability per token (how best_of ranks sequences); 0 for none."""
+        return float(np.mean([t.logprob for t in self.tokens])) if self.tokens else 0.0
 
 
 class TextGenerator:
@@ -100,28 +157,140 @@ class TextGenerator:
         """Words not in the vocabulary, each once, in order of first appearance."""
         return list(dict.fromkeys(w for w in words if w not in self.vocab))
 
+    def start(self, request: GenerationRequest) -> Generation:
+        """A generation ready to run; iterate it for tokens, then read its ``result``."""
+        seed = fresh_seed() if request.seed is None else request.seed
+        return Generation(self, request, seed)
+
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Sentences for a checked request; the result carries the seed that was used."""
-        seed = fresh_seed() if request.seed is None else request.seed
-        rng = np.random.default_rng(seed)
-        prefix_words = tokenize_words(request.inputs)
-        prefixes = [prefix_words] + [[] for _ in range(request.num_sentences - 1)]
-        sentences = [self._sentence(words, request.sampling, rng) for words in prefixes]
-        result = GenerationResult(sentences, seed, self.unknown_words(prefix_words))
-        logger.debug(
-            "generated %d sentence(s), %d new words, seed %d",
-            len(sentences), result.generated_tokens, seed,
-        )
-        return result
+        generation = self.start(request)
+        for _ in generation:
+            pass
+        return generation.result
 
-    def _sentence(
-        self, prefix_words: list[str], params: SamplingParams, rng: np.random.Generator
-    ) -> GeneratedSentence:
-        # out-of-vocabulary words are fed to the model as UNKNOWN_TOKEN but shown as typed
-        sample = self.sampler.sample_sentence(self.vocab.encode(prefix_words), params, rng)
-        return GeneratedSentence(
-            prefix_words=list(prefix_words),
-            new_words=self.vocab.decode(sample.new_ids),
-            logprobs=list(sample.logprobs),
-            finish_reason=sample.finish_reason,
+    def generate_several(self, request: GenerationRequest, count: int) -> list[GenerationResult]:
+        """``count`` sequences for one request; the i-th uses the request's seed + i, so each can
+        be reproduced alone, and the first is what the request alone would give."""
+        seed = fresh_seed() if request.seed is None else request.seed
+        return [self.generate(replace(request, seed=nth_seed(seed, i))) for i in range(count)]
+
+    def alternatives(self, sampled: SampledWord) -> tuple[Alternative, ...]:
+        return tuple(
+            Alternative(i, self.vocab.words[i], logprob, self.vocab.words[i] in SPECIAL_TOKENS)
+            for i, logprob in sampled.alternatives
+        )
+
+
+@dataclass
+class _Pending:
+    """A token whose text may still be cut by a stop string, with where that text starts."""
+
+    sampled: SampledWord
+    text: str
+    start: int
+    sentence: int
+
+
+class Generation:
+    """One generated sequence. Iterating yields each token once its text is final: at once
+    without stop strings; with them, a token is held back while its text could still be the
+    start of a stop string. After the iteration, ``result`` holds the whole answer."""
+
+    def __init__(self, generator: TextGenerator, request: GenerationRequest, seed: int):
+        self.generator = generator
+        self.request = request
+        self.seed = seed
+        self.prompt_words = tokenize_words(request.inputs)
+        self._result: GenerationResult | None = None
+
+    @property
+    def result(self) -> GenerationResult:
+        if self._result is None:
+            raise RuntimeError("the generation has not run to its end yet")
+        return self._result
+
+    def __iter__(self) -> Iterator[GeneratedToken]:
+        request, vocab = self.request, self.generator.vocab
+        rng = np.random.default_rng(self.seed)
+        text = IncrementalText(self.prompt_words)
+        new_text = ""  # text.text without the prompt
+        pending: list[_Pending] = []
+        released: list[GeneratedToken] = []
+        sentence_ends: list[str] = []
+        stop_at: int | None = None
+        for index in range(request.num_sentences):
+            prefix = self.prompt_words if index == 0 else []
+            words = self.generator.sampler.iter_sentence(
+                vocab.encode(prefix), request.sampling, rng, request.repetition_penalty, request.top_n_tokens,
+            )
+            finish = "length"
+            for sampled in words:
+                if sampled.word_id == vocab.end_id:
+                    added, finish = "", "eos_token"
+                else:
+                    added = text.add(vocab.words[sampled.word_id])
+                pending.append(_Pending(sampled, added, len(new_text), index))
+                new_text += added
+                if request.stop:
+                    stop_at = earliest_stop(new_text, request.stop, len(new_text) - len(added))
+                    if stop_at is not None:
+                        finish = "stop_sequence"
+                        break
+                    settled = len(new_text) - undecided_tail(new_text, request.stop)
+                else:
+                    settled = len(new_text)
+                yield from self._release(pending, released, settled, None)
+            text.end_sentence()
+            sentence_ends.append(finish)
+            if stop_at is not None:
+                break
+        yield from self._release(pending, released, len(new_text), stop_at)
+        self._result = self._assemble(released, sentence_ends, text.prompt, new_text[:stop_at])
+        logger.debug(
+            "generated %d sentence(s), %d tokens, seed %d", len(sentence_ends), len(released), self.seed,
+        )
+
+    def _release(
+        self, pending: list[_Pending], released: list[GeneratedToken], settled: int, stop_at: int | None
+    ) -> Iterator[GeneratedToken]:
+        """Yield (and record) the pending tokens whose text ends by ``settled``, cut at ``stop_at``."""
+        while pending and pending[0].start + len(pending[0].text) <= settled:
+            item = pending.pop(0)
+            keep = len(item.text) if stop_at is None else max(0, min(len(item.text), stop_at - item.start))
+            token = GeneratedToken(
+                id=item.sampled.word_id,
+                text=item.text[:keep],
+                logprob=item.sampled.logprob,
+                special=item.sampled.word_id == self.generator.vocab.end_id,
+                sentence=item.sentence,
+                alternatives=self.generator.alternatives(item.sampled),
+            )
+            released.append(token)
+            yield token
+
+    def _assemble(
+        self, tokens: list[GeneratedToken], finishes: list[str], prompt_text: str, new_text: str
+    ) -> GenerationResult:
+        vocab = self.generator.vocab
+        sentences = []
+        for index, finish in enumerate(finishes):
+            own = [t for t in tokens if t.sentence == index and not t.special]
+            prefix = self.prompt_words if index == 0 else []
+            body = (prompt_text if index == 0 else "") + "".join(t.text for t in own)
+            sentences.append(GeneratedSentence(
+                prefix_words=list(prefix),
+                new_words=vocab.decode(t.id for t in own),
+                logprobs=[t.logprob for t in own],
+                finish_reason=finish,
+                text=body.strip(),
+            ))
+        return GenerationResult(
+            sentences=sentences,
+            tokens=tokens,
+            seed=self.seed,
+            unknown_words=self.generator.unknown_words(self.prompt_words),
+            prompt_text=prompt_text,
+            new_text=new_text,
+            stopped="stop_sequence" in finishes,
         )

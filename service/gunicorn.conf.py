@@ -2,8 +2,16 @@
 
 RNNLM_BIND (default 0.0.0.0:8000), RNNLM_WORKERS (default 2), RNNLM_THREADS (default 2) and
 RNNLM_LOG_LEVEL (default INFO); the service's own variables are read by service.config.
+
+Metrics: every worker keeps its own counters, so prometheus-client runs in multiprocess mode:
+PROMETHEUS_MULTIPROC_DIR is set here, before the app (and prometheus_client) is loaded, to a
+fresh temporary folder where each process writes its values; /metrics adds them up, whichever
+worker answers. ``child_exit`` marks a dead worker's files (and drops its in-flight count); the
+folder is removed when the master exits.
 """
 import os
+import shutil
+import tempfile
 
 # One BLAS thread per worker. Sampling is a matrix-vector product per word: far too small to
 # gain from several BLAS threads, while N workers x M cores' worth of BLAS threads would fight
@@ -13,6 +21,7 @@ import os
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 
+import atexit  # noqa: E402
 import sys  # noqa: E402
 
 from service.config import ConfigError, env_int, env_log_level, env_str  # noqa: E402  (no NumPy)
@@ -28,6 +37,18 @@ except ConfigError as _exc:
     # sys.exit gets past gunicorn's `except Exception` around this file, which adds a traceback
     sys.exit(f"rnnlm service cannot start: bad configuration: {_exc}")
 
+# a folder of our own each start: values left by an earlier run must not be added in
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir = tempfile.mkdtemp(prefix="rnnlm-metrics-")
+_master_pid = os.getpid()
+
+
+@atexit.register
+def _remove_metrics_dir() -> None:
+    """Remove the folder when the master ends, however it ends (workers exit too: not them)."""
+    if os.getpid() == _master_pid:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
+
+
 wsgi_app = "service.wsgi:app"
 # load the model once in the master, before forking: a bad model file stops gunicorn with one
 # error line instead of every worker failing to boot, and workers share the model's memory pages
@@ -41,3 +62,10 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
 # gunicorn >= 25 opens a control socket in $HOME or $XDG_RUNTIME_DIR by default; the service
 # does not use it, and two instances on one host would fight over the same path
 control_socket_disable = True
+
+
+def child_exit(server, worker):
+    """A worker has exited (the master runs this): forget its in-flight requests and live gauges."""
+    from service.app import forget_worker
+
+    forget_worker(server.app.wsgi(), worker.pid)

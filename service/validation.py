@@ -1,164 +1,124 @@
-"""Checking a /generate request body before anything runs.
+"""Checking a text-generation-inference request body (/generate, /generate_stream, POST /)
+before anything runs.
 
 Malformed JSON or a body that is not a JSON object is a 400; a field of the wrong type, out of
-range or unknown is a 422. Messages name the field (``parameters.top_p``) and say what was
-expected, so a client can fix the request without reading the code. ``null`` for any field
-means "use the default". Booleans are never accepted as numbers.
+range or unknown is a 422 (TGI's status for validation errors). ``null`` for any field means
+"use the default". Parameters TGI has and this model cannot honour (``watermark``, ``grammar``,
+...) are accepted only as null or their neutral value, and refused by name otherwise.
 """
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from models.sampling import SamplingParams
+from service import checks
 from service.config import ServiceConfig
 from service.errors import ApiError
 from service.generation import MAX_SEED, GenerationRequest
 
-T = TypeVar("T")
-
 MAX_INPUT_CHARS = 2000
 DEFAULT_MAX_NEW_TOKENS = 50
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_CHARS = 200
+MAX_TOP_N_TOKENS = 5
+MAX_REPETITION_PENALTY = 10.0
 
 TOP_LEVEL_FIELDS = ("inputs", "parameters")
 PARAMETER_NAMES = (
     "max_new_tokens", "num_sentences", "min_words", "temperature", "top_k", "top_p",
-    "do_sample", "seed", "details",
+    "do_sample", "seed", "details", "stop", "repetition_penalty", "return_full_text",
+    "top_n_tokens", "best_of",
 )
+# TGI's other parameters, with the only value each may take here besides null
+NEUTRAL_PARAMETERS: dict[str, Any] = {
+    "decoder_input_details": False, "watermark": False, "frequency_penalty": 0,
+    "typical_p": 1, "truncate": None, "grammar": None, "adapter_id": None,
+}
 
 
 @dataclass(frozen=True)
 class GenerateCall:
-    """A checked /generate request: what to generate and whether to return details."""
+    """A checked TGI request: what to generate and how to answer."""
 
     request: GenerationRequest
     details: bool
+    return_full_text: bool
+    best_of: int
+    stream: bool
 
 
-def decode_json_body(raw: bytes) -> Any:
-    """The parsed body; a 400 for anything that is not strict JSON (NaN and Infinity included)."""
+def parse_generate(
+    body: Any, config: ServiceConfig, *, stream: bool, full_text_default: bool, stream_field: bool = False
+) -> GenerateCall:
+    """Check a decoded TGI body against the API's types and the configured limits.
 
-    def reject_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not valid JSON")
-
-    try:
-        return json.loads(raw, parse_constant=reject_constant)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, absurd nesting
-        raise ApiError(400, f"malformed JSON body: {_shorten(str(exc), 200)}") from None
-
-
-def parse_generate(body: Any, config: ServiceConfig) -> GenerateCall:
-    """Check a decoded /generate body against the API's types and the configured limits."""
-    if not isinstance(body, dict):
-        raise ApiError(400, f"the request body must be a JSON object, got {json_type(body)}")
-    _reject_unknown(body, TOP_LEVEL_FIELDS, "field", "")
-    inputs = _field(body, "inputs", "")
-    if not isinstance(inputs, str):
-        raise _wrong_type("inputs", "a string", inputs)
-    if len(inputs) > MAX_INPUT_CHARS:
-        raise ApiError(422, f"inputs must be at most {MAX_INPUT_CHARS} characters, got {len(inputs)}")
-    params = _field(body, "parameters", {})
+    ``stream`` is the route's own choice; ``stream_field`` lets the body choose instead (POST /).
+    """
+    body = checks.json_object(body)
+    checks.reject_unknown(body, TOP_LEVEL_FIELDS + (("stream",) if stream_field else ()), "field", "")
+    if stream_field:
+        stream = checks.boolean("stream", checks.field(body, "stream", False))
+    inputs = checks.text("inputs", checks.field(body, "inputs", ""), MAX_INPUT_CHARS)
+    params = checks.field(body, "parameters", {})
     if not isinstance(params, dict):
-        raise _wrong_type("parameters", "an object", params)
-    _reject_unknown(params, PARAMETER_NAMES, "parameter", "parameters.")
+        raise checks.wrong_type("parameters", "an object", params)
+    checks.reject_unknown(params, PARAMETER_NAMES + tuple(NEUTRAL_PARAMETERS), "parameter", "parameters.")
+    _reject_unsupported(params)
 
     def get(name: str, default: Any) -> Any:
-        return _field(params, name, default)
+        return checks.field(params, name, default)
 
-    max_new_tokens = _integer(
-        "max_new_tokens", get("max_new_tokens", min(DEFAULT_MAX_NEW_TOKENS, config.max_new_tokens)),
-        1, config.max_new_tokens,
+    def name(short: str) -> str:
+        return f"parameters.{short}"
+
+    max_new_tokens = checks.integer(
+        name("max_new_tokens"),
+        get("max_new_tokens", min(DEFAULT_MAX_NEW_TOKENS, config.max_new_tokens)), 1, config.max_new_tokens,
     )
-    num_sentences = _integer("num_sentences", get("num_sentences", 1), 1, config.max_sentences)
-    min_words = _integer("min_words", get("min_words", 0), 0, max_new_tokens, high_name="max_new_tokens")
-    temperature = _number("temperature", get("temperature", 1.0), 100.0)
-    top_k = _optional(get("top_k", None), lambda v: _integer("top_k", v, 1, None))
-    top_p = _optional(get("top_p", None), lambda v: _number("top_p", v, 1.0))
-    do_sample = _boolean("do_sample", get("do_sample", True))
-    seed = _optional(get("seed", None), lambda v: _integer("seed", v, 0, MAX_SEED))
-    details = _boolean("details", get("details", False))
+    num_sentences = checks.integer(name("num_sentences"), get("num_sentences", 1), 1, config.max_sentences)
+    min_words = checks.integer(name("min_words"), get("min_words", 0), 0, max_new_tokens, high_name="max_new_tokens")
+    temperature = checks.number(name("temperature"), get("temperature", 1.0), 100.0)
+    top_k = checks.optional(get("top_k", None), lambda v: checks.integer(name("top_k"), v, 1, None))
+    top_p = checks.optional(get("top_p", None), lambda v: checks.number(name("top_p"), v, 1.0))
+    do_sample = checks.boolean(name("do_sample"), get("do_sample", True))
+    seed = checks.optional(get("seed", None), lambda v: checks.integer(name("seed"), v, 0, MAX_SEED))
+    details = checks.boolean(name("details"), get("details", False))
+    stop = checks.stop_strings(name("stop"), get("stop", []), MAX_STOP_SEQUENCES, MAX_STOP_CHARS, allow_single=False)
+    repetition_penalty = checks.number(
+        name("repetition_penalty"), get("repetition_penalty", 1.0), MAX_REPETITION_PENALTY,
+    )
+    return_full_text = checks.boolean(name("return_full_text"), get("return_full_text", full_text_default))
+    top_n_tokens = checks.integer(name("top_n_tokens"), get("top_n_tokens", 0), 0, MAX_TOP_N_TOKENS)
+    best_of = checks.integer(name("best_of"), get("best_of", 1), 1, config.max_sequences)
+    if best_of > 1 and not do_sample:
+        raise ApiError(422, "parameters.best_of > 1 needs sampling: do_sample must not be false",
+                       field=name("best_of"))
+    if best_of > 1 and stream:
+        raise ApiError(422, "parameters.best_of > 1 is not allowed when streaming", field=name("best_of"))
 
     sampling = SamplingParams(
         max_new_tokens=max_new_tokens, min_words=min_words, temperature=temperature,
         top_k=top_k, top_p=top_p, do_sample=do_sample,
     )
-    return GenerateCall(GenerationRequest(inputs, sampling, num_sentences, seed), details)
+    request = GenerationRequest(
+        inputs, sampling, num_sentences, seed, repetition_penalty, stop, top_n_tokens,
+    )
+    return GenerateCall(request, details, return_full_text, best_of, stream)
 
 
-# ------------------------------------------------------------------------------ helpers
-def json_type(value: Any) -> str:
-    """The JSON name of a decoded value's type, for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+def _reject_unsupported(params: dict) -> None:
+    for key, neutral in NEUTRAL_PARAMETERS.items():
+        value = params.get(key)
+        if value is not None and not _is_neutral(value, neutral):
+            allowed = "null" if neutral is None else f"null or {str(neutral).lower()}"
+            raise ApiError(422, f"parameters.{key} is not supported by this model; it may only be {allowed}",
+                           field=f"parameters.{key}")
 
 
-def _shorten(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _field(obj: dict, name: str, default: Any) -> Any:
-    value = obj.get(name)
-    return default if value is None else value
-
-
-def _reject_unknown(obj: dict, allowed: tuple[str, ...], kind: str, prefix: str) -> None:
-    unknown = [name for name in obj if name not in allowed]
-    if unknown:
-        names = ", ".join(repr(_shorten(prefix + name)) for name in unknown)
-        raise ApiError(422, f"unknown {kind}{'s' if len(unknown) > 1 else ''} {names}; "
-                            f"allowed: {', '.join(allowed)}")
-
-
-def _wrong_type(name: str, expected: str, value: Any) -> ApiError:
-    return ApiError(422, f"{name} must be {expected}, got {json_type(value)}")
-
-
-def _optional(value: Any, check: Callable[[Any], T]) -> T | None:
-    return None if value is None else check(value)
-
-
-def _integer(name: str, value: Any, low: int, high: int | None, high_name: str | None = None) -> int:
-    field_name = f"parameters.{name}"
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _wrong_type(field_name, "an integer", value)
-    if value < low or (high is not None and value > high):
-        if high is None:
-            wanted = f">= {low}"
-        else:
-            wanted = f"between {low} and " + (f"{high_name} ({high})" if high_name else str(high))
-        raise ApiError(422, f"{field_name} must be {wanted}, got {_shorten(str(value))}")
-    return value
-
-
-def _number(name: str, value: Any, high: float) -> float:
-    """A finite number in (0, high]."""
-    field_name = f"parameters.{name}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _wrong_type(field_name, "a number", value)
-    try:
-        number = float(value)
-    except OverflowError:  # an integer too large for a float
-        number = math.inf
-    if not (math.isfinite(number) and 0.0 < number <= high):
-        raise ApiError(422, f"{field_name} must be > 0 and <= {high:g}, got {_shorten(str(value))}")
-    return number
-
-
-def _boolean(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise _wrong_type(f"parameters.{name}", "true or false", value)
-    return value
+def _is_neutral(value: Any, neutral: Any) -> bool:
+    if neutral is None:
+        return False
+    if isinstance(neutral, bool):
+        return value is neutral
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value == neutral

@@ -92,3 +92,17 @@ class Server:
             for line in list(self.stdout)
             if '"POST /generate' in line and (match := re.search(r"pid=<(\d+)>", line))
         }
+
+
+def start_server(model: Path, workers: int = 2, **settings: str) -> Server:
+    """A healthy gunicorn serving ``model`` on a free loopback port (stop it when done)."""
+    port = free_port()
+    env = server_env(RNNLM_MODEL=str(model), RNNLM_BIND=f"127.0.0.1:{port}", RNNLM_WORKERS=str(workers),
+                     **settings)
+    server = Server(env, f"http://127.0.0.1:{port}")
+    try:
+        server.wait_until_healthy()
+    except BaseException:
+        server.stop()
+        raise
+    return server

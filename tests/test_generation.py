@@ -54,7 +54,7 @@ def test_same_seed_gives_the_same_output(generator):
 def test_different_seeds_give_different_output(generator):
     # 30 forced words from 32 nearly equally likely ones: equal by chance is impossible in practice
     texts = {
-        generator.generate(make_request(seed=seed, max_new_tokens=30, min_words=30)).generated_text
+        generator.generate(make_request(seed=seed, max_new_tokens=30, min_words=30)).full_text
         for seed in range(5)
     }
     assert len(texts) == 5
@@ -101,7 +101,7 @@ def test_never_emits_special_tokens(generator):
     emitted = [w for words in new_words(result) for w in words]
     assert len(emitted) > 200
     assert not set(emitted) & set(SPECIAL_TOKENS)
-    assert not any(special in result.generated_text for special in SPECIAL_TOKENS)
+    assert not any(special in result.full_text for special in SPECIAL_TOKENS)
 
 
 def test_max_new_tokens_caps_each_sentence(generator):
@@ -136,7 +136,7 @@ def test_unknown_input_words_are_reported_and_kept_in_the_text(generator):
     result = generator.generate(make_request("the zyzzyva and the qwxz zyzzyva", seed=4, max_new_tokens=5))
     assert result.unknown_words == ["zyzzyva", "qwxz"]
     assert result.sentences[0].text.startswith("The zyzzyva and the qwxz zyzzyva")
-    assert "UNKNOWN_TOKEN" not in result.generated_text
+    assert "UNKNOWN_TOKEN" not in result.full_text
 
 
 def test_unknown_input_words_are_read_as_unknown_token(generator):
@@ -163,7 +163,7 @@ def test_extreme_top_k_top_p_or_temperature_equals_greedy(generator, cut):
 def test_num_sentences(generator, count):
     result = generator.generate(make_request(num_sentences=count, seed=1, max_new_tokens=5, min_words=1))
     assert len(result.sentences) == len(result.texts) == count
-    assert result.generated_text == " ".join(result.texts)
+    assert result.full_text == " ".join(result.texts)
 
 
 def test_logprobs_match_words(generator):

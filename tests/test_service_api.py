@@ -49,7 +49,8 @@ def test_generate_without_details(client):
     assert len(body["sentences"]) == 2
     assert all(isinstance(s, str) for s in body["sentences"])
     assert body["sentences"][0].startswith("The cat")
-    assert body["generated_text"] == " ".join(s for s in body["sentences"] if s)
+    # TGI's default: the new text only; the sentences are whole, starting words included
+    assert "The cat" + body["generated_text"] == " ".join(s for s in body["sentences"] if s)
 
 
 def test_generate_with_details(client):
@@ -59,14 +60,17 @@ def test_generate_with_details(client):
     }).get_json()
     assert list(body) == ["generated_text", "sentences", "details"]
     details = body["details"]
-    assert list(details) == ["finish_reason", "generated_tokens", "seed", "tokens", "unknown_words"]
+    assert list(details) == ["finish_reason", "generated_tokens", "seed", "prefill", "tokens", "unknown_words"]
     assert details["finish_reason"] in ("eos_token", "length")
     assert details["seed"] == 5
     assert details["unknown_words"] == ["zyzzyva"]
+    assert details["prefill"] == []
     assert details["generated_tokens"] == len(details["tokens"]) > 0
     for token in details["tokens"]:
-        assert set(token) == {"text", "logprob"}
+        assert list(token) == ["id", "text", "logprob", "special"]
         assert isinstance(token["text"], str) and token["logprob"] < 0
+        assert token["special"] == (token["id"] == 2) == (token["text"] == "")  # sentence ends
+    assert "".join(t["text"] for t in details["tokens"]) == body["generated_text"]
     assert body["sentences"][0].startswith("The zyzzyva sat")
     assert "UNKNOWN_TOKEN" not in body["generated_text"]
 
@@ -216,8 +220,8 @@ def test_too_long_inputs_are_422(client):
 
 
 def test_unknown_parameters_are_422_and_named(client):
-    message = assert_error(post(client, {"parameters": {"max_tokens": 5, "seed": 1, "stop": ["."]}}), 422)
-    assert "parameters.max_tokens" in message and "parameters.stop" in message
+    message = assert_error(post(client, {"parameters": {"max_tokens": 5, "seed": 1, "stop_sequences": ["."]}}), 422)
+    assert "parameters.max_tokens" in message and "parameters.stop_sequences" in message
     assert "parameters.seed" not in message
 
 
@@ -248,7 +252,7 @@ def test_wrong_content_type_is_415(client, content_type):
     assert_error(post_raw(client, '{"inputs": "the"}', content_type), 415, "Content-Type", "application/json")
 
 
-@pytest.mark.parametrize("path", ["/", "/nope", "/generate/", "/v1/generate"])
+@pytest.mark.parametrize("path", ["/nope", "/generate/", "/v2/generate"])
 def test_unknown_route_is_json_404(client, path):
     assert_error(client.get(path), 404, path, "POST /generate", error_type="not_found")
 

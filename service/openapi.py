@@ -1,0 +1,332 @@
+"""The OpenAPI 3.1 document served at /openapi.json: every route, its request and its responses.
+
+Schemas are JSON Schema 2020-12 (as OpenAPI 3.1 has it) and closed (``additionalProperties:
+false``), and the tests validate real responses against them, so a field added to a response
+without being documented here fails a test. Limits come from the running configuration.
+Streamed routes document their event payloads under the media type's ``x-sse-data``: each
+``data:`` line of the stream holds one value of that schema.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from service.config import ServiceConfig
+from service.generation import MAX_SEED
+from service.score_api import MAX_SCORE_CHARS
+from service.validation import (
+    MAX_INPUT_CHARS, MAX_REPETITION_PENALTY, MAX_STOP_CHARS, MAX_STOP_SEQUENCES, MAX_TOP_N_TOKENS,
+    NEUTRAL_PARAMETERS,
+)
+
+JSON = "application/json"
+SSE = "text/event-stream"
+FINISH_REASONS = ["eos_token", "length", "stop_sequence"]
+
+
+def ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def closed(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """An object schema with exactly these properties (all required unless told otherwise)."""
+    return {"type": "object", "properties": properties,
+            "required": list(properties) if required is None else required,
+            "additionalProperties": False, **extra}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+def json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {JSON: {"schema": schema}}
+
+
+def response(description: str, content: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"description": description, **({"content": content} if content else {})}
+
+
+_COMMON_ERRORS = {
+    "413": "Body larger than RNNLM_MAX_BODY_BYTES",
+    "415": "Content-Type is not JSON",
+    "429": "Too many requests in flight (RNNLM_MAX_CONCURRENT_REQUESTS)",
+}
+
+
+def _errors(schema: str, statuses: dict[str, str]) -> dict[str, Any]:
+    """The error responses of an operation, sorted by status, each with ``schema`` as its body."""
+    every = {**statuses, **_COMMON_ERRORS}
+    return {status: response(every[status], json_content(ref(schema))) for status in sorted(every)}
+
+
+def _tgi_errors() -> dict[str, Any]:
+    return _errors("Error", {"400": "Malformed JSON, or a body that is not a JSON object",
+                             "422": "A field of the wrong type, out of range or unknown"})
+
+
+def _openai_errors() -> dict[str, Any]:
+    return _errors("OpenAIError", {"400": "Malformed JSON, or a field of the wrong type, out of range or unknown",
+                                   "404": "The model is not this service's"})
+
+
+def _generate_parameters(config: ServiceConfig) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "max_new_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": config.max_new_tokens,
+                           "default": min(50, config.max_new_tokens),
+                           "description": "Cap on the new words of each sentence"},
+        "num_sentences": {"type": ["integer", "null"], "minimum": 1, "maximum": config.max_sentences, "default": 1},
+        "min_words": {"type": ["integer", "null"], "minimum": 0, "default": 0,
+                      "description": "Words per sentence (starting words included) before it may end; "
+                                     "at most max_new_tokens"},
+        "temperature": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 100, "default": 1.0},
+        "top_k": {"type": ["integer", "null"], "minimum": 1},
+        "top_p": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
+        "do_sample": {"type": ["boolean", "null"], "default": True},
+        "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SEED},
+        "details": {"type": ["boolean", "null"], "default": False},
+        "stop": {"type": ["array", "null"], "maxItems": MAX_STOP_SEQUENCES,
+                 "items": {"type": "string", "minLength": 1, "maxLength": MAX_STOP_CHARS},
+                 "description": "Strings that end the generation where they first appear in the new text; "
+                                "cut from it (finish_reason stop_sequence)"},
+        "repetition_penalty": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                               "maximum": MAX_REPETITION_PENALTY, "default": 1.0,
+                               "description": "Multiplies the log-probability of words already in the sentence"},
+        "return_full_text": {"type": ["boolean", "null"],
+                             "description": "Prepend the inputs to generated_text; default false, "
+                                            "true on POST /"},
+        "top_n_tokens": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_TOP_N_TOKENS, "default": 0},
+        "best_of": {"type": ["integer", "null"], "minimum": 1, "maximum": config.max_sequences, "default": 1,
+                    "description": "Sequences to sample (seeds seed, seed+1, ...); the one with the highest "
+                                   "mean token log-probability is returned. Not with streaming or do_sample false"},
+    }
+    for name, neutral in NEUTRAL_PARAMETERS.items():
+        allowed = [None] if neutral is None else [None, neutral]
+        properties[name] = {"enum": allowed, "description": "TGI parameter this model does not support"}
+    return closed(properties, required=[])
+
+
+def _schemas(config: ServiceConfig) -> dict[str, Any]:
+    token = closed({"id": {"type": "integer"}, "text": {"type": "string"}, "logprob": {"type": "number"},
+                    "special": {"type": "boolean"}},
+                   description="A word, or a sentence end (special, no text)")
+    sequence = {
+        "finish_reason": {"enum": FINISH_REASONS},
+        "generated_tokens": {"type": "integer", "minimum": 1},
+        "seed": {"type": "integer"},
+        "prefill": {"type": "array", "maxItems": 0, "description": "Always empty: the prompt is not scored"},
+        "tokens": {"type": "array", "items": ref("Token")},
+        "top_tokens": {"type": "array", "items": {"type": "array", "items": ref("Token")}},
+    }
+    required_sequence = ["finish_reason", "generated_tokens", "seed", "prefill", "tokens"]
+    inputs = {"type": ["string", "null"], "maxLength": MAX_INPUT_CHARS,
+              "description": "The words the first sentence starts with"}
+    return {
+        "GenerateParameters": _generate_parameters(config),
+        "GenerateRequest": closed({"inputs": inputs, "parameters": nullable(ref("GenerateParameters"))},
+                                  required=[]),
+        "CompatGenerateRequest": closed({"inputs": inputs, "parameters": nullable(ref("GenerateParameters")),
+                                         "stream": {"type": ["boolean", "null"], "default": False}}, required=[]),
+        "Token": token,
+        "BestOfSequence": closed({"generated_text": {"type": "string"}, **sequence},
+                                 required=["generated_text", *required_sequence]),
+        "Details": closed({**sequence,
+                           "best_of_sequences": {"type": "array", "items": ref("BestOfSequence")},
+                           "unknown_words": {"type": "array", "items": {"type": "string"}}},
+                          required=[*required_sequence, "unknown_words"]),
+        "GenerateResponse": closed({"generated_text": {"type": "string"},
+                                    "sentences": {"type": "array", "items": {"type": "string"}},
+                                    "details": ref("Details")}, required=["generated_text", "sentences"]),
+        "StreamDetails": closed({"finish_reason": {"enum": FINISH_REASONS},
+                                 "generated_tokens": {"type": "integer", "minimum": 1},
+                                 "seed": {"type": "integer"}, "input_length": {"type": "integer"},
+                                 "unknown_words": {"type": "array", "items": {"type": "string"}}}),
+        "StreamResponse": closed({"index": {"type": "integer", "minimum": 1}, "token": ref("Token"),
+                                  "top_tokens": {"type": "array", "items": ref("Token")},
+                                  "generated_text": {"type": ["string", "null"]},
+                                  "details": nullable(ref("StreamDetails"))},
+                                 required=["index", "token", "generated_text", "details"],
+                                 description="One event per token; the last carries generated_text and details"),
+        "StreamError": closed({"error": {"type": "string"}, "error_type": {"const": "generation"}},
+                              description="Sent instead of further tokens if generation fails mid-stream"),
+        "Error": closed({"error": {"type": "string"},
+                         "error_type": {"enum": ["validation", "overloaded", "not_found", "method_not_allowed",
+                                                 "internal"]}}),
+        "CompletionRequest": _completion_request(config),
+        "CompletionLogprobs": closed({
+            "tokens": {"type": "array", "items": {"type": "string"}},
+            "token_logprobs": {"type": "array", "items": {"type": "number"}},
+            "top_logprobs": nullable({"type": "array", "items": {"type": "object",
+                                                                 "additionalProperties": {"type": "number"}}}),
+            "text_offset": {"type": "array", "items": {"type": "integer"}},
+        }),
+        "CompletionChoice": closed({"text": {"type": "string"}, "index": {"type": "integer"},
+                                    "logprobs": nullable(ref("CompletionLogprobs")),
+                                    "finish_reason": {"enum": ["stop", "length"]}}),
+        "Usage": closed({"prompt_tokens": {"type": "integer"}, "completion_tokens": {"type": "integer"},
+                         "total_tokens": {"type": "integer"}}),
+        "Completion": closed({**_completion_envelope(), "choices": {"type": "array", "items": ref("CompletionChoice")},
+                              "usage": ref("Usage")}),
+        "CompletionChunk": closed({
+            **_completion_envelope(),
+            "choices": {"type": "array", "maxItems": 1, "items": closed({
+                "text": {"type": "string"}, "index": {"type": "integer"},
+                "logprobs": nullable(ref("CompletionLogprobs")),
+                "finish_reason": {"enum": ["stop", "length", None]}})},
+            "usage": ref("Usage"),
+        }, required=["id", "object", "created", "model", "choices"],
+            description="One event per word, one with the finish_reason per choice, one with only the usage "
+                        "if stream_options.include_usage; the stream ends with the event [DONE]"),
+        "Model": closed({"id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
+                         "owned_by": {"type": "string"}}),
+        "ModelList": closed({"object": {"const": "list"}, "data": {"type": "array", "items": ref("Model")}}),
+        "OpenAIError": closed({"error": closed({
+            "message": {"type": "string"},
+            "type": {"enum": ["invalid_request_error", "overloaded_error", "server_error"]},
+            "param": {"type": ["string", "null"]},
+            "code": {"enum": ["model_not_found", "overloaded", None]},
+        })}),
+        "ScoreRequest": closed({"inputs": {"type": "string", "maxLength": MAX_SCORE_CHARS}}),
+        "WordScore": closed({"word": {"type": "string"}, "logprob": {"type": "number"},
+                             "oov": {"type": "boolean", "description": "Out of the vocabulary: scored as "
+                                                                      "UNKNOWN_TOKEN"},
+                             "special": {"type": "boolean", "description": "The sentence end"}}),
+        "SentenceScore": closed({"words": {"type": "array", "items": ref("WordScore")},
+                                 "logprob": {"type": "number"}, "perplexity": {"type": ["number", "null"]}}),
+        "ScoreResponse": closed({"sentences": {"type": "array", "items": ref("SentenceScore")},
+                                 "tokens": {"type": "integer"}, "logprob": {"type": "number"},
+                                 "perplexity": {"type": ["number", "null"],
+                                                "description": "exp(mean negative log-likelihood per token); "
+                                                               "null for a text without words"},
+                                 "oov_words": {"type": "array", "items": {"type": "string"}}}),
+        "Health": closed({"status": {"const": "ok"}}),
+        "Info": _info_schema(),
+    }
+
+
+def _completion_envelope() -> dict[str, Any]:
+    return {"id": {"type": "string"}, "object": {"const": "text_completion"}, "created": {"type": "integer"},
+            "model": {"type": "string"}}
+
+
+def _completion_request(config: ServiceConfig) -> dict[str, Any]:
+    prompt = {"type": "string", "maxLength": MAX_INPUT_CHARS}
+    return closed({
+        "model": {"type": "string", "const": config.model_id},
+        "prompt": {"oneOf": [prompt, {"type": "array", "minItems": 1, "items": prompt}, {"type": "null"}]},
+        "max_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": config.max_new_tokens, "default": 16},
+        "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2, "default": 1,
+                        "description": "0 means greedy"},
+        "top_p": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1, "default": 1},
+        "n": {"type": ["integer", "null"], "minimum": 1, "maximum": config.max_sequences, "default": 1,
+              "description": "Choices per prompt (seeds seed, seed+1, ...); n x prompts <= "
+                             f"{config.max_sequences}"},
+        "stop": {"oneOf": [{"type": "string", "minLength": 1, "maxLength": MAX_STOP_CHARS},
+                           {"type": "array", "maxItems": MAX_STOP_SEQUENCES,
+                            "items": {"type": "string", "minLength": 1, "maxLength": MAX_STOP_CHARS}},
+                           {"type": "null"}]},
+        "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SEED},
+        "logprobs": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_TOP_N_TOKENS},
+        "echo": {"type": ["boolean", "null"], "default": False},
+        "stream": {"type": ["boolean", "null"], "default": False},
+        "stream_options": nullable(closed({"include_usage": {"type": ["boolean", "null"]}}, required=[])),
+        "user": {"type": ["string", "null"], "maxLength": 256},
+        "top_k": {"type": ["integer", "null"], "minimum": 1, "description": "Extension (as vLLM's)"},
+        "repetition_penalty": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                               "maximum": MAX_REPETITION_PENALTY, "description": "Extension (as vLLM's)"},
+        "presence_penalty": {"enum": [None, 0], "description": "Not supported"},
+        "frequency_penalty": {"enum": [None, 0], "description": "Not supported"},
+        "best_of": {"enum": [None, 1], "description": "Not supported (use n)"},
+        "suffix": {"type": "null", "description": "Not supported"},
+    }, required=["model"])
+
+
+def _info_schema() -> dict[str, Any]:
+    number_or_null = {"type": ["number", "null"]}
+    return closed({
+        "model_id": {"type": "string"}, "model_file": {"type": "string"}, "format_version": {"type": "integer"},
+        "vocabulary_size": {"type": "integer"}, "hidden_size": {"type": "integer"},
+        "bptt_truncate": {"type": ["integer", "null"]}, "parameter_count": {"type": "integer"},
+        "softmax": {"type": "string", "enum": ["full", "class"]}, "word_classes": {"type": ["integer", "null"]},
+        "corpus": {"type": ["string", "null"]}, "train_words": {"type": ["integer", "null"]},
+        "val_perplexity": number_or_null, "val_loss": number_or_null,
+        "trained_at": {"type": ["string", "null"]}, "seconds": number_or_null,
+        "limits": closed({name: {"type": "integer"} for name in
+                          ("max_new_tokens", "max_sentences", "max_input_chars", "max_body_bytes")}),
+    })
+
+
+def _tgi_operation(summary: str, request_schema: str, ok: dict[str, Any]) -> dict[str, Any]:
+    return {"tags": ["text-generation-inference"], "summary": summary,
+            "requestBody": {"required": True, "content": json_content(ref(request_schema))},
+            "responses": {"200": ok, **_tgi_errors()}}
+
+
+def _stream_content(*event_schemas: dict[str, Any]) -> dict[str, Any]:
+    return {SSE: {"schema": {"type": "string"}, "x-sse-data": {"oneOf": list(event_schemas)}}}
+
+
+def _paths() -> dict[str, Any]:
+    stream_ok = response("Server-Sent Events, one per token", _stream_content(ref("StreamResponse"),
+                                                                             ref("StreamError")))
+    return {
+        "/": {
+            "get": {"tags": ["playground"], "summary": "The playground page",
+                    "responses": {"200": response("HTML", {"text/html": {"schema": {"type": "string"}}})}},
+            "post": _tgi_operation(
+                "TGI's compatibility route: generate, or stream if the body's stream is true",
+                "CompatGenerateRequest",
+                response("A list of one answer, or Server-Sent Events when stream is true", {
+                    JSON: {"schema": {"type": "array", "minItems": 1, "maxItems": 1,
+                                      "items": ref("GenerateResponse")}},
+                    **_stream_content(ref("StreamResponse"), ref("StreamError")),
+                })),
+        },
+        "/generate": {"post": _tgi_operation("Generate sentences", "GenerateRequest",
+                                             response("The answer", json_content(ref("GenerateResponse"))))},
+        "/generate_stream": {"post": _tgi_operation("Generate sentences, streamed", "GenerateRequest", stream_ok)},
+        "/v1/completions": {"post": {
+            "tags": ["openai"], "summary": "OpenAI-compatible completions",
+            "requestBody": {"required": True, "content": json_content(ref("CompletionRequest"))},
+            "responses": {"200": response("The completion, or Server-Sent Events when stream is true", {
+                JSON: {"schema": ref("Completion")},
+                SSE: {"schema": {"type": "string"}, "x-sse-data": {"oneOf": [
+                    ref("CompletionChunk"), ref("OpenAIError"), {"const": "[DONE]"}]}},
+            }), **_openai_errors()},
+        }},
+        "/v1/models": {"get": {"tags": ["openai"], "summary": "The model served",
+                               "responses": {"200": response("One model", json_content(ref("ModelList")))}}},
+        "/v1/models/{model_id}": {"get": {
+            "tags": ["openai"], "summary": "One model",
+            "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": response("The model", json_content(ref("Model"))),
+                          "404": response("Not this service's model", json_content(ref("OpenAIError")))},
+        }},
+        "/score": {"post": {
+            "tags": ["scoring"], "summary": "Per-word log-probabilities and perplexities of a text",
+            "requestBody": {"required": True, "content": json_content(ref("ScoreRequest"))},
+            "responses": {"200": response("The scores", json_content(ref("ScoreResponse"))), **_tgi_errors()},
+        }},
+        "/health": {"get": {"tags": ["operations"], "summary": "Ready once the model is loaded",
+                            "responses": {"200": response("Ready", json_content(ref("Health")))}}},
+        "/info": {"get": {"tags": ["operations"], "summary": "The model and the request limits",
+                          "responses": {"200": response("Facts", json_content(ref("Info")))}}},
+        "/metrics": {"get": {"tags": ["operations"], "summary": "Prometheus metrics, all workers added up",
+                             "responses": {"200": response("Prometheus text format",
+                                                           {"text/plain": {"schema": {"type": "string"}}})}}},
+        "/openapi.json": {"get": {"tags": ["operations"], "summary": "This document",
+                                  "responses": {"200": response("OpenAPI 3.1", json_content({"type": "object"}))}}},
+    }
+
+
+def openapi_document(config: ServiceConfig) -> dict[str, Any]:
+    """The document for a service running with ``config``."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "rnnlm",
+            "version": "0.1.0",
+            "summary": "A word-level RNN language model in NumPy, with TGI- and OpenAI-compatible APIs",
+        },
+        "paths": _paths(),
+        "components": {"schemas": _schemas(config)},
+    }

@@ -1,0 +1,140 @@
+"""The text-generation-inference routes: POST /generate, POST /generate_stream and POST /
+(which picks one of the two by the body's ``stream`` field, as TGI does).
+
+Responses follow TGI's shapes: tokens carry ``id``, ``text``, ``logprob`` and ``special``
+(sentence ends are special tokens with no text); ``details`` adds ``prefill`` (always empty:
+the prompt is not scored here), ``top_tokens`` and ``best_of_sequences`` when asked for. The
+rnnlm extras ``sentences`` and ``details.unknown_words`` stay.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response, jsonify, request
+
+from service.generation import GeneratedToken, GenerationResult
+from service.http_body import json_body
+from service.sse import event_stream, sse_event
+from service.state import ServiceState, current_state
+from service.validation import GenerateCall, parse_generate
+
+logger = logging.getLogger(__name__)
+
+
+def generate() -> Response:
+    """POST /generate: the whole answer at once."""
+    call = parse_generate(json_body(), current_state().config, stream=False, full_text_default=False)
+    return jsonify(_answer(current_state(), call))
+
+
+def generate_stream() -> Response:
+    """POST /generate_stream: one Server-Sent Event per token."""
+    call = parse_generate(json_body(), current_state().config, stream=True, full_text_default=False)
+    return _stream(current_state(), call)
+
+
+def compat_generate() -> Response:
+    """POST /: TGI's compatibility route; ``return_full_text`` defaults to true here, as TGI's
+    does for text-generation models, and a whole answer comes as a list of one."""
+    call = parse_generate(
+        json_body(), current_state().config, stream=False, full_text_default=True, stream_field=True,
+    )
+    if call.stream:
+        return _stream(current_state(), call)
+    return jsonify([_answer(current_state(), call)])
+
+
+def _answer(state: ServiceState, call: GenerateCall) -> dict[str, Any]:
+    results = state.generate_admitted(
+        request.url_rule.rule, lambda: state.generator.generate_several(call.request, call.best_of),
+    )
+    best = max(range(len(results)), key=lambda i: (results[i].mean_logprob, -i))
+    body: dict[str, Any] = {
+        "generated_text": _output_text(call, results[best]),
+        "sentences": results[best].texts,
+    }
+    if call.details:
+        body["details"] = _details(call, results[best], [r for i, r in enumerate(results) if i != best])
+    return body
+
+
+def _stream(state: ServiceState, call: GenerateCall) -> Response:
+    release = state.admit()
+    route = request.url_rule.rule
+    generation = state.generator.start(call.request)
+
+    def events() -> Iterator[bytes]:
+        started = time.perf_counter()
+        try:
+            previous: GeneratedToken | None = None
+            index = 0
+            for token in generation:
+                if previous is not None:
+                    index += 1
+                    yield sse_event(_stream_event(call, index, previous))
+                previous = token
+            result = generation.result
+            index += 1
+            yield sse_event(_stream_event(call, index, previous, result))
+            state.metrics.observe_generation(route, result.generated_words, time.perf_counter() - started)
+        except Exception:  # the status line is sent already: report in the stream, as TGI does
+            logger.exception("generation failed while streaming")
+            yield sse_event({"error": "internal server error", "error_type": "generation"})
+
+    return event_stream(events(), release)
+
+
+def _stream_event(
+    call: GenerateCall, index: int, token: GeneratedToken | None, result: GenerationResult | None = None
+) -> dict[str, Any]:
+    event: dict[str, Any] = {"index": index, "token": _token(token)}
+    if call.request.top_n_tokens:
+        event["top_tokens"] = _top_tokens(token)
+    event["generated_text"] = None if result is None else _output_text(call, result)
+    event["details"] = None if result is None else {
+        "finish_reason": result.finish_reason,
+        "generated_tokens": result.generated_tokens,
+        "seed": result.seed,
+        "input_length": len(result.sentences[0].prefix_words),
+        "unknown_words": result.unknown_words,
+    }
+    return event
+
+
+def _output_text(call: GenerateCall, result: GenerationResult) -> str:
+    """The new text, after the inputs exactly as sent if ``return_full_text`` (as TGI does)."""
+    return (call.request.inputs if call.return_full_text else "") + result.new_text
+
+
+def _token(token: GeneratedToken) -> dict[str, Any]:
+    return {"id": token.id, "text": token.text, "logprob": token.logprob, "special": token.special}
+
+
+def _top_tokens(token: GeneratedToken) -> list[dict[str, Any]]:
+    return [{"id": a.id, "text": a.text, "logprob": a.logprob, "special": a.special} for a in token.alternatives]
+
+
+def _sequence_details(call: GenerateCall, result: GenerationResult) -> dict[str, Any]:
+    sequence: dict[str, Any] = {
+        "finish_reason": result.finish_reason,
+        "generated_tokens": result.generated_tokens,
+        "seed": result.seed,
+        "prefill": [],
+        "tokens": [_token(t) for t in result.tokens],
+    }
+    if call.request.top_n_tokens:
+        sequence["top_tokens"] = [_top_tokens(t) for t in result.tokens]
+    return sequence
+
+
+def _details(call: GenerateCall, best: GenerationResult, others: list[GenerationResult]) -> dict[str, Any]:
+    details = _sequence_details(call, best)
+    if call.best_of > 1:
+        details["best_of_sequences"] = [
+            {"generated_text": _output_text(call, other), **_sequence_details(call, other)} for other in others
+        ]
+    details["unknown_words"] = best.unknown_words
+    return details

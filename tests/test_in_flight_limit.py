@@ -1,0 +1,71 @@
+"""The in-flight limit is shared by processes forked after it is made, as gunicorn's workers are."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+
+import pytest
+
+from service.concurrency import InFlightLimit
+
+fork = multiprocessing.get_context("fork")
+
+
+def enter_and_wait(limit: InFlightLimit, entered, release) -> None:
+    assert limit.try_enter()
+    entered.set()
+    release.wait(10)
+    limit.leave()
+
+
+def test_counts_are_shared_between_processes():
+    limit = InFlightLimit(2)
+    entered, release = fork.Event(), fork.Event()
+    child = fork.Process(target=enter_and_wait, args=(limit, entered, release))
+    child.start()
+    try:
+        assert entered.wait(10)
+        assert limit.in_flight() == 1
+        assert limit.try_enter()  # the second place
+        assert not limit.try_enter()  # the child holds the first
+        limit.leave()
+        release.set()
+        child.join(10)
+        assert child.exitcode == 0 and limit.in_flight() == 0
+    finally:
+        release.set()
+        child.join(10)
+
+
+def test_a_dead_process_is_forgotten():
+    limit = InFlightLimit(1)
+    entered, never = fork.Event(), fork.Event()
+    child = fork.Process(target=enter_and_wait, args=(limit, entered, never))
+    child.start()
+    assert entered.wait(10)
+    os.kill(child.pid, signal.SIGKILL)  # dies holding its place, as a killed worker would
+    child.join(10)
+    assert not limit.try_enter()
+    limit.forget_process(child.pid)  # what gunicorn's child_exit hook does
+    assert limit.try_enter()
+    limit.leave()
+
+
+def test_leave_never_goes_below_zero():
+    limit = InFlightLimit(1)
+    limit.leave()
+    assert limit.in_flight() == 0 and limit.try_enter() and limit.in_flight() == 1
+
+
+def test_slots_of_dead_processes_are_reused():
+    limit = InFlightLimit(5, slots=1)
+    child = fork.Process(target=limit.try_enter)
+    child.start()
+    child.join(10)
+    assert limit.in_flight() == 1  # the child exited without leaving, and nobody told the limit
+    assert limit.try_enter()  # its slot, of a process that is gone, is taken over
+    assert limit.in_flight() == 1
+    with pytest.raises(RuntimeError):
+        other = InFlightLimit(5, slots=0)
+        other.try_enter()
