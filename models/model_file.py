@@ -14,12 +14,13 @@ from typing import Any
 import joblib
 import numpy as np
 
+from models.mixture import NgramMixture
 from models.rnn import RNN
 from models.vocabulary import Vocabulary
 from models.word_classes import WordClasses
 
 FORMAT_NAME = "rnnlm"
-FORMAT_VERSION = 2  # 2 added the class-based output layer ("softmax", "class_starts")
+FORMAT_VERSION = 2  # 2 added the class-based output layer ("softmax", "class_starts") and "ngram"
 READABLE_VERSIONS = (1, 2)  # a version-1 file is a full-softmax model
 
 
@@ -38,6 +39,7 @@ class LoadedModel:
     vocab: Vocabulary
     info: dict[str, Any]
     format_version: int = FORMAT_VERSION
+    mixture: NgramMixture | None = None  # the n-gram model the RNN is interpolated with, if any
 
 
 def _current_umask() -> int:
@@ -65,7 +67,9 @@ def atomic_dump(payload: dict, path: str | os.PathLike) -> None:
         raise
 
 
-def model_payload(model: RNN, vocab: Vocabulary, info: dict[str, Any]) -> dict[str, Any]:
+def model_payload(
+    model: RNN, vocab: Vocabulary, info: dict[str, Any], mixture: NgramMixture | None = None
+) -> dict[str, Any]:
     """The plain dict stored on disk for a model, its vocabulary and what is known about it."""
     return {
         "format": FORMAT_NAME,
@@ -82,6 +86,7 @@ def model_payload(model: RNN, vocab: Vocabulary, info: dict[str, Any]) -> dict[s
         "vocabulary": list(vocab.words),
         "counts": [int(c) for c in vocab.counts],
         "info": dict(info),
+        "ngram": None if mixture is None else mixture.to_payload(),
     }
 
 
@@ -123,17 +128,23 @@ def model_from_payload(payload: dict[str, Any], path: str | os.PathLike = "<mode
                 raise ModelFileError(path, f"parameter {name} holds NaN or infinity")
         model.set_parameters(params)
         vocab = Vocabulary(payload["vocabulary"], payload.get("counts"))
+        mixture = NgramMixture.from_payload(payload["ngram"]) if payload.get("ngram") else None
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(path, f"malformed contents ({type(exc).__name__}: {exc})") from None
     if len(vocab) != model.vocab_size:
         raise ModelFileError(path, f"vocabulary has {len(vocab)} words, parameters expect {model.vocab_size}")
-    return LoadedModel(model, vocab, dict(payload.get("info", {})), int(payload.get("format_version", FORMAT_VERSION)))
+    if mixture is not None and mixture.ngram.vocab_size != model.vocab_size:
+        raise ModelFileError(path, f"the n-gram model has {mixture.ngram.vocab_size} words, the RNN {model.vocab_size}")
+    version = int(payload.get("format_version", FORMAT_VERSION))
+    return LoadedModel(model, vocab, dict(payload.get("info", {})), version, mixture)
 
 
-def save_model(path: str | os.PathLike, model: RNN, vocab: Vocabulary, info: dict[str, Any]) -> None:
-    atomic_dump(model_payload(model, vocab, info), path)
+def save_model(
+    path: str | os.PathLike, model: RNN, vocab: Vocabulary, info: dict[str, Any], mixture: NgramMixture | None = None
+) -> None:
+    atomic_dump(model_payload(model, vocab, info, mixture), path)
 
 
 def load_model(path: str | os.PathLike) -> LoadedModel:

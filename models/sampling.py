@@ -20,6 +20,7 @@ from functools import lru_cache
 import numpy as np
 
 from models.class_output import all_word_log_probs, log_softmax
+from models.mixture import NgramMixture
 from models.rnn import RNN
 from models.vocabulary import Vocabulary
 
@@ -82,11 +83,12 @@ def top_alternatives(logp: np.ndarray, n: int) -> tuple[tuple[int, float], ...]:
 class Sampler:
     """Draws sentences from a trained RNN."""
 
-    def __init__(self, model: RNN, vocab: Vocabulary):
+    def __init__(self, model: RNN, vocab: Vocabulary, mixture: NgramMixture | None = None):
         if len(vocab) != model.vocab_size:
             raise ValueError("vocabulary and model sizes differ")
         self.model = model
         self.vocab = vocab
+        self.mixture = mixture
         # the hidden state and the big product with V run in float32, as in training (half the
         # memory traffic of float64); probabilities are then handled in float64, or in float32
         # with float64 sums, so a draw never fails on rounding
@@ -224,7 +226,7 @@ class Sampler:
         h = np.zeros(self.model.hidden_size, dtype=np.float32)
         logp = np.empty(self.model.vocab_size)
         seen = [*prefix_ids]
-        plain = self._is_plain(params) and repetition_penalty == 1.0 and top_n == 0
+        plain = self._is_plain(params) and repetition_penalty == 1.0 and top_n == 0 and self.mixture is None
         for word_id in [self.vocab.start_id, *prefix_ids]:
             h = self._advance(word_id, h)
         for _ in range(params.max_new_tokens):
@@ -234,6 +236,8 @@ class Sampler:
                 alternatives: tuple[tuple[int, float], ...] = ()
             else:
                 self._word_log_probs(h, logp)
+                if self.mixture is not None:
+                    logp = self.mixture.next_word_log_probs(logp, [self.vocab.start_id, *seen])
                 scores = penalize_repetition(logp, seen, repetition_penalty)
                 choice = self._choose(scores, params, allow_end, rng)
                 logprob, alternatives = float(logp[choice]), top_alternatives(logp, top_n)

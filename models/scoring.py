@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.batching import scoring_batches, scoring_order, sentence_pairs
+from models.mixture import NgramMixture
 from models.rnn import RNN
 from models.text import tokenize_document
 from models.vocabulary import SENTENCE_END, Vocabulary
@@ -75,11 +76,14 @@ class TextScore:
         return perplexity_from(self.log_likelihood, self.tokens)
 
 
-def score_sentences(model: RNN, sentences: Sequence[Sequence[int]], batch_size: int = 128) -> list[np.ndarray]:
+def score_sentences(
+    model: RNN, sentences: Sequence[Sequence[int]], batch_size: int = 128, mixture: NgramMixture | None = None
+) -> list[np.ndarray]:
     """Log-probability of every token after SENTENCE_START, one float64 array per sentence, in input order.
 
     Runs the batched path (sentences grouped by length), then puts each batch column back in the
-    place its sentence had in ``sentences``.
+    place its sentence had in ``sentences``; with a ``mixture``, the RNN's probabilities are then
+    interpolated with its n-gram model's.
     """
     if any(len(s) < 2 for s in sentences):
         raise ValueError("every sentence needs SENTENCE_START and at least one token to predict")
@@ -95,17 +99,19 @@ def score_sentences(model: RNN, sentences: Sequence[Sequence[int]], batch_size: 
             index = order[first + column]
             scores[index] = grid[: len(targets[index]), column].copy()
         first += grid.shape[1]
+    if mixture is not None:
+        scores = [mixture.sentence_log_probs(s, sentence) for s, sentence in zip(scores, sentences)]
     return scores
 
 
-def score_text(model: RNN, vocab: Vocabulary, text: str) -> TextScore:
+def score_text(model: RNN, vocab: Vocabulary, text: str, mixture: NgramMixture | None = None) -> TextScore:
     """Tokenize ``text`` as training does and score every sentence; ValueError if it has no words."""
     if len(vocab) != model.vocab_size:
         raise ValueError(f"the vocabulary has {len(vocab)} words, the model {model.vocab_size}")
     sentences = tokenize_document(text)
     if not sentences:
         raise ValueError("the text has no words to score")
-    log_probs = score_sentences(model, [vocab.encode_sentence(words) for words in sentences])
+    log_probs = score_sentences(model, [vocab.encode_sentence(words) for words in sentences], mixture=mixture)
     return TextScore([
         SentenceScore([*words, SENTENCE_END], scores.tolist(), [w not in vocab for w in words] + [False])
         for words, scores in zip(sentences, log_probs)

@@ -55,8 +55,8 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     metrics.set_model_info(info, config.model_id)
     state = ServiceState(
         config=config,
-        generator=TextGenerator(loaded.model, loaded.vocab),
-        scorer=TextScorer(loaded.model, loaded.vocab),
+        generator=TextGenerator(loaded.model, loaded.vocab, loaded.mixture),
+        scorer=TextScorer(loaded.model, loaded.vocab, loaded.mixture),
         info=info,
         metrics=metrics,
         limit=InFlightLimit(config.max_concurrent_requests),

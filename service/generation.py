@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from models.mixture import NgramMixture
 from models.rnn import RNN
 from models.sampling import SampledWord, Sampler, SamplingParams
 from models.text import tokenize_words
@@ -149,9 +150,9 @@ class TextGenerator:
     The Sampler keeps no state between calls, so the threads of a worker share it freely.
     """
 
-    def __init__(self, model: RNN, vocab: Vocabulary):
+    def __init__(self, model: RNN, vocab: Vocabulary, mixture: NgramMixture | None = None):
         self.vocab = vocab
-        self.sampler = Sampler(model, vocab)
+        self.sampler = Sampler(model, vocab, mixture)
 
     def unknown_words(self, words: list[str]) -> list[str]:
         """Words not in the vocabulary, each once, in order of first appearance."""

@@ -14,7 +14,8 @@ import numpy as np
 from models.model_file import LoadedModel
 from service.config import ServiceConfig
 
-TRAINING_KEYS = ("corpus", "train_words", "val_perplexity", "val_loss", "trained_at", "seconds")
+TRAINING_KEYS = ("corpus", "train_words", "val_perplexity", "val_loss", "rnn_val_perplexity", "ngram_val_perplexity",
+                 "trained_at", "seconds")
 
 
 def json_safe(value: Any) -> Any:
@@ -39,6 +40,8 @@ def describe_model(loaded: LoadedModel, config: ServiceConfig, max_input_chars: 
         "bptt_truncate": model.bptt_truncate,
         "softmax": model.softmax,
         "word_classes": None if model.classes is None else model.classes.n_classes,
+        "ngram_order": None if loaded.mixture is None else loaded.mixture.order,
+        "ngram_weight": None if loaded.mixture is None else loaded.mixture.rnn_weight,
         "parameter_count": int(sum(p.size for p in model.parameters().values())),
     }
     description.update({key: json_safe(loaded.info.get(key)) for key in TRAINING_KEYS})

@@ -247,6 +247,8 @@ def _info_schema() -> dict[str, Any]:
         "vocabulary_size": {"type": "integer"}, "hidden_size": {"type": "integer"},
         "bptt_truncate": {"type": ["integer", "null"]}, "parameter_count": {"type": "integer"},
         "softmax": {"type": "string", "enum": ["full", "class"]}, "word_classes": {"type": ["integer", "null"]},
+        "ngram_order": {"type": ["integer", "null"]}, "ngram_weight": {"type": ["number", "null"]},
+        "rnn_val_perplexity": {"type": ["number", "null"]}, "ngram_val_perplexity": {"type": ["number", "null"]},
         "corpus": {"type": ["string", "null"]}, "train_words": {"type": ["integer", "null"]},
         "val_perplexity": number_or_null, "val_loss": number_or_null,
         "trained_at": {"type": ["string", "null"]}, "seconds": number_or_null,

@@ -9,7 +9,8 @@ from flask import Response, jsonify
 from service import checks
 from service.errors import ApiError
 from service.http_body import json_body
-from service.scoring import SentenceScore, TextScore
+from models.scoring import SentenceScore, TextScore
+from models.vocabulary import SENTENCE_END
 from service.state import current_state
 
 MAX_SCORE_CHARS = 10000
@@ -37,18 +38,27 @@ def _finite(value: float) -> float | None:
 
 
 def _sentence_json(sentence: SentenceScore) -> dict[str, Any]:
-    return {
-        "words": [{"word": w.word, "logprob": w.logprob, "oov": w.oov, "special": w.special} for w in sentence.words],
-        "logprob": sentence.logprob,
-        "perplexity": _finite(sentence.perplexity),
-    }
+    last = len(sentence.tokens) - 1
+    words = [
+        {"word": token, "logprob": logprob, "oov": unknown, "special": i == last and token == SENTENCE_END}
+        for i, (token, logprob, unknown) in enumerate(zip(sentence.tokens, sentence.log_probs, sentence.unknown))
+    ]
+    return {"words": words, "logprob": sentence.log_likelihood, "perplexity": _finite(_perplexity(sentence))}
+
+
+def _perplexity(scored: SentenceScore | TextScore) -> float:
+    try:
+        return scored.perplexity
+    except OverflowError:  # JSON has no infinity: reported as null
+        return math.inf
 
 
 def _score_json(scored: TextScore) -> dict[str, Any]:
+    oov = [token for s in scored.sentences for token, unknown in zip(s.tokens, s.unknown) if unknown]
     return {
         "sentences": [_sentence_json(s) for s in scored.sentences],
         "tokens": scored.tokens,
-        "logprob": scored.logprob,
-        "perplexity": _finite(scored.perplexity) if scored.tokens else None,
-        "oov_words": scored.oov_words,
+        "logprob": scored.log_likelihood,
+        "perplexity": _finite(_perplexity(scored)) if scored.tokens else None,
+        "oov_words": list(dict.fromkeys(oov)),
     }

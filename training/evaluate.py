@@ -72,16 +72,24 @@ def encoded_text(path: str, vocab: Vocabulary) -> list[list[int]]:
 
 
 def rnn_figures(loaded: LoadedModel, sentences: list[list[int]], threads: int) -> dict:
-    """The RNN's perplexity through models.scoring, the same path the service's scores take."""
+    """The model's perplexity through models.scoring, the same path the service's scores take:
+    the RNN interpolated with its n-gram model if the file has one (then also the RNN alone)."""
     started = time.monotonic()
     loaded.model.threads = threads
     with blas_limits_for(threads):
-        scores = score_sentences(loaded.model, sentences)
-    log_likelihood = float(sum(s.sum() for s in scores))
-    tokens = sum(s.size for s in scores)
+        rnn_scores = score_sentences(loaded.model, sentences)
+    tokens = sum(s.size for s in rnn_scores)
+    rnn_log_likelihood = float(sum(s.sum() for s in rnn_scores))
+    log_likelihood = rnn_log_likelihood
+    figures: dict = {}
+    if loaded.mixture is not None:
+        log_likelihood = float(sum(loaded.mixture.sentence_log_probs(r, s).sum() for r, s in zip(rnn_scores, sentences)))
+        figures = {"rnn_perplexity": perplexity_from(rnn_log_likelihood, tokens), "ngram_order": loaded.mixture.order,
+                   "ngram_weight": loaded.mixture.rnn_weight}
     return {
         "perplexity": perplexity_from(log_likelihood, tokens),
         "loss": -log_likelihood / tokens,
+        **figures,
         "seconds": round(time.monotonic() - started, 2),
     }
 
@@ -132,7 +140,11 @@ def run(args: argparse.Namespace) -> dict:
     log.info("scoring %s tokens in %s sentences (%.2f%% UNKNOWN_TOKEN)", f"{tokens:,}", f"{len(sentences):,}",
              100 * unknown / tokens)
     summary.update(rnn_figures(loaded, sentences, args.threads))
-    log.info("RNN: perplexity %.2f", summary["perplexity"])
+    if "rnn_perplexity" in summary:
+        log.info("model: perplexity %.2f (the RNN alone %.2f, interpolated with its Kneser-Ney %d-gram)",
+                 summary["perplexity"], summary["rnn_perplexity"], summary["ngram_order"])
+    else:
+        log.info("RNN: perplexity %.2f", summary["perplexity"])
     if args.ngram:
         summary["ngram_train_tokens"] = sum(len(s) - 1 for s in train)
         summary["ngram"] = ngram_figures(train, sentences, args.ngram, len(vocab))

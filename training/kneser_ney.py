@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from models.ngram_table import NgramTable
 from models.scoring import perplexity_from
 from models.vocabulary import Vocabulary
 
@@ -157,11 +158,15 @@ class KneserNey:
         self._discounted.append(discounted)
         self._contexts.append({h: (1.0 / total, given_up[h] / total) for h, total in totals.items()})
 
+    def table(self) -> NgramTable:
+        """The fitted probabilities in compact arrays, for a model file and the service."""
+        return NgramTable.from_counts(self.order, self.vocab_size, self.start_id, self._discounted, self._contexts)
+
     def prob(self, context: Sequence[int], word: int) -> float:
         """p(word | context); only the last ``order - 1`` ids of the context count."""
         if word == self.start_id:
             return 0.0
-        context = tuple(context[len(context) - self.order + 1 :]) if self.order > 1 else ()
+        context = tuple(context[max(0, len(context) - self.order + 1) :]) if self.order > 1 else ()
         p = self._uniform
         for k in range(len(context) + 1):
             history = context[len(context) - k :]

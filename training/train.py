@@ -27,6 +27,7 @@ from models.rnn import RNN
 from models.word_classes import WordClasses
 from training.corpus import CorpusError, load_corpus
 from training.dataset import build_dataset
+from training.interpolation import RESERVE_SECONDS, interpolate
 from training.schedule import HalvingSchedule
 from training.trainer import Progress, TrainConfig, Trainer
 
@@ -47,6 +48,8 @@ DEFAULTS = {
     "min_improvement": 0.0,
     "input_init": 1.0,
     "softmax": "full",
+    "ngram_order": 5,
+    "ngram_weight": 0.5,
     "dropout": 0.0,
     "classes": None,
     "seed": 0,
@@ -80,6 +83,20 @@ def probability_below_one(value: str) -> float:
     return number
 
 
+def share(value: str) -> float:
+    number = float(value)
+    if not 0.0 < number <= 1.0:
+        raise argparse.ArgumentTypeError("must be above 0 and at most 1")
+    return number
+
+
+def ngram_order_flag(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 6:
+        raise argparse.ArgumentTypeError("must be 0 (no n-gram model) to 6")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
     p = argparse.ArgumentParser(description="Train the NumPy RNN language model.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -104,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="word classes of --softmax class, the 3 special tokens' included (default: about sqrt(vocab size))")
     p.add_argument("--dropout", type=probability_below_one, default=d["dropout"],
                    help="share of hidden units dropped on their way to the output layer while training (0 = none)")
+    p.add_argument("--ngram-order", type=ngram_order_flag, default=d["ngram_order"],
+                   help="interpolate the RNN with a Kneser-Ney n-gram model of this order, fitted after training "
+                        "on the same sentences; 0 = the RNN alone")
+    p.add_argument("--ngram-weight", type=share, default=d["ngram_weight"],
+                   help="the RNN's share of the interpolated probability (the n-gram model has the rest)")
     p.add_argument("--bias", action=argparse.BooleanOptionalAction, default=True, help="hidden and output biases")
     p.add_argument("--unigram-bias", action=argparse.BooleanOptionalAction, default=True,
                    help="start the output bias at the log unigram frequencies (with --bias)")
@@ -156,6 +178,11 @@ def initial_model(args: argparse.Namespace, counts: list[int]) -> RNN:
     if args.bias and args.unigram_bias:
         unigram_biases(model, counts)
     return model
+
+
+def ngram_order(args: argparse.Namespace) -> int:
+    """The n-gram order asked for (a checkpoint from before the flag existed: none)."""
+    return getattr(args, "ngram_order", 0)
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -239,17 +266,25 @@ def run(args: argparse.Namespace) -> dict:
 
     trainer = Trainer(
         model, dataset.train, dataset.valid, config, schedule, progress,
-        deadline=started + budget, on_checkpoint=save_checkpoint,
+        deadline=started + budget - (RESERVE_SECONDS if ngram_order(args) else 0.0), on_checkpoint=save_checkpoint,
     )
     if resumed is not None:
         trainer.adopt_best(model.parameters())
     with blas_limits_for(args.threads):
         trainer.run()
     final = info(trainer)
-    atomic_dump(model_payload(model, dataset.vocab, final), out)
+    mixture = None
+    if ngram_order(args):
+        result = interpolate(model, dataset.train, dataset.valid, ngram_order(args), args.ngram_weight)
+        mixture = result.mixture
+        final.update(result.figures(), val_loss=result.val_loss, val_perplexity=math.exp(result.val_loss),
+                     seconds=round(final["seconds"] + result.seconds, 2))
+    atomic_dump(model_payload(model, dataset.vocab, final, mixture), out)
     ckpt.unlink(missing_ok=True)
     summary = {k: final[k] for k in ("train_words", "seconds", "words_per_sec", "val_loss", "val_perplexity",
                                       "val_tokens", "lr_halvings", "stop_reason")}
+    summary.update({k: final[k] for k in ("rnn_val_perplexity", "ngram_val_perplexity", "ngram_order",
+                                           "ngram_weight") if k in final})
     summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     summary["out"] = str(out)
     return summary
