@@ -9,9 +9,11 @@ import pytest
 import numpy as np
 
 from models.rnn import RNN
+from models.mixture import NgramMixture
 from models.sampling import Sampler, SamplingParams, _draw
 from models.vocabulary import SPECIAL_TOKENS
 from models.word_classes import WordClasses
+from training.kneser_ney import KneserNey
 from service.generation import MAX_SEED, GenerationRequest, GenerationResult, TextGenerator
 
 
@@ -184,14 +186,25 @@ def test_concurrent_requests_do_not_disturb_each_other(generator):
             assert list(pool.map(generator.generate, requests)) == expected
 
 
-@pytest.mark.parametrize("softmax", ["full", "class"])
-def test_plain_draws_follow_the_model_distribution(tiny_loaded_model, softmax):
-    """The short sampling path draws each word with the model's own probability, and reports it."""
+def toy_mixture(vocab_size: int) -> NgramMixture:
+    """A trigram Kneser-Ney model of random sentences over the tiny vocabulary, weight 0.5."""
+    rng = np.random.default_rng(3)
+    sentences = [[1, *rng.integers(3, 12, size=int(rng.integers(1, 6))).tolist(), 2] for _ in range(300)]
+    return NgramMixture(KneserNey.fit(sentences, 3, vocab_size).table(), rnn_weight=0.5)
+
+
+@pytest.mark.parametrize("variant", ["full", "class", "mixture"])
+def test_plain_draws_follow_the_model_distribution(tiny_loaded_model, variant):
+    """Sampling draws each word with the model's own probability (the short paths, and the RNN
+    interpolated with an n-gram model), and reports that probability."""
     vocab = tiny_loaded_model.vocab
-    model = tiny_loaded_model.model if softmax == "full" else class_layer_twin(tiny_loaded_model.model)
-    sampler = Sampler(model, vocab)
+    model = class_layer_twin(tiny_loaded_model.model) if variant == "class" else tiny_loaded_model.model
+    mixture = toy_mixture(len(vocab)) if variant == "mixture" else None
+    sampler = Sampler(model, vocab, mixture)
     word = vocab.index["the"]
     o, _ = model.forward_propagation([vocab.start_id, word])
+    if mixture is not None:
+        o[1] = 0.5 * o[1] + 0.5 * mixture.ngram.next_word_probs([vocab.start_id, word])
     allowed = np.ones(len(vocab), dtype=bool)
     allowed[[vocab.unknown_id, vocab.start_id]] = False
     expected = np.where(allowed, o[1], 0.0)

@@ -10,7 +10,9 @@ import pytest
 
 from models.model_file import FORMAT_VERSION, ModelFileError, load_model, model_payload, save_model
 from models.rnn import RNN
+from models.mixture import NgramMixture
 from models.vocabulary import SPECIAL_TOKENS, Vocabulary
+from training.kneser_ney import KneserNey
 from models.word_classes import WordClasses
 
 PLAIN_TYPES = (dict, list, str, int, float, bool, type(None), np.ndarray)
@@ -61,6 +63,25 @@ def test_class_layer_round_trip(tmp_path):
     for name in model.parameter_names:
         np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
     assert joblib.load(tmp_path / "m.joblib")["config"]["softmax"] == "class"
+
+
+def test_ngram_mixture_round_trip(tmp_path):
+    model, vocab = small_model()
+    sentences = [[1, 3, 4, 2], [1, 4, 5, 3, 2], [1, 5, 2]]
+    mixture = NgramMixture(KneserNey.fit(sentences, 3, len(vocab)).table(), rnn_weight=0.7)
+    save_model(tmp_path / "m.joblib", model, vocab, {}, mixture)
+    assert_plain(joblib.load(tmp_path / "m.joblib"))
+    loaded = load_model(tmp_path / "m.joblib")
+    assert loaded.mixture.rnn_weight == 0.7 and loaded.mixture.order == 3
+    for history in ([1], [1, 3], [1, 4, 5], [1, 5, 5]):
+        np.testing.assert_array_equal(loaded.mixture.ngram.next_word_probs(history),
+                                      mixture.ngram.next_word_probs(history))
+    assert load_model(save_plain(tmp_path, model, vocab)).mixture is None
+
+
+def save_plain(tmp_path, model, vocab):
+    save_model(tmp_path / "plain.joblib", model, vocab, {})
+    return tmp_path / "plain.joblib"
 
 
 def test_version_one_files_still_load_as_full_softmax(tmp_path):

@@ -41,6 +41,9 @@ def test_train_command_learns_and_prints_a_json_summary(tmp_path):
     for key in ("train_words", "seconds", "words_per_sec", "val_loss", "val_perplexity", "lr_halvings", "out"):
         assert key in summary
     assert summary["val_perplexity"] < 10  # a template language: far below the vocabulary of 40
+    # the default interpolates the RNN with a Kneser-Ney 5-gram, and reports all three
+    assert summary["ngram_order"] == 5 and summary["ngram_weight"] == 0.5
+    assert summary["rnn_val_perplexity"] < 10 and summary["ngram_val_perplexity"] < 10
     assert "words/s" in result.stderr and "eval at" in result.stderr  # progress is shown
     loaded = load_model(summary["out"])
     assert loaded.info["val_perplexity"] == pytest.approx(summary["val_perplexity"])
@@ -49,8 +52,10 @@ def test_train_command_learns_and_prints_a_json_summary(tmp_path):
 
 
 def test_class_layer_with_dropout_trains_and_samples(tmp_path):
-    assert train_cli.main(toy_args(tmp_path, "--softmax", "class", "--classes", "8", "--dropout", "0.2")) == 0
+    flags = ["--softmax", "class", "--classes", "8", "--dropout", "0.2", "--ngram-order", "0"]
+    assert train_cli.main(toy_args(tmp_path, *flags)) == 0
     loaded = load_model(tmp_path / "model.joblib")
+    assert loaded.mixture is None and "rnn_val_perplexity" not in loaded.info
     assert loaded.model.softmax == "class" and loaded.model.classes.n_classes <= 8
     assert loaded.info["val_perplexity"] < 10
     assert loaded.info["args"]["dropout"] == 0.2
@@ -58,7 +63,9 @@ def test_class_layer_with_dropout_trains_and_samples(tmp_path):
     assert sample.new_ids and loaded.vocab.unknown_id not in sample.new_ids
 
 
-@pytest.mark.parametrize("bad", [["--dropout", "1"], ["--dropout", "-0.1"], ["--softmax", "tree"], ["--classes", "0"]])
+@pytest.mark.parametrize("bad", [["--dropout", "1"], ["--dropout", "-0.1"], ["--softmax", "tree"], ["--classes", "0"],
+                                 ["--ngram-order", "-1"], ["--ngram-order", "9"], ["--ngram-weight", "0"],
+                                 ["--ngram-weight", "1.5"]])
 def test_bad_flags_are_usage_errors(tmp_path, bad, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train_cli.main(toy_args(tmp_path, *bad))
