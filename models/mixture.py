@@ -32,12 +32,17 @@ class NgramMixture:
     def order(self) -> int:
         return self.ngram.order
 
+    def next_word_probs(self, rnn_probs: np.ndarray, history: Sequence[int]) -> np.ndarray:
+        """P(w | history) of every word, from the RNN's probabilities and the words so far."""
+        mixed = self.ngram.next_word_probs(history)
+        mixed *= 1.0 - self.rnn_weight
+        mixed += self.rnn_weight * rnn_probs
+        return mixed
+
     def next_word_log_probs(self, rnn_log_probs: np.ndarray, history: Sequence[int]) -> np.ndarray:
         """log P(w | history) of every word, from the RNN's log-probabilities and the words so far."""
-        mixed = self.rnn_weight * np.exp(rnn_log_probs)
-        mixed += (1.0 - self.rnn_weight) * self.ngram.next_word_probs(history)
         with np.errstate(divide="ignore"):  # SENTENCE_START: probability 0 in both
-            return np.log(mixed)
+            return np.log(self.next_word_probs(np.exp(rnn_log_probs), history))
 
     def sentence_log_probs(self, rnn_log_probs: np.ndarray, sentence: Sequence[int]) -> np.ndarray:
         """Mixed log-probabilities of a sentence's tokens after SENTENCE_START, given the RNN's."""

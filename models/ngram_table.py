@@ -54,6 +54,7 @@ class NgramTable:
         self.levels = list(levels)
         self._uniform = np.full(vocab_size, 1.0 / (vocab_size - 1))
         self._uniform[start_id] = 0.0
+        self._unigram: np.ndarray | None = None
 
     # ----------------------------------------------------------------- building and storing
     @classmethod
@@ -117,13 +118,34 @@ class NgramTable:
         return p
 
     def next_word_probs(self, history: Sequence[int]) -> np.ndarray:
-        """p(w | history) for every word w (sums to 1)."""
-        p = self._uniform.copy()
-        for level, i in self._contexts_of(history):
+        """p(w | history) for every word w (sums to 1).
+
+        Unrolled from the longest context down: p = sum over seen contexts of their (sparse)
+        discounted counts times the backoff weights of the longer ones, plus the unigram level
+        (dense, the same for every history, computed once) times all the backoff weights.
+        """
+        found = list(self._contexts_of(history))
+        factor = 1.0
+        sparse = []
+        for level, i in reversed(found[1:]):
+            sparse.append((level, i, factor))
+            factor *= level.backoff[i]
+        p = self._unigram_level() * factor
+        for level, i, weight in sparse:
             first, last = level.offsets[i], level.offsets[i + 1]
-            p *= level.backoff[i]
-            p[level.words[first:last]] += level.discounted[first:last] * level.inverse_total[i]
+            p[level.words[first:last]] += level.discounted[first:last] * (level.inverse_total[i] * weight)
         return p
+
+    def _unigram_level(self) -> np.ndarray:
+        """p_1(w): the empty context's discounted counts over the uniform distribution (cached)."""
+        if self._unigram is None:
+            p = self._uniform.copy()
+            for level, i in self._contexts_of([]):
+                first, last = level.offsets[i], level.offsets[i + 1]
+                p *= level.backoff[i]
+                p[level.words[first:last]] += level.discounted[first:last] * level.inverse_total[i]
+            self._unigram = p
+        return self._unigram
 
     def token_probs(self, sentence: Sequence[int]) -> np.ndarray:
         """p of each token after SENTENCE_START given the tokens before it."""

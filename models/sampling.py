@@ -139,9 +139,7 @@ class Sampler:
     ) -> tuple[int, float]:
         """Plain sampling with the full softmax: the word and its log-probability under the model."""
         v = self.vocab
-        z = self._V32 @ h
-        z += self._c32
-        z -= z.max()
+        z = self._shifted_logits(h)
         weights = np.exp(z)  # float32 is plenty for a draw; sums are taken in float64
         block_sums = _block_sums(weights)
         total = float(block_sums.sum(dtype=np.float64))
@@ -158,6 +156,27 @@ class Sampler:
         scores = self._masked(z.astype(np.float64), allow_end, v.unknown_id, v.start_id, v.end_id)
         choice = _draw(np.exp(_tempered(scores, params.temperature)), rng)
         return choice, float(z[choice]) - log_norm
+
+    def _shifted_logits(self, h: np.ndarray) -> np.ndarray:
+        """The full softmax's logits V h + c (float32), the largest shifted to 0."""
+        z = self._V32 @ h
+        z += self._c32
+        z -= z.max()
+        return z
+
+    def _draw_from_mixture(
+        self, h: np.ndarray, history: list[int], allow_end: bool, rng: np.random.Generator
+    ) -> tuple[int, float]:
+        """Plain sampling at temperature 1 from the full-softmax RNN interpolated with its n-gram
+        model: the word and its log-probability under the mixture."""
+        v = self.vocab
+        rnn = np.exp(self._shifted_logits(h), dtype=np.float64)
+        rnn /= rnn.sum()
+        probs = self.mixture.next_word_probs(rnn, history)
+        masked = [v.unknown_id, v.start_id] if allow_end else [v.unknown_id, v.start_id, v.end_id]
+        probs[masked] = 0.0  # a chosen word is never a masked one, so its probability stays as it was
+        choice = _draw(probs, rng)
+        return choice, math.log(probs[choice])
 
     def _choose(self, logp: np.ndarray, params: SamplingParams, allow_end: bool, rng: np.random.Generator) -> int:
         v = self.vocab
@@ -228,14 +247,18 @@ class Sampler:
         h = np.zeros(self.model.hidden_size, dtype=np.float32)
         logp = np.empty(self.model.vocab_size)
         seen = [*prefix_ids]
-        plain = self._is_plain(params) and repetition_penalty == 1.0 and top_n == 0 and self.mixture is None
+        plain = self._is_plain(params) and repetition_penalty == 1.0 and top_n == 0
+        mixed_draws = self.mixture is not None and plain and self.classes is None and params.temperature == 1.0
+        plain = plain and self.mixture is None
         for word_id in [self.vocab.start_id, *prefix_ids]:
             h = self._advance(word_id, h)
         for _ in range(params.max_new_tokens):
             allow_end = len(seen) >= params.min_words
-            if plain:
+            alternatives: tuple[tuple[int, float], ...] = ()
+            if mixed_draws:
+                choice, logprob = self._draw_from_mixture(h, [self.vocab.start_id, *seen], allow_end, rng)
+            elif plain:
                 choice, logprob = self._draw_directly(h, params, allow_end, rng)
-                alternatives: tuple[tuple[int, float], ...] = ()
             else:
                 self._word_log_probs(h, logp)
                 if self.mixture is not None:
