@@ -78,6 +78,58 @@ def test_probabilities_match_hand_computation():
     assert model.sentence_log_likelihood([S, A, B, E]) == pytest.approx(expected)
 
 
+# a b c twice, c a b, b a b c: (a b c) is seen 3 times but after only 2 different words (S, b)
+ORDER_FOUR_CORPUS = [[S, A, B, C, E], [S, A, B, C, E], [S, C, A, B, E], [S, B, A, B, C, E]]
+# a different set of discounts per order, so a weight taken from the wrong order or context shows
+ORDER_FOUR_DISCOUNTS = [Discounts(0.5, 1.0, 1.5), Discounts(0.25, 0.5, 0.75), Discounts(0.75, 1.0, 1.25),
+                        Discounts(0.5, 1.5, 2.0), Discounts(0.5, 1.0, 1.5)]
+
+
+def test_order_four_middle_orders_and_sentence_openings_match_hand_computation():
+    """Orders 3, 4 and 5 by hand: the middle (3-gram) level of a 4-gram model uses continuation counts,
+    n-grams opening a sentence keep raw counts, and a history shorter than the order keeps its
+    SENTENCE_START (an old slice dropped it at orders >= 4: 4-gram perplexity 99.6 instead of 98.0)."""
+    unigrams, bigrams, trigrams, fourgrams = kn_counts(ORDER_FOUR_CORPUS, 4, S)
+    assert fourgrams[(A, B, C, E)] == 3 and fourgrams[(S, A, B, C)] == 2  # raw at the top
+    assert trigrams[(A, B, C)] == 2 and trigrams[(A, B, E)] == 1  # continuation: raw 3 but only after S and b
+    assert trigrams[(S, A, B)] == 2  # opens sentences: raw
+    assert bigrams[(A, B)] == 3 and dict(unigrams) == {(A,): 3, (B,): 2, (C,): 2, (E,): 2}
+    fit = {order: KneserNey.fit(ORDER_FOUR_CORPUS, order, 6, discounts=ORDER_FOUR_DISCOUNTS[:order]) for order in (3, 4, 5)}
+    four = fit[4]
+    # unigram (D 1/2, 1, 3/2): a3 b2 c2 E2, total 9, gamma (3/2 + 3*1)/9 = 1/2, uniform 1/5
+    p1_b = Fraction(1, 9) + Fraction(1, 10)  # = p1(c) = p1(E) = 19/90
+    assert close(four.prob([], A), Fraction(3, 2) / 9 + Fraction(1, 10))  # 4/15
+    # bigrams (D 1/4, 1/2, 3/4): (b): c1 E1 a1, gamma (3/4)/3 = 1/4; (c): E1 a1, gamma 1/4; (a): b3, gamma 1/4
+    p2_c_b = Fraction(3, 4) / 3 + Fraction(1, 4) * p1_b  # 109/360
+    p2_e_c = Fraction(3, 4) / 2 + Fraction(1, 4) * p1_b  # 77/180
+    p2_b_a = Fraction(9, 4) / 3 + Fraction(1, 4) * p1_b  # 289/360
+    # (S): raw a2 b1 c1, total 4, gamma (1/2 + 1/4 + 1/4)/4 = 1/4
+    assert close(four.prob([S], A), Fraction(3, 2) / 4 + Fraction(1, 4) * Fraction(4, 15))  # 53/120
+    # trigrams of the 4-gram model (D 3/4, 1, 5/4): (a b): c2 E1 (continuation), total 3, gamma (1 + 3/4)/3
+    p3_c_ab = Fraction(1, 3) + Fraction(7, 12) * p2_c_b  # 2203/4320
+    assert close(four.prob([A, B], C), p3_c_ab)
+    # (S a): raw b2, gamma 1/2: w2 of a sentence is predicted from (S, w1), not from (w1) alone
+    p3_b_sa = Fraction(1, 2) + Fraction(1, 2) * p2_b_a  # 649/720
+    assert close(four.prob([S, A], B), p3_b_sa)
+    p3_e_bc = Fraction(1, 4) + Fraction(3, 4) * p2_e_c  # (b c): E1, gamma 3/4
+    # 4-grams (D 1/2, 3/2, 2; raw): (S a b): c2, gamma (3/2)/2; (a b c): E3, gamma 2/3; (c a b): E1, gamma 1/2
+    p4_c_sab = Fraction(1, 2) / 2 + Fraction(3, 4) * p3_c_ab  # 3643/5760
+    p4_e_abc = Fraction(1, 3) + Fraction(2, 3) * p3_e_bc  # 257/360
+    assert close(four.prob([S, A, B], C), p4_c_sab)
+    assert close(four.prob([A, B, C], E), p4_e_abc)
+    assert close(four.prob([C, A, B], C), Fraction(1, 2) * p3_c_ab)  # c never follows (c a b): the middle order's share
+    expected = sum(math.log(float(p)) for p in (Fraction(53, 120), p3_b_sa, p4_c_sab, p4_e_abc))
+    assert four.sentence_log_likelihood([S, A, B, C, E]) == pytest.approx(expected, rel=1e-12)
+    # the trigram model: (a b) is now the top order, raw c3 E1, total 4, gamma (5/4 + 3/4)/4 = 1/2
+    assert close(fit[3].prob([A, B], C), Fraction(7, 4) / 4 + Fraction(1, 2) * p2_c_b)  # 53/90
+    assert close(fit[3].prob([S, A], B), p3_b_sa)
+    # the 5-gram model: (S a b c) opens a sentence, so its count and the levels below are as at order 4
+    assert close(fit[5].prob([S, A, B], C), p4_c_sab)
+    for model in fit.values():
+        for context in ([S, A], [S, A, B], [A, B], [C, A, B]):
+            assert math.fsum(model.prob(context, w) for w in range(6)) == pytest.approx(1.0, abs=1e-12)
+
+
 # ------------------------------------------------------------- random corpora
 def random_corpus(seed: int, sentences: int = 300, words: int = 12) -> list[list[int]]:
     """Sentences of 1-8 words over ids 3..3+words-1, Zipf-like, so every count-of-count is non-zero."""
