@@ -7,21 +7,14 @@ import pytest
 from models.batching import make_batch
 from models.rnn import RNN
 from models.word_classes import WordClasses
+from tests.gradient_check import (
+    STEP, TOLERANCE, classes_for, numerical_gradients, random_sentences, relative_error,
+)
 
 C, H = 7, 4
 # the specials alone, then words 3-4 and 5-6: every kind of class the layer has
 TINY_CLASSES = WordClasses(np.array([0, 1, 2, 3, 5, 7]))
 SOFTMAXES = ["full", "class"]
-STEP = 1e-5
-TOLERANCE = 1e-6
-
-
-def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """||a - n|| / (||a|| + ||n||); refuses to compare two zero or non-finite gradients."""
-    assert np.all(np.isfinite(analytic)) and np.all(np.isfinite(numeric)), "non-finite gradient"
-    scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
-    assert scale > 1e-8, "both gradients are zero: the comparison would prove nothing"
-    return float(np.linalg.norm(analytic - numeric) / scale)
 
 
 def tiny_model(bptt_truncate, bias=True, seed=3, softmax="full") -> RNN:
@@ -40,59 +33,9 @@ def tiny_model(bptt_truncate, bias=True, seed=3, softmax="full") -> RNN:
     return model
 
 
-def log_softmax_at(logits: np.ndarray, index: int) -> float:
-    logits = logits - logits.max()
-    return float(logits[index] - np.log(np.exp(logits).sum()))
-
-
-def output_log_prob(model: RNN, p: dict, h: np.ndarray, target: int) -> float:
-    """log P(target | h) written out directly: the full softmax, or class then word within class."""
-    c = p["c"] if model.bias else np.zeros(C)
-    if model.classes is None:
-        return log_softmax_at(p["V"] @ h + c, target)
-    k = int(model.classes.word_class[target])
-    words = model.classes.words_of(k)
-    c_class = p["c_class"] if model.bias else 0.0
-    return log_softmax_at(p["V_class"] @ h + c_class, k) + log_softmax_at(
-        p["V"][words] @ h + c[words], target - words.start
-    )
-
-
-def truncated_loss(model: RNN, frozen: dict, x, y) -> float:
-    """Summed loss where output t sees the live parameters only at steps t-k..t.
-
-    Steps before the window use the frozen copy, so differentiating this function with respect
-    to the live parameters gives exactly the truncated gradient (k = None: every step is live).
-    """
-    live = model.parameters()
-    k = model.bptt_truncate
-    total = 0.0
-    for t in range(len(y)):
-        first_live = 0 if k is None else max(0, t - k)
-        h = np.zeros(H)
-        for step in range(t + 1):
-            p = live if step >= first_live else frozen
-            bias = p["b"] if model.bias else 0.0
-            h = np.tanh(p["U"][:, x[step]] + p["W"] @ h + bias)
-        total -= output_log_prob(model, live, h, y[t])
-    return total
-
-
-def numerical_gradients(model: RNN, x, y) -> dict[str, np.ndarray]:
-    frozen = {k: v.copy() for k, v in model.parameters().items()}
-    grads = {}
-    for name, param in model.parameters().items():
-        grad = np.zeros_like(param)
-        for index in np.ndindex(param.shape):
-            old = param[index]
-            param[index] = old + STEP
-            up = truncated_loss(model, frozen, x, y)
-            param[index] = old - STEP
-            down = truncated_loss(model, frozen, x, y)
-            param[index] = old
-            grad[index] = (up - down) / (2 * STEP)
-        grads[name] = grad
-    return grads
+def rnn_step(p: dict, word: int, h: np.ndarray, bias: bool) -> np.ndarray:
+    """The Elman step written out directly: tanh(U x + W h + b)."""
+    return np.tanh(p["U"][:, word] + p["W"] @ h + (p["b"] if bias else 0.0))
 
 
 SENTENCE_X = [1, 4, 3, 6, 2, 5, 3, 4]
@@ -105,7 +48,7 @@ SENTENCE_Y = [4, 3, 6, 2, 5, 3, 4, 2]
 def test_bptt_matches_central_differences(bptt_truncate, bias, softmax):
     model = tiny_model(bptt_truncate, bias, softmax=softmax)
     analytic = dict(zip(model.parameter_names, model.bptt(SENTENCE_X, SENTENCE_Y)))
-    numeric = numerical_gradients(model, SENTENCE_X, SENTENCE_Y)
+    numeric = numerical_gradients(model, SENTENCE_X, SENTENCE_Y, rnn_step)
     for name in model.parameter_names:
         assert relative_error(analytic[name], numeric[name]) < TOLERANCE, name
 
@@ -127,13 +70,9 @@ def test_relative_error_refuses_zero_over_zero():
 def test_gradient_check_catches_a_wrong_gradient():
     model = tiny_model(None)
     analytic = model.bptt(SENTENCE_X, SENTENCE_Y)[2].copy()
-    numeric = numerical_gradients(model, SENTENCE_X, SENTENCE_Y)["W"]
+    numeric = numerical_gradients(model, SENTENCE_X, SENTENCE_Y, rnn_step)["W"]
     analytic[0, 0] += 1e-3
     assert relative_error(analytic, numeric) > TOLERANCE
-
-
-def random_sentences(rng, count, vocab, max_len=9):
-    return [list(rng.integers(0, vocab, size=rng.integers(2, max_len))) for _ in range(count)]
 
 
 @pytest.mark.parametrize("bptt_truncate", [None, 0, 2, 5])
@@ -156,14 +95,6 @@ def test_batched_gradient_equals_sum_of_bptt(bptt_truncate, bias, softmax):
     assert loss == pytest.approx(expected_loss, rel=1e-12)
     for name, e in zip(model.parameter_names, expected):
         np.testing.assert_allclose(grads[name], 0.5 * e, rtol=1e-10, atol=1e-12, err_msg=name)
-
-
-def classes_for(vocab_size: int, softmax: str) -> WordClasses | None:
-    """Zipf-like counts binned into about sqrt(C) classes, or None for the full softmax."""
-    if softmax == "full":
-        return None
-    counts = [50, 0, 40] + [int(1000 / r) + 1 for r in range(1, vocab_size - 2)]
-    return WordClasses.from_counts(counts, WordClasses.default_count(vocab_size))
 
 
 @pytest.mark.parametrize("bptt_truncate", [None, 0, 3])
