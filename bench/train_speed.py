@@ -1,9 +1,9 @@
 """Training and sampling speed, measured in one run on the same sentences and shapes.
 
-Contenders: our trainer with the full softmax and with the class-based output layer; the slow
-reference (``RNN.bptt``, the tutorial's algorithm one sentence at a time, with a plain SGD step
-per sentence: the oracle the tests compare against); and, when PyTorch is importable, the same
-model in PyTorch (``bench/torch_speed.py``, run in a child process with its best settings).
+Contenders: our trainer with the full softmax and with the class-based output layer (the cell is
+``--cell``: the RNN by default, or the GRU); the slow reference (the cell's ``bptt``, the
+tutorial's algorithm one sentence at a time, with a plain SGD step per sentence: the oracle the
+tests compare against); and, for the RNN when PyTorch is importable, the same model in PyTorch (``bench/torch_speed.py``, run in a child process with its best settings).
 Prints one JSON line: medians of several repeats, the ratios, the FLOP rate achieved as a share of
 a float32 matrix product measured here, and peak resident memory.
 
@@ -31,7 +31,8 @@ from threadpoolctl import threadpool_limits
 
 from bench.speed_data import BenchData, load_bench_data
 from models.output_layer import available_cores, blas_limits_for
-from models.rnn import RNN
+from models.cells import CELLS, cell_class
+from models.recurrent_lm import RecurrentLM
 from models.sampling import Sampler, SamplingParams
 from models.word_classes import WordClasses
 from training.schedule import HalvingSchedule
@@ -43,11 +44,11 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_
               "MALLOC_TOP_PAD_": str(64 * 2**20)}
 
 
-def build_model(args, data: BenchData, softmax: str) -> RNN:
+def build_model(args, data: BenchData, softmax: str) -> RecurrentLM:
     classes = None
     if softmax == "class":
         classes = WordClasses.from_counts(data.counts, WordClasses.default_count(args.vocab))
-    model = RNN(args.vocab, args.hidden, bptt_truncate=args.bptt_truncate, seed=0, classes=classes)
+    model = cell_class(args.cell)(args.vocab, args.hidden, bptt_truncate=args.bptt_truncate, seed=0, classes=classes)
     model.threads = args.threads
     return model
 
@@ -65,7 +66,7 @@ def trainer_rate(args, data: BenchData, softmax: str) -> float:
 
 
 def reference_rate(args, data: BenchData) -> float:
-    """Training words per second of the oracle: ``RNN.bptt`` and an SGD step, one sentence at a time."""
+    """Training words per second of the oracle: the cell's ``bptt`` and an SGD step, one sentence at a time."""
     model = build_model(args, data, "full")
     params = model.parameters()
     words = 0
@@ -104,7 +105,7 @@ def matmul_gflops(args, rows: int = 800, repeats: int = 20) -> float:
 
 def flops_per_word(args, data: BenchData, softmax: str) -> float:
     """Matrix-product FLOPs of one training word: forward, and backward for the states and weights."""
-    recurrent = 3 * 2 * args.hidden * args.hidden
+    recurrent = 3 * 2 * args.hidden * args.hidden * (3 if args.cell == "gru" else 1)  # the GRU has three W
     if softmax == "full":
         return recurrent + 3 * 2 * args.hidden * args.vocab
     classes = WordClasses.from_counts(data.counts, WordClasses.default_count(args.vocab))
@@ -132,6 +133,7 @@ def median(values: list[float], digits: int = 1) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cell", choices=list(CELLS), default="rnn", help="as training/train.py --cell")
     parser.add_argument("--vocab", type=int, default=8000)
     parser.add_argument("--hidden", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -155,11 +157,11 @@ def main() -> None:
         sampling = {s: [sampling_ms_per_word(args, data, s) for _ in range(args.repeats)] for s in ("full", "class")}
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     gflops = matmul_gflops(args)
-    theirs = torch_figures(args)
+    theirs = torch_figures(args) if args.cell == "rnn" else None  # the PyTorch contender is an RNN
 
     full, cls, ref = (statistics.median(rates[k]) for k in ("full", "class", "reference"))
     result = {
-        "data": data.name, "vocab": args.vocab, "hidden": args.hidden, "batch_size": args.batch_size,
+        "data": data.name, "cell": args.cell, "vocab": args.vocab, "hidden": args.hidden, "batch_size": args.batch_size,
         "threads": args.threads, "bptt_truncate": args.bptt_truncate, "repeats": args.repeats,
         "timed_words_per_repeat": data.words,
         "train_words_per_sec": {k: median(v, 0) for k, v in rates.items()},

@@ -14,14 +14,15 @@ from typing import Any
 import joblib
 import numpy as np
 
+from models.cells import DEFAULT_CELL, cell_class
 from models.mixture import NgramMixture
-from models.rnn import RNN
+from models.recurrent_lm import RecurrentLM
 from models.vocabulary import Vocabulary
 from models.word_classes import WordClasses
 
 FORMAT_NAME = "rnnlm"
-FORMAT_VERSION = 2  # 2 added the class-based output layer ("softmax", "class_starts") and "ngram"
-READABLE_VERSIONS = (1, 2)  # a version-1 file is a full-softmax model
+FORMAT_VERSION = 3  # 2 added the class-based output layer ("softmax", "class_starts") and "ngram"; 3 "cell" (the GRU)
+READABLE_VERSIONS = (1, 2, 3)  # a version-1 file is a full-softmax model; before 3, every model is an RNN
 
 
 class ModelFileError(Exception):
@@ -35,7 +36,7 @@ class ModelFileError(Exception):
 
 @dataclass
 class LoadedModel:
-    model: RNN
+    model: RecurrentLM
     vocab: Vocabulary
     info: dict[str, Any]
     format_version: int = FORMAT_VERSION
@@ -68,13 +69,14 @@ def atomic_dump(payload: dict, path: str | os.PathLike) -> None:
 
 
 def model_payload(
-    model: RNN, vocab: Vocabulary, info: dict[str, Any], mixture: NgramMixture | None = None
+    model: RecurrentLM, vocab: Vocabulary, info: dict[str, Any], mixture: NgramMixture | None = None
 ) -> dict[str, Any]:
     """The plain dict stored on disk for a model, its vocabulary and what is known about it."""
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "config": {
+            "cell": model.cell,
             "vocab_size": model.vocab_size,
             "hidden_size": model.hidden_size,
             "bptt_truncate": model.bptt_truncate,
@@ -109,13 +111,13 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def model_from_payload(payload: dict[str, Any], path: str | os.PathLike = "<model>") -> LoadedModel:
-    """Rebuild the RNN and vocabulary, checking shapes and values."""
+    """Rebuild the model (its cell from "cell"; none means an RNN) and vocabulary, checking shapes and values."""
     try:
         config = payload["config"]
         softmax = config.get("softmax", "full")
         if softmax not in ("full", "class"):
             raise ValueError(f"unknown output layer {softmax!r}")
-        model = RNN(
+        model = cell_class(config.get("cell", DEFAULT_CELL))(
             int(config["vocab_size"]),
             int(config["hidden_size"]),
             bptt_truncate=config["bptt_truncate"],
@@ -142,7 +144,7 @@ def model_from_payload(payload: dict[str, Any], path: str | os.PathLike = "<mode
 
 
 def save_model(
-    path: str | os.PathLike, model: RNN, vocab: Vocabulary, info: dict[str, Any], mixture: NgramMixture | None = None
+    path: str | os.PathLike, model: RecurrentLM, vocab: Vocabulary, info: dict[str, Any], mixture: NgramMixture | None = None
 ) -> None:
     atomic_dump(model_payload(model, vocab, info, mixture), path)
 

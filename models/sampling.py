@@ -23,7 +23,7 @@ import numpy as np
 
 from models.class_output import all_word_log_probs, log_softmax
 from models.mixture import NgramMixture
-from models.rnn import RNN
+from models.recurrent_lm import RecurrentLM
 from models.vocabulary import Vocabulary
 
 
@@ -83,9 +83,9 @@ def top_alternatives(logp: np.ndarray, n: int) -> tuple[tuple[int, float], ...]:
 
 
 class Sampler:
-    """Draws sentences from a trained RNN."""
+    """Draws sentences from a trained model (an RNN or a GRU: the model supplies its step)."""
 
-    def __init__(self, model: RNN, vocab: Vocabulary, mixture: NgramMixture | None = None):
+    def __init__(self, model: RecurrentLM, vocab: Vocabulary, mixture: NgramMixture | None = None):
         if len(vocab) != model.vocab_size:
             raise ValueError("vocabulary and model sizes differ")
         self.model = model
@@ -94,9 +94,7 @@ class Sampler:
         # the hidden state and the big product with V run in float32, as in training (half the
         # memory traffic of float64); probabilities are then handled in float64, or in float32
         # with float64 sums, so a draw never fails on rounding
-        self._U_rows = np.ascontiguousarray(model.U.T, dtype=np.float32)  # word -> its input column, contiguous
-        self._W32 = model.W.astype(np.float32)
-        self._b32 = (model.b if model.bias else np.zeros(model.hidden_size)).astype(np.float32)
+        self._step = model.step_function(np.float32)  # the cell's recurrence, on float32 copies
         self._V32 = np.ascontiguousarray(model.V, dtype=np.float32)
         self._c32 = (model.c if model.bias else np.zeros(model.vocab_size)).astype(np.float32)
         self._V = model.V.astype(np.float64)
@@ -108,10 +106,7 @@ class Sampler:
 
     def _advance(self, word_id: int, h: np.ndarray) -> np.ndarray:
         """The hidden state after reading ``word_id``."""
-        h = self._W32 @ h
-        h += self._U_rows[word_id]
-        h += self._b32
-        return np.tanh(h, out=h)
+        return self._step(word_id, h)
 
     def _word_log_probs(self, h: np.ndarray, logp: np.ndarray) -> None:
         """Fill ``logp`` with every word's log-probability of coming next.

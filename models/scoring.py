@@ -15,7 +15,7 @@ import numpy as np
 
 from models.batching import scoring_batches, scoring_order, sentence_pairs
 from models.mixture import NgramMixture
-from models.rnn import RNN
+from models.recurrent_lm import RecurrentLM
 from models.text import tokenize_document
 from models.vocabulary import SENTENCE_END, Vocabulary
 
@@ -77,7 +77,7 @@ class TextScore:
 
 
 def score_sentences(
-    model: RNN, sentences: Sequence[Sequence[int]], batch_size: int = 128, mixture: NgramMixture | None = None
+    model: RecurrentLM, sentences: Sequence[Sequence[int]], batch_size: int = 128, mixture: NgramMixture | None = None
 ) -> list[np.ndarray]:
     """Log-probability of every token after SENTENCE_START, one float64 array per sentence, in input order.
 
@@ -104,7 +104,7 @@ def score_sentences(
     return scores
 
 
-def score_text(model: RNN, vocab: Vocabulary, text: str, mixture: NgramMixture | None = None) -> TextScore:
+def score_text(model: RecurrentLM, vocab: Vocabulary, text: str, mixture: NgramMixture | None = None) -> TextScore:
     """Tokenize ``text`` as training does and score every sentence; ValueError if it has no words."""
     if len(vocab) != model.vocab_size:
         raise ValueError(f"the vocabulary has {len(vocab)} words, the model {model.vocab_size}")

@@ -63,8 +63,8 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
         created=int(os.path.getmtime(config.model_path)),
     )
     logger.info(
-        "loaded %s: %d words, hidden size %d",
-        config.model_path, len(loaded.vocab), loaded.model.hidden_size,
+        "loaded %s: %s cell, %d words, hidden size %d",
+        config.model_path, loaded.model.cell.upper(), len(loaded.vocab), loaded.model.hidden_size,
     )
 
     app = Flask(__name__)

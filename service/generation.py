@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from models.mixture import NgramMixture
-from models.rnn import RNN
+from models.recurrent_lm import RecurrentLM
 from models.sampling import SampledWord, Sampler, SamplingParams
 from models.text import tokenize_words
 from models.vocabulary import SPECIAL_TOKENS, Vocabulary
@@ -150,7 +150,7 @@ class TextGenerator:
     The Sampler keeps no state between calls, so the threads of a worker share it freely.
     """
 
-    def __init__(self, model: RNN, vocab: Vocabulary, mixture: NgramMixture | None = None):
+    def __init__(self, model: RecurrentLM, vocab: Vocabulary, mixture: NgramMixture | None = None):
         self.vocab = vocab
         self.sampler = Sampler(model, vocab, mixture)
 

@@ -36,6 +36,7 @@ def describe_model(loaded: LoadedModel, config: ServiceConfig, max_input_chars: 
         "model_file": os.path.basename(config.model_path),
         "format_version": loaded.format_version,
         "vocabulary_size": len(loaded.vocab),
+        "cell": model.cell,
         "hidden_size": model.hidden_size,
         "bptt_truncate": model.bptt_truncate,
         "softmax": model.softmax,

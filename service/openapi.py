@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from models.cells import CELLS
 from service.config import ServiceConfig
 from service.generation import MAX_SEED
 from service.score_api import MAX_SCORE_CHARS
@@ -244,7 +245,8 @@ def _info_schema() -> dict[str, Any]:
     number_or_null = {"type": ["number", "null"]}
     return closed({
         "model_id": {"type": "string"}, "model_file": {"type": "string"}, "format_version": {"type": "integer"},
-        "vocabulary_size": {"type": "integer"}, "hidden_size": {"type": "integer"},
+        "vocabulary_size": {"type": "integer"}, "cell": {"type": "string", "enum": list(CELLS)},
+        "hidden_size": {"type": "integer"},
         "bptt_truncate": {"type": ["integer", "null"]}, "parameter_count": {"type": "integer"},
         "softmax": {"type": "string", "enum": ["full", "class"]}, "word_classes": {"type": ["integer", "null"]},
         "ngram_order": {"type": ["integer", "null"]}, "ngram_weight": {"type": ["number", "null"]},

@@ -7,7 +7,7 @@ and evaluation report for it.
 from __future__ import annotations
 
 from models.mixture import NgramMixture
-from models.rnn import RNN
+from models.recurrent_lm import RecurrentLM
 from models.scoring import TextScore, score_text
 from models.vocabulary import Vocabulary
 
@@ -15,7 +15,7 @@ from models.vocabulary import Vocabulary
 class TextScorer:
     """Scores texts with the service's model; the one place the scoring function is chosen."""
 
-    def __init__(self, model: RNN, vocab: Vocabulary, mixture: NgramMixture | None = None):
+    def __init__(self, model: RecurrentLM, vocab: Vocabulary, mixture: NgramMixture | None = None):
         self.model = model
         self.vocab = vocab
         self.mixture = mixture

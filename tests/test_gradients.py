@@ -1,120 +1,42 @@
-"""The analytic gradients against central differences (float64), and the fast path against the oracle."""
+"""The analytic gradients against central differences (float64), and the fast path against the
+oracle, for every cell (the Elman RNN and the GRU)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from models.batching import make_batch
+from models.cells import cell_class
+from models.gru import GRU
 from models.rnn import RNN
-from models.word_classes import WordClasses
+from tests.gradient_check import (
+    C, CELL_STEPS, SENTENCE_X, SENTENCE_Y, TOLERANCE, assert_batched_gradient_equals_sum_of_bptt,
+    assert_bptt_matches_central_differences, assert_dropout_gradient_matches_central_differences,
+    assert_float32_fast_path_matches_float64_oracle, classes_for, numerical_gradients, random_sentences,
+    relative_error, tiny_model, untrained_loss,
+)
 
-C, H = 7, 4
-# the specials alone, then words 3-4 and 5-6: every kind of class the layer has
-TINY_CLASSES = WordClasses(np.array([0, 1, 2, 3, 5, 7]))
 SOFTMAXES = ["full", "class"]
-STEP = 1e-5
-TOLERANCE = 1e-6
-
-
-def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """||a - n|| / (||a|| + ||n||); refuses to compare two zero or non-finite gradients."""
-    assert np.all(np.isfinite(analytic)) and np.all(np.isfinite(numeric)), "non-finite gradient"
-    scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
-    assert scale > 1e-8, "both gradients are zero: the comparison would prove nothing"
-    return float(np.linalg.norm(analytic - numeric) / scale)
-
-
-def tiny_model(bptt_truncate, bias=True, seed=3, softmax="full") -> RNN:
-    classes = TINY_CLASSES if softmax == "class" else None
-    model = RNN(C, H, bptt_truncate=bptt_truncate, seed=seed, bias=bias, dtype=np.float64, classes=classes)
-    rng = np.random.default_rng(seed)
-    # larger weights than the initialisation, so every path of the gradient carries signal
-    model.U = rng.normal(0, 0.8, model.U.shape)
-    model.W = rng.normal(0, 0.8, model.W.shape)
-    model.V = rng.normal(0, 0.8, model.V.shape)
-    model.b = rng.normal(0, 0.3, model.b.shape)
-    model.c = rng.normal(0, 0.3, model.c.shape)
-    if classes is not None:
-        model.V_class = rng.normal(0, 0.8, model.V_class.shape)
-        model.c_class = rng.normal(0, 0.3, model.c_class.shape)
-    return model
-
-
-def log_softmax_at(logits: np.ndarray, index: int) -> float:
-    logits = logits - logits.max()
-    return float(logits[index] - np.log(np.exp(logits).sum()))
-
-
-def output_log_prob(model: RNN, p: dict, h: np.ndarray, target: int) -> float:
-    """log P(target | h) written out directly: the full softmax, or class then word within class."""
-    c = p["c"] if model.bias else np.zeros(C)
-    if model.classes is None:
-        return log_softmax_at(p["V"] @ h + c, target)
-    k = int(model.classes.word_class[target])
-    words = model.classes.words_of(k)
-    c_class = p["c_class"] if model.bias else 0.0
-    return log_softmax_at(p["V_class"] @ h + c_class, k) + log_softmax_at(
-        p["V"][words] @ h + c[words], target - words.start
-    )
-
-
-def truncated_loss(model: RNN, frozen: dict, x, y) -> float:
-    """Summed loss where output t sees the live parameters only at steps t-k..t.
-
-    Steps before the window use the frozen copy, so differentiating this function with respect
-    to the live parameters gives exactly the truncated gradient (k = None: every step is live).
-    """
-    live = model.parameters()
-    k = model.bptt_truncate
-    total = 0.0
-    for t in range(len(y)):
-        first_live = 0 if k is None else max(0, t - k)
-        h = np.zeros(H)
-        for step in range(t + 1):
-            p = live if step >= first_live else frozen
-            bias = p["b"] if model.bias else 0.0
-            h = np.tanh(p["U"][:, x[step]] + p["W"] @ h + bias)
-        total -= output_log_prob(model, live, h, y[t])
-    return total
-
-
-def numerical_gradients(model: RNN, x, y) -> dict[str, np.ndarray]:
-    frozen = {k: v.copy() for k, v in model.parameters().items()}
-    grads = {}
-    for name, param in model.parameters().items():
-        grad = np.zeros_like(param)
-        for index in np.ndindex(param.shape):
-            old = param[index]
-            param[index] = old + STEP
-            up = truncated_loss(model, frozen, x, y)
-            param[index] = old - STEP
-            down = truncated_loss(model, frozen, x, y)
-            param[index] = old
-            grad[index] = (up - down) / (2 * STEP)
-        grads[name] = grad
-    return grads
-
-
-SENTENCE_X = [1, 4, 3, 6, 2, 5, 3, 4]
-SENTENCE_Y = [4, 3, 6, 2, 5, 3, 4, 2]
+CELLS = ["rnn", "gru"]
+RECURRENT_MATRICES = {"rnn": ("W",), "gru": ("Wz", "Wr", "Wh")}
 
 
 @pytest.mark.parametrize("bptt_truncate", [None, 1, 3])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("softmax", SOFTMAXES)
-def test_bptt_matches_central_differences(bptt_truncate, bias, softmax):
-    model = tiny_model(bptt_truncate, bias, softmax=softmax)
-    analytic = dict(zip(model.parameter_names, model.bptt(SENTENCE_X, SENTENCE_Y)))
-    numeric = numerical_gradients(model, SENTENCE_X, SENTENCE_Y)
-    for name in model.parameter_names:
-        assert relative_error(analytic[name], numeric[name]) < TOLERANCE, name
+@pytest.mark.parametrize("cell", CELLS)
+def test_bptt_matches_central_differences(bptt_truncate, bias, softmax, cell):
+    model = tiny_model(bptt_truncate, bias, softmax=softmax, cell=cell)
+    assert_bptt_matches_central_differences(model, SENTENCE_X, SENTENCE_Y, CELL_STEPS[cell])
 
 
-def test_truncations_differ_from_full_bptt():
+@pytest.mark.parametrize("cell", CELLS)
+def test_truncations_differ_from_full_bptt(cell):
     """The truncated gradients are really truncated (else the checks above would test one thing)."""
-    full = tiny_model(None).bptt(SENTENCE_X, SENTENCE_Y)
-    short = tiny_model(1).bptt(SENTENCE_X, SENTENCE_Y)
-    assert relative_error(full[2], short[2]) > 1e-3  # dL/dW
+    full = dict(zip(tiny_model(None, cell=cell).parameter_names, tiny_model(None, cell=cell).bptt(SENTENCE_X, SENTENCE_Y)))
+    short = dict(zip(tiny_model(1, cell=cell).parameter_names, tiny_model(1, cell=cell).bptt(SENTENCE_X, SENTENCE_Y)))
+    for name in RECURRENT_MATRICES[cell]:
+        assert relative_error(full[name], short[name]) > 1e-3, name
 
 
 def test_relative_error_refuses_zero_over_zero():
@@ -124,86 +46,65 @@ def test_relative_error_refuses_zero_over_zero():
         relative_error(np.array([np.nan]), np.array([1.0]))
 
 
-def test_gradient_check_catches_a_wrong_gradient():
-    model = tiny_model(None)
-    analytic = model.bptt(SENTENCE_X, SENTENCE_Y)[2].copy()
-    numeric = numerical_gradients(model, SENTENCE_X, SENTENCE_Y)["W"]
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradient_check_catches_a_wrong_gradient(cell):
+    model = tiny_model(None, cell=cell)
+    name = RECURRENT_MATRICES[cell][-1]
+    analytic = dict(zip(model.parameter_names, model.bptt(SENTENCE_X, SENTENCE_Y)))[name].copy()
+    numeric = numerical_gradients(model, SENTENCE_X, SENTENCE_Y, CELL_STEPS[cell])[name]
     analytic[0, 0] += 1e-3
     assert relative_error(analytic, numeric) > TOLERANCE
 
 
-def random_sentences(rng, count, vocab, max_len=9):
-    return [list(rng.integers(0, vocab, size=rng.integers(2, max_len))) for _ in range(count)]
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradient_check_catches_a_wrong_truncation(cell):
+    """The oracle under truncation 2 against central differences of the loss truncated at 1."""
+    analytic = dict(zip(tiny_model(2, cell=cell).parameter_names, tiny_model(2, cell=cell).bptt(SENTENCE_X, SENTENCE_Y)))
+    numeric = numerical_gradients(tiny_model(1, cell=cell), SENTENCE_X, SENTENCE_Y, CELL_STEPS[cell])
+    for name in RECURRENT_MATRICES[cell]:
+        assert relative_error(analytic[name], numeric[name]) > 1e-3, name
 
 
 @pytest.mark.parametrize("bptt_truncate", [None, 0, 2, 5])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("softmax", SOFTMAXES)
-def test_batched_gradient_equals_sum_of_bptt(bptt_truncate, bias, softmax):
-    rng = np.random.default_rng(7)
-    model = tiny_model(bptt_truncate, bias, softmax=softmax)
-    sentences = random_sentences(rng, 6, C)
-    inputs, targets = [s[:-1] for s in sentences], [s[1:] for s in sentences]
-    expected = [np.zeros_like(p) for p in model.parameters().values()]
-    expected_loss = 0.0
-    for x, y in zip(inputs, targets):
-        expected = [e + g for e, g in zip(expected, model.bptt(x, y))]
-        o, _ = model.forward_propagation(x)
-        expected_loss -= np.log(o[np.arange(len(y)), y]).sum()
-    batch = make_batch(inputs, targets)
-    assert batch.mask.sum() < batch.mask.size  # the batch really has padding
-    loss, grads = model.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask, scale=0.5)
-    assert loss == pytest.approx(expected_loss, rel=1e-12)
-    for name, e in zip(model.parameter_names, expected):
-        np.testing.assert_allclose(grads[name], 0.5 * e, rtol=1e-10, atol=1e-12, err_msg=name)
-
-
-def classes_for(vocab_size: int, softmax: str) -> WordClasses | None:
-    """Zipf-like counts binned into about sqrt(C) classes, or None for the full softmax."""
-    if softmax == "full":
-        return None
-    counts = [50, 0, 40] + [int(1000 / r) + 1 for r in range(1, vocab_size - 2)]
-    return WordClasses.from_counts(counts, WordClasses.default_count(vocab_size))
+@pytest.mark.parametrize("cell", CELLS)
+def test_batched_gradient_equals_sum_of_bptt(bptt_truncate, bias, softmax, cell):
+    model = tiny_model(bptt_truncate, bias, softmax=softmax, cell=cell)
+    assert_batched_gradient_equals_sum_of_bptt(model, np.random.default_rng(7))
 
 
 @pytest.mark.parametrize("bptt_truncate", [None, 0, 3])
 @pytest.mark.parametrize("softmax", SOFTMAXES)
-def test_float32_fast_path_matches_float64_oracle(bptt_truncate, softmax):
+@pytest.mark.parametrize("cell", CELLS)
+def test_float32_fast_path_matches_float64_oracle(bptt_truncate, softmax, cell):
     rng = np.random.default_rng(11)
-    model32 = RNN(50, 16, bptt_truncate=bptt_truncate, seed=5, classes=classes_for(50, softmax))
-    model64 = model32.astype(np.float64)
-    sentences = random_sentences(rng, 8, 50, max_len=20)
-    inputs, targets = [s[:-1] for s in sentences], [s[1:] for s in sentences]
-    batch = make_batch(inputs, targets)
-    _, fast = model32.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask)
-    slow = [np.zeros_like(p) for p in model64.parameters().values()]
-    for x, y in zip(inputs, targets):
-        slow = [s + g for s, g in zip(slow, model64.bptt(x, y))]
-    for name, s in zip(model64.parameter_names, slow):
-        assert fast[name].dtype == np.float32
-        np.testing.assert_allclose(fast[name], s, rtol=2e-4, atol=2e-6, err_msg=name)
+    model32 = cell_class(cell)(50, 16, bptt_truncate=bptt_truncate, seed=5, classes=classes_for(50, softmax))
+    if cell == "gru":  # input weights as train.py's --input-init makes them: gates that vary by word
+        for name in model32.input_matrix_names:
+            getattr(model32, name)[:] = rng.uniform(-1, 1, (16, 50))
+    assert_float32_fast_path_matches_float64_oracle(model32, rng)
 
 
 @pytest.mark.parametrize("softmax", SOFTMAXES)
-def test_output_probabilities_sum_to_one(softmax):
-    model = tiny_model(None, softmax=softmax)
+@pytest.mark.parametrize("cell", CELLS)
+def test_output_probabilities_sum_to_one(softmax, cell):
+    model = tiny_model(None, softmax=softmax, cell=cell)
     o, _ = model.forward_propagation(SENTENCE_X)
     assert np.all(o > 0)
     np.testing.assert_allclose(o.sum(axis=1), 1.0, rtol=1e-12)
 
 
-def test_untrained_loss_is_log_vocabulary_size():
-    rng = np.random.default_rng(0)
-    model = RNN(8000, 100, seed=0)
-    sentences = random_sentences(rng, 20, 8000, max_len=30)
-    loss = model.calculate_loss([s[:-1] for s in sentences], [s[1:] for s in sentences])
-    assert abs(loss - np.log(8000)) < 0.05
+@pytest.mark.parametrize("model_class", [RNN, GRU])
+def test_untrained_loss_is_log_vocabulary_size(model_class):
+    assert abs(untrained_loss(model_class(8000, 100, seed=0)) - np.log(8000)) < 0.05
 
 
 @pytest.mark.parametrize("softmax", SOFTMAXES)
-def test_calculate_loss_matches_forward_propagation(softmax):
+@pytest.mark.parametrize("cell", CELLS)
+def test_calculate_loss_matches_forward_propagation(softmax, cell):
     rng = np.random.default_rng(2)
-    model = tiny_model(4, softmax=softmax)
+    model = tiny_model(4, softmax=softmax, cell=cell)
     sentences = random_sentences(rng, 5, C)
     X, Y = [s[:-1] for s in sentences], [s[1:] for s in sentences]
     total = sum(-np.log(model.forward_propagation(x)[0][np.arange(len(y)), y]).sum() for x, y in zip(X, Y))
@@ -229,33 +130,8 @@ def test_threaded_output_layer_equals_single_threaded(softmax):
 
 
 @pytest.mark.parametrize("softmax", SOFTMAXES)
-def test_dropout_gradient_matches_central_differences(softmax):
-    """With the dropout mask held fixed (the same generator seed), the batched gradient is the
-    derivative of the batched loss."""
-    rng = np.random.default_rng(8)
-    model = tiny_model(None, softmax=softmax)  # full BPTT: the gradient is then the true derivative
-    sentences = random_sentences(rng, 4, C)
-    batch = make_batch([s[:-1] for s in sentences], [s[1:] for s in sentences])
-
-    def loss_and_grads():
-        return model.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask, dropout=0.4,
-                                              rng=np.random.default_rng(3))
-
-    loss, grads = loss_and_grads()
-    no_dropout, _ = model.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask)
-    assert loss != pytest.approx(no_dropout)  # the mask really changed something
-    for name, param in model.parameters().items():
-        numeric = np.zeros_like(param)
-        for index in np.ndindex(param.shape):
-            old = param[index]
-            param[index] = old + STEP
-            up = loss_and_grads()[0]
-            param[index] = old - STEP
-            down = loss_and_grads()[0]
-            param[index] = old
-            numeric[index] = (up - down) / (2 * STEP)
-        if name == "U":  # only the batch's input words have a gradient; compare those columns
-            used = np.unique(batch.inputs)
-            assert relative_error(grads[name][:, used], numeric[:, used]) < TOLERANCE
-        else:
-            assert relative_error(grads[name], numeric) < TOLERANCE, name
+@pytest.mark.parametrize("cell", CELLS)
+def test_dropout_gradient_matches_central_differences(softmax, cell):
+    """The batched path differentiated directly (full BPTT: then its gradient is the true derivative)."""
+    model = tiny_model(None, softmax=softmax, cell=cell)
+    assert_dropout_gradient_matches_central_differences(model, np.random.default_rng(8))

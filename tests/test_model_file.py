@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from models.model_file import FORMAT_VERSION, ModelFileError, load_model, model_payload, save_model
+from models.gru import GRU
 from models.rnn import RNN
 from models.mixture import NgramMixture
 from models.vocabulary import SPECIAL_TOKENS, Vocabulary
@@ -94,6 +95,37 @@ def test_version_one_files_still_load_as_full_softmax(tmp_path):
     loaded = load_model(tmp_path / "old.joblib")
     assert loaded.model.softmax == "full" and loaded.format_version == 1
     np.testing.assert_array_equal(loaded.model.V, model.V)
+
+
+def test_gru_round_trip(tmp_path):
+    vocab = Vocabulary([*SPECIAL_TOKENS, "a", "b", "c", "d"], [1, 5, 5, 9, 3, 2, 1])
+    model = GRU(len(vocab), 4, bptt_truncate=None, seed=2, classes=WordClasses.from_counts(vocab.counts, 5))
+    model.bz += 0.5
+    save_model(tmp_path / "m.joblib", model, vocab, {})
+    payload = joblib.load(tmp_path / "m.joblib")
+    assert payload["config"]["cell"] == "gru"
+    assert_plain(payload)
+    loaded = load_model(tmp_path / "m.joblib").model
+    assert isinstance(loaded, GRU) and loaded.cell == "gru" and loaded.bptt_truncate is None
+    assert loaded.parameter_names == model.parameter_names
+    for name in model.parameter_names:
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
+
+
+def test_a_file_without_a_cell_is_an_rnn_and_an_unknown_cell_is_refused(tmp_path):
+    model, vocab = small_model()
+    payload = model_payload(model, vocab, {})
+    assert payload["config"]["cell"] == "rnn"
+    del payload["config"]["cell"]
+    payload["format_version"] = 2
+    joblib.dump(payload, tmp_path / "v2.joblib")
+    loaded = load_model(tmp_path / "v2.joblib").model
+    assert type(loaded) is RNN and loaded.cell == "rnn"
+    np.testing.assert_array_equal(loaded.W, model.W)
+    payload["config"]["cell"] = "lstm"
+    joblib.dump(payload, tmp_path / "lstm.joblib")
+    with pytest.raises(ModelFileError, match="unknown cell 'lstm'"):
+        load_model(tmp_path / "lstm.joblib")
 
 
 def test_saved_file_is_readable_by_others_under_the_usual_umask(tmp_path):

@@ -306,6 +306,7 @@ def test_info(client, tiny_loaded_model, tiny_model_path):
     assert info["parameter_count"] == 2 * 35 * 8 + 8 * 8 + 8 + 35
     assert info["format_version"] == FORMAT_VERSION
     assert info["softmax"] == "full" and info["word_classes"] is None
+    assert info["cell"] == "rnn"
     assert info["model_file"] == tiny_model_path.name
     assert info["corpus"] == "tiny-test-corpus"
     assert info["train_words"] == 1234

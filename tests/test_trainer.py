@@ -10,11 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from models.cells import cell_class
 from models.model_file import load_model
 from models.rnn import RNN
 from models.sampling import Sampler, SamplingParams
+from service.app import create_app
+from service.config import ServiceConfig
+from tests.test_openapi import check_response
 from tests.toy_corpus import write_toy_corpus
 from training import train as train_cli
+from training import trainer as trainer_module
 from training.schedule import HalvingSchedule
 from training.trainer import Trainer, TrainConfig
 from models.batching import make_batch
@@ -63,7 +68,52 @@ def test_class_layer_with_dropout_trains_and_samples(tmp_path):
     assert sample.new_ids and loaded.vocab.unknown_id not in sample.new_ids
 
 
-@pytest.mark.parametrize("bad", [["--dropout", "1"], ["--dropout", "-0.1"], ["--softmax", "tree"], ["--classes", "0"],
+def test_gru_trains_samples_and_is_served(tmp_path):
+    assert train_cli.main(toy_args(tmp_path, "--cell", "gru", "--ngram-order", "0")) == 0
+    loaded = load_model(tmp_path / "model.joblib")
+    assert loaded.model.cell == "gru" and loaded.info["args"]["cell"] == "gru"
+    assert loaded.info["val_perplexity"] < 10  # a template language: far below the vocabulary of 40
+    sample = Sampler(loaded.model, loaded.vocab).sample_sentence([], SamplingParams(), np.random.default_rng(0))
+    assert sample.new_ids and loaded.vocab.unknown_id not in sample.new_ids
+    app = create_app(ServiceConfig(model_path=str(tmp_path / "model.joblib")))
+    client = app.test_client()
+    info = client.get("/info")
+    assert info.get_json()["cell"] == "gru"
+    doc = client.get("/openapi.json").get_json()
+    check_response(doc, "/info", "GET", info)  # the closed schema knows the key
+    answer = client.post("/generate", json={"inputs": "the cat", "parameters": {"num_sentences": 2, "seed": 4}})
+    assert answer.status_code == 200
+    text = answer.get_json()["generated_text"]
+    assert len(text.split()) >= 4 and "UNKNOWN_TOKEN" not in text and "SENTENCE_" not in text
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_a_step_updates_only_the_input_columns_used_and_equals_the_dense_step(cell, monkeypatch):
+    model = cell_class(cell)(10, 4, seed=0)
+    sentences = [[1, 3, 4, 2], [1, 5, 6, 7, 2]]
+    trainer = Trainer(model, sentences, sentences, TrainConfig(batch_size=2, clip=None), HalvingSchedule(1.0, 3))
+    batch = make_batch([s[:-1] for s in sentences], [s[1:] for s in sentences])
+    before = {k: v.copy() for k, v in model.parameters().items()}
+    _, grads = model.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask, scale=1 / trainer.tokens_per_batch)
+    sparse_names = []
+    original_step = trainer_module.sgd_step
+
+    def spy(params, grads, rate, columns=None):
+        sparse_names.extend(columns or ())
+        original_step(params, grads, rate, columns)
+
+    monkeypatch.setattr(trainer_module, "sgd_step", spy)
+    assert trainer.train_batch(batch)
+    assert sorted(sparse_names) == sorted(model.input_matrix_names) and sparse_names
+    unused = [w for w in range(10) if w not in batch.inputs]
+    for name, value in model.parameters().items():
+        np.testing.assert_allclose(value, before[name] - grads[name], rtol=1e-6, atol=1e-7, err_msg=name)
+    for name in model.input_matrix_names:
+        np.testing.assert_array_equal(getattr(model, name)[:, unused], before[name][:, unused])
+        assert not np.array_equal(getattr(model, name)[:, [1, 3, 5]], before[name][:, [1, 3, 5]])
+
+
+@pytest.mark.parametrize("bad", [["--cell", "lstm"], ["--dropout", "1"], ["--dropout", "-0.1"], ["--softmax", "tree"], ["--classes", "0"],
                                  ["--ngram-order", "-1"], ["--ngram-order", "9"], ["--ngram-weight", "0"],
                                  ["--ngram-weight", "1.5"]])
 def test_bad_flags_are_usage_errors(tmp_path, bad, capsys):
@@ -89,7 +139,8 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
         train_cli.main(toy_args(tmp_path, "--resume"))
 
 
-@pytest.mark.parametrize("flags", [[], ["--softmax", "class", "--classes", "8", "--dropout", "0.3"]])
+@pytest.mark.parametrize("flags", [[], ["--softmax", "class", "--classes", "8", "--dropout", "0.3"],
+                                   ["--cell", "gru", "--bptt-truncate", "2", "--ngram-order", "0"]])
 def test_killed_run_resumes_to_the_same_parameters(tmp_path, monkeypatch, flags):
     reference_dir = tmp_path / "reference"
     reference_dir.mkdir()

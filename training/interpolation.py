@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.mixture import NgramMixture
-from models.rnn import RNN
+from models.recurrent_lm import RecurrentLM
 from models.scoring import perplexity_from, score_sentences
 from training.kneser_ney import KneserNey
 
@@ -41,7 +41,7 @@ class InterpolationResult:
 
 
 def interpolate(
-    model: RNN, train: list[list[int]], valid: list[list[int]], order: int, rnn_weight: float
+    model: RecurrentLM, train: list[list[int]], valid: list[list[int]], order: int, rnn_weight: float
 ) -> InterpolationResult:
     """Fit the order-``order`` Kneser-Ney model and score the validation text with the RNN, it and the mixture."""
     started = time.monotonic()

@@ -36,8 +36,9 @@ def sgd_step(
 ) -> None:
     """params -= learning_rate * grads, in place (the gradients are overwritten).
 
-    ``columns[name]`` lists the only columns of that gradient that can be non-zero (for ``U``, the
-    batch's input words): just those are updated, which gives the same result for far less work.
+    ``columns[name]`` lists the only columns of that gradient that can be non-zero (for an input
+    matrix such as the RNN's ``U``, the batch's input words): just those are updated, which gives
+    the same result for far less work.
     """
     rate = np.float32(learning_rate)
     for name, g in grads.items():

@@ -1,4 +1,4 @@
-"""Train the RNN language model: ``python training/train.py --help``.
+"""Train the recurrent language model (an RNN or a GRU): ``python training/train.py --help``.
 
 Prints progress to stderr while it runs and, at the end, one JSON line on stdout with the
 figures of the run. A checkpoint (``OUT.ckpt``) is written at every evaluation; after a crash or
@@ -21,9 +21,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import numpy as np
 
+from models.cells import CELLS, DEFAULT_CELL, cell_class
 from models.model_file import ModelFileError, atomic_dump, model_from_payload, model_payload, read_payload
 from models.output_layer import available_cores, blas_limits_for
-from models.rnn import RNN
+from models.recurrent_lm import RecurrentLM
 from models.word_classes import WordClasses
 from training.corpus import CorpusError, load_corpus
 from training.dataset import build_dataset
@@ -35,6 +36,7 @@ log = logging.getLogger("rnnlm.train")
 
 DEFAULTS = {
     "corpus": "austen",
+    "cell": DEFAULT_CELL,
     "vocab_size": 8000,
     "hidden": 100,
     "bptt_truncate": None,
@@ -99,10 +101,12 @@ def ngram_order_flag(value: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     d = DEFAULTS
-    p = argparse.ArgumentParser(description="Train the NumPy RNN language model.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description="Train the NumPy recurrent language model (Elman RNN or GRU).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--corpus", default=d["corpus"], help="'austen' (Debian's r-cran-janeaustenr) or a .txt/.csv file")
     p.add_argument("--validation", default=None, help="held-out .txt/.csv file; default: Persuasion for austen, else the last 10%% of sentences")
     p.add_argument("--vocab-size", type=positive(int), default=d["vocab_size"], help="words kept, the three special tokens included")
+    p.add_argument("--cell", choices=list(CELLS), default=d["cell"],
+                   help="the recurrence: the Elman RNN or a GRU (update and reset gates)")
     p.add_argument("--hidden", type=positive(int), default=d["hidden"], help="hidden units")
     p.add_argument("--bptt-truncate", type=truncation, default=d["bptt_truncate"],
                    help="steps an output's error flows back beyond its own (k: steps t..t-k); 'none' = full BPTT")
@@ -130,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unigram-bias", action=argparse.BooleanOptionalAction, default=True,
                    help="start the output bias at the log unigram frequencies (with --bias)")
     p.add_argument("--input-init", type=float, default=DEFAULTS["input_init"],
-                   help="U starts uniform in +-this (a one-hot input has one active connection, so the "
-                        "tutorial's +-1/sqrt(C) hides the input at first); 0 keeps the tutorial's range")
+                   help="the input matrices (the RNN's U; the GRU's Uz, Ur, Uh) start uniform in +-this (a one-hot "
+                        "input has one active connection, so the tutorial's +-1/sqrt(C) hides the input at first); "
+                        "0 keeps the tutorial's range")
     p.add_argument("--threads", type=positive(int), default=available_cores(),
                    help="threads for the output layer (BLAS then runs one thread each)")
     p.add_argument("--seed", type=int, default=d["seed"], help="initialisation and batch order")
@@ -151,7 +156,7 @@ def unigram_log_frequencies(counts: list[int]) -> np.ndarray:
     return np.log(smoothed / smoothed.sum())
 
 
-def unigram_biases(model: RNN, counts: list[int]) -> None:
+def unigram_biases(model: RecurrentLM, counts: list[int]) -> None:
     """Output biases at which the untrained model predicts the unigram distribution.
 
     Full softmax: c = log P(w). Class layer: c_class = log P(class), c = log P(w | class).
@@ -165,16 +170,18 @@ def unigram_biases(model: RNN, counts: list[int]) -> None:
     model.c[:] = log_p - class_mass[model.classes.word_class]
 
 
-def initial_model(args: argparse.Namespace, counts: list[int]) -> RNN:
-    """The tutorial's RNN, then the measured starting-point changes that the flags ask for."""
+def initial_model(args: argparse.Namespace, counts: list[int]) -> RecurrentLM:
+    """The tutorial's model (RNN or GRU), then the measured starting-point changes that the flags ask for."""
     classes = None
     if args.softmax == "class":
         classes = WordClasses.from_counts(counts, args.classes or WordClasses.default_count(len(counts)))
-    model = RNN(len(counts), args.hidden, bptt_truncate=args.bptt_truncate, seed=args.seed, bias=args.bias,
-                classes=classes)
+    model = cell_class(args.cell)(len(counts), args.hidden, bptt_truncate=args.bptt_truncate, seed=args.seed,
+                                  bias=args.bias, classes=classes)
     if args.input_init > 0:
         rng = np.random.default_rng([args.seed, 1])
-        model.U[:] = rng.uniform(-args.input_init, args.input_init, model.U.shape)
+        for name in model.input_matrix_names:
+            matrix = getattr(model, name)
+            matrix[:] = rng.uniform(-args.input_init, args.input_init, matrix.shape)
     if args.bias and args.unigram_bias:
         unigram_biases(model, counts)
     return model
@@ -233,8 +240,8 @@ def run(args: argparse.Namespace) -> dict:
                          args.token_weighting, getattr(args, "dropout", 0.0))
     budget = args.max_minutes * 60 - progress.seconds
     log.info(
-        "training %s: %s words per epoch, hidden %d, vocabulary %d, budget %s",
-        dataset.name, f"{dataset.train_words:,}", model.hidden_size, model.vocab_size, f"{budget / 60:.1f} min",
+        "training %s: %s words per epoch, %s cell, hidden %d, vocabulary %d, budget %s",
+        dataset.name, f"{dataset.train_words:,}", model.cell.upper(), model.hidden_size, model.vocab_size, f"{budget / 60:.1f} min",
     )
 
     def info(trainer: Trainer) -> dict:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from models.batching import Batch, length_buckets, make_batch, scoring_batches, sentence_pairs
-from models.rnn import RNN
+from models.recurrent_lm import RecurrentLM
 from training.schedule import HalvingSchedule
 from training.sgd import clip_by_global_norm, sgd_step
 
@@ -78,7 +78,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: RNN,
+        model: RecurrentLM,
         train: list[list[int]],
         valid: list[list[int]],
         config: TrainConfig,
@@ -122,8 +122,11 @@ class Trainer:
             self.progress.skipped_batches += 1
             log.warning("skipped a batch with a non-finite loss or gradient (%d so far)", self.progress.skipped_batches)
             return False
-        # U's gradient is zero outside the batch's input words (padding included: its error is 0)
-        sgd_step(self.model.parameters(), grads, self.schedule.learning_rate, {"U": np.unique(batch.inputs)})
+        # the input matrices' gradients are zero outside the batch's input words (padding included:
+        # its error is 0), so only those columns are updated
+        used = np.unique(batch.inputs)
+        columns = {name: used for name in self.model.input_matrix_names}
+        sgd_step(self.model.parameters(), grads, self.schedule.learning_rate, columns)
         total, count = self._recent_loss
         self._recent_loss = (total + loss, count + n)
         return True
