@@ -14,7 +14,7 @@ from typing import Any
 import joblib
 import numpy as np
 
-from models.cells import DEFAULT_CELL, cell_class
+from models.cells import FILE_DEFAULT_CELL, cell_class
 from models.mixture import NgramMixture
 from models.recurrent_lm import RecurrentLM
 from models.vocabulary import Vocabulary
@@ -117,7 +117,7 @@ def model_from_payload(payload: dict[str, Any], path: str | os.PathLike = "<mode
         softmax = config.get("softmax", "full")
         if softmax not in ("full", "class"):
             raise ValueError(f"unknown output layer {softmax!r}")
-        model = cell_class(config.get("cell", DEFAULT_CELL))(
+        model = cell_class(config.get("cell", FILE_DEFAULT_CELL))(
             int(config["vocab_size"]),
             int(config["hidden_size"]),
             bptt_truncate=config["bptt_truncate"],

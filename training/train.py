@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import numpy as np
 
-from models.cells import CELLS, DEFAULT_CELL, cell_class
+from models.cells import CELLS, TRAINING_DEFAULT_CELL, cell_class
 from models.model_file import ModelFileError, atomic_dump, model_from_payload, model_payload, read_payload
 from models.output_layer import available_cores, blas_limits_for
 from models.recurrent_lm import RecurrentLM
@@ -36,7 +36,7 @@ log = logging.getLogger("rnnlm.train")
 
 DEFAULTS = {
     "corpus": "austen",
-    "cell": DEFAULT_CELL,
+    "cell": TRAINING_DEFAULT_CELL,
     "vocab_size": 8000,
     "hidden": 100,
     "bptt_truncate": None,
