@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.recurrent_lm import RecurrentLM, backward_through_time, input_column_gradients, uniform
+from models.recurrent_lm import RecurrentLM, input_column_gradients, uniform
 
 INPUT_MATRICES = ("Uz", "Ur", "Uh")
 RECURRENT_MATRICES = ("Wz", "Wr", "Wh")
@@ -59,6 +59,8 @@ class GRU(RecurrentLM):
     NAMES_WITH_BIAS = INPUT_MATRICES + RECURRENT_MATRICES + BIASES + ("V", "c")
     NAMES_NO_BIAS = INPUT_MATRICES + RECURRENT_MATRICES + ("V",)
     INPUT_NAMES = INPUT_MATRICES
+    RECURRENT_NAMES = RECURRENT_MATRICES
+    MEMORY_MATRIX = "Wh"  # the candidate's recurrent matrix: the one the diagnosis reports
 
     def _init_cell(self, rng: np.random.Generator, dtype: np.dtype | type) -> None:
         C, H = self.vocab_size, self.hidden_size
@@ -110,6 +112,15 @@ class GRU(RecurrentLM):
                     grads["b" + gate] += delta
                 error = error * z + d_reset_prev * r + self.Wz.T @ d_update + self.Wr.T @ d_reset
         return self._ordered(grads)
+
+    def state_jacobian(self, word: int, prev: np.ndarray) -> np.ndarray:
+        """ds_t / ds_{t-1} (H x H) after reading ``word`` in state ``prev``: the direct path z,
+        plus the paths through the update gate, the reset gate and the candidate."""
+        z, r, candidate = self._gates(word, prev)
+        d_update = (z * (1.0 - z))[:, None] * self.Wz
+        d_reset = (r * (1.0 - r))[:, None] * self.Wr
+        d_candidate = (1.0 - candidate**2)[:, None] * (self.Wh @ (np.diag(r) + prev[:, None] * d_reset))
+        return np.diag(z) + (prev - candidate)[:, None] * d_update + (1.0 - z)[:, None] * d_candidate
 
     # ------------------------------------------------------------ batched fast path
     def _stacked_gate_weights(self) -> np.ndarray:
@@ -180,7 +191,7 @@ class GRU(RecurrentLM):
             through_gates = (d_gates[:keep].reshape(-1, 2 * H) @ W_zr).reshape(keep, B, H)
             return errors[:keep] * z + d_reset_prev[:keep] * r + through_gates
 
-        backward_through_time(dS, self.bptt_truncate, step_back)
+        self._carry_back(dS, step_back)
         flat = pre.reshape(T * B, 3 * H)
         d_input = input_column_gradients(inputs.ravel(), flat, self.vocab_size)  # (3H x C)
         d_W_zr = flat[:, : 2 * H].T @ saved.prev.reshape(T * B, H)

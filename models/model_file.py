@@ -77,6 +77,7 @@ def model_payload(
         "format_version": FORMAT_VERSION,
         "config": {
             "cell": model.cell,
+            "activation": model.activation,
             "vocab_size": model.vocab_size,
             "hidden_size": model.hidden_size,
             "bptt_truncate": model.bptt_truncate,
@@ -123,6 +124,7 @@ def model_from_payload(payload: dict[str, Any], path: str | os.PathLike = "<mode
             bptt_truncate=config["bptt_truncate"],
             bias=bool(config["bias"]),
             classes=WordClasses(np.asarray(config["class_starts"])) if softmax == "class" else None,
+            activation=config.get("activation", "tanh"),
         )
         params = payload["params"]
         for name in model.parameter_names:

@@ -44,6 +44,12 @@ class RecurrentLM:
     NAMES_WITH_BIAS: tuple[str, ...] = ()
     NAMES_NO_BIAS: tuple[str, ...] = ()
     INPUT_NAMES: tuple[str, ...] = ()
+    RECURRENT_NAMES: tuple[str, ...] = ()  # the H x H matrices applied to s_{t-1} (``--init``)
+    MEMORY_MATRIX = ""  # the recurrent matrix whose singular values the gradient-flow report gives
+    ACTIVATIONS: tuple[str, ...] = ("tanh",)  # the nonlinearities the cell can have
+    # when set, called as observe(t, streams) with the error streams on s_t during the backward
+    # pass (``lagged_state_errors``); None in training
+    _stream_observer: Callable[[int, np.ndarray], None] | None = None
 
     def __init__(
         self,
@@ -54,11 +60,14 @@ class RecurrentLM:
         bias: bool = True,
         dtype: np.dtype | type = np.float32,
         classes: WordClasses | None = None,
+        activation: str = "tanh",
     ):
         if vocab_size < 2 or hidden_size < 1:
             raise ValueError("vocab_size must be >= 2 and hidden_size >= 1")
         if bptt_truncate is not None and bptt_truncate < 0:
             raise ValueError("bptt_truncate must be >= 0 or None")
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"the {self.CELL.upper()} cell takes activation {' or '.join(self.ACTIVATIONS)}, not {activation!r}")
         if classes is not None and classes.vocab_size != vocab_size:
             raise ValueError(f"the word classes cover {classes.vocab_size} words, not {vocab_size}")
         self.vocab_size = vocab_size
@@ -66,6 +75,7 @@ class RecurrentLM:
         self.bptt_truncate = bptt_truncate
         self.bias = bias
         self.classes = classes
+        self.activation = activation
         self.threads = 1  # worker threads of the batched output layer (a speed setting, not saved)
         rng = np.random.default_rng(seed)
         self._init_cell(rng, dtype)
@@ -215,6 +225,10 @@ class RecurrentLM:
             d_logits[t, y[t]] -= 1.0
         return d_logits, d_class_logits
 
+    def state_jacobian(self, word: int, prev: np.ndarray) -> np.ndarray:
+        """ds_t / ds_{t-1} (H x H) of one step (one sentence, for the gradient-flow report)."""
+        raise NotImplementedError
+
     def _window_start(self, t: int) -> int:
         """The earliest step the error of output t reaches under the model's truncation."""
         return 0 if self.bptt_truncate is None else max(0, t - self.bptt_truncate)
@@ -271,6 +285,39 @@ class RecurrentLM:
         grads.update(self._cell_gradients(inputs, S, cache, dS))
         return loss, grads
 
+    def _carry_back(self, dS: np.ndarray, step_back: StepBack) -> None:
+        """Run the cell's ``step_back`` from the last step to the first under the model's truncation."""
+        backward_through_time(dS, self.bptt_truncate, step_back, self._stream_observer)
+
+    def lagged_state_errors(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray, max_lag: int) -> np.ndarray:
+        """||dE_{t+k} / ds_t|| for k = 0..max_lag (array (max_lag + 1) x T x B; NaN where output
+        t + k is padding or past the end), E_t being output t's cross-entropy.
+
+        Runs the cell's own backward pass with truncation ``max_lag``, whose error streams at step
+        t are exactly dE_{t+k} / ds_t, and records their norms: the gradient-flow measurement of
+        ``training/diagnose.py``, for any cell.
+        """
+        T, B = inputs.shape
+        norms = np.full((max_lag + 1, T, B), np.nan)
+
+        def observe(t: int, streams: np.ndarray) -> None:
+            norms[: streams.shape[0], t] = np.linalg.norm(streams.astype(np.float64), axis=-1)
+
+        S, cache = self._run_forward(inputs)
+        _, _, dS = self._output_layer_gradients(S, targets, mask, 1.0, 0.0, None)
+        saved = self.bptt_truncate
+        self.bptt_truncate, self._stream_observer = max_lag, observe
+        try:
+            self._cell_gradients(inputs, S, cache, dS)
+        finally:
+            self.bptt_truncate, self._stream_observer = saved, None
+        output_step = np.arange(max_lag + 1)[:, None] + np.arange(T)[None, :]  # (lags x T)
+        inside = output_step < T
+        real = np.zeros((max_lag + 1, T, B), dtype=bool)
+        real[inside] = mask.astype(bool)[output_step[inside]]
+        norms[~real] = np.nan
+        return norms
+
     def _output_layer_gradients(
         self, S: np.ndarray, targets: np.ndarray, mask: np.ndarray, scale: float, dropout: float,
         rng: np.random.Generator | None,
@@ -321,7 +368,9 @@ def input_column_gradients(words: np.ndarray, errors: np.ndarray, vocab_size: in
     return transposed.T
 
 
-def backward_through_time(dS: np.ndarray, truncate: int | None, step_back: StepBack) -> None:
+def backward_through_time(
+    dS: np.ndarray, truncate: int | None, step_back: StepBack, observe: Callable[[int, np.ndarray], None] | None = None
+) -> None:
     """Carry the outputs' errors back from the last step to the first, under truncation.
 
     ``dS[t]`` (B x H) is the error each output puts on its own hidden state. ``step_back(t, e,
@@ -330,9 +379,10 @@ def backward_through_time(dS: np.ndarray, truncate: int | None, step_back: StepB
     full BPTT there is one stream, the sum of all outputs' errors. Under truncation k the error of
     output t + a reaches step t only for a <= k, so each of those k + 1 streams is carried
     separately: stream a at step t holds what output t + a puts on s_t, and the last is dropped.
+    ``observe(t, streams)``, when given, sees the streams on s_t (always kept separate then).
     """
     T, B, H = dS.shape
-    if truncate is None or truncate >= T - 1:
+    if observe is None and (truncate is None or truncate >= T - 1):
         to_prev = np.zeros((1, B, H), dtype=dS.dtype)
         for t in range(T - 1, -1, -1):
             to_prev = step_back(t, dS[t] + to_prev, 1 if t > 0 else 0)
@@ -340,6 +390,8 @@ def backward_through_time(dS: np.ndarray, truncate: int | None, step_back: StepB
     streams = np.zeros((truncate + 1, B, H), dtype=dS.dtype)
     for t in range(T - 1, -1, -1):
         streams[0] = dS[t]
+        if observe is not None:
+            observe(t, streams)
         to_prev = step_back(t, streams, truncate if t > 0 else 0)
         if t > 0:
             streams[1:] = to_prev

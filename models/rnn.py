@@ -1,4 +1,4 @@
-"""The Elman RNN language model: s_t = tanh(U x_t + W s_{t-1} + b), o_t = softmax(V s_t + c).
+"""The Elman RNN language model: s_t = f(U x_t + W s_{t-1} + b), o_t = softmax(V s_t + c), f = tanh or ReLU.
 
 With word classes (``classes=``), the output is class-factored instead (Mikolov et al., 2011):
 o_t[w] = softmax(V_class s_t + c_class)[class(w)] * softmax over w's class of (V s_t + c); see
@@ -23,19 +23,28 @@ from collections.abc import Callable
 
 import numpy as np
 
-from models.recurrent_lm import RecurrentLM, backward_through_time, input_column_gradients, uniform
+from models.activations import ACTIVATIONS, activation_named
+from models.recurrent_lm import RecurrentLM, input_column_gradients, uniform
 
 PARAMETER_NAMES_WITH_BIAS = ("U", "V", "W", "b", "c")
 PARAMETER_NAMES_NO_BIAS = ("U", "V", "W")
 
 
 class RNN(RecurrentLM):
-    """Elman RNN with the tutorial's initialisation: uniform in +-1/sqrt(fan-in)."""
+    """Elman RNN with the tutorial's initialisation: uniform in +-1/sqrt(fan-in); the
+    nonlinearity f is tanh (the tutorial's) or ReLU (``activation="relu"``)."""
 
     CELL = "rnn"
     NAMES_WITH_BIAS = PARAMETER_NAMES_WITH_BIAS
     NAMES_NO_BIAS = PARAMETER_NAMES_NO_BIAS
     INPUT_NAMES = ("U",)
+    RECURRENT_NAMES = ("W",)
+    MEMORY_MATRIX = "W"
+    ACTIVATIONS = tuple(ACTIVATIONS)
+
+    @property
+    def _f(self):
+        return activation_named(self.activation)
 
     def _init_cell(self, rng: np.random.Generator, dtype: np.dtype | type) -> None:
         C, H = self.vocab_size, self.hidden_size
@@ -46,7 +55,7 @@ class RNN(RecurrentLM):
     # ----------------------------------------------------- one sentence: the oracle
     def _oracle_step(self, word: int, prev: np.ndarray) -> np.ndarray:
         b = self.b if self.bias else 0.0
-        return np.tanh(self.U[:, word] + self.W @ prev + b)
+        return self._f.apply(self.U[:, word] + self.W @ prev + b)
 
     def bptt(self, x: list[int], y: list[int]) -> tuple[np.ndarray, ...]:
         """Gradients of one sentence's summed loss under the model's truncation.
@@ -62,15 +71,19 @@ class RNN(RecurrentLM):
         zero_state = np.zeros(self.hidden_size, dtype=self.dtype)
         for t in range(T):
             # error at the pre-activation of step t, caused by output t
-            delta = d_states[t] * (1.0 - s[t] ** 2)
+            delta = d_states[t] * self._f.slope_from_output(s[t])
             for step in range(t, self._window_start(t) - 1, -1):
                 prev = s[step - 1] if step > 0 else zero_state
                 dLdW += np.outer(delta, prev)
                 dLdU[:, x[step]] += delta
                 dLdb += delta
-                delta = (self.W.T @ delta) * (1.0 - prev**2)
+                delta = (self.W.T @ delta) * self._f.slope_from_output(prev)
         grads.update(U=dLdU, W=dLdW, b=dLdb)
         return self._ordered(grads)
+
+    def state_jacobian(self, word: int, prev: np.ndarray) -> np.ndarray:
+        """ds_t / ds_{t-1} (H x H) after reading ``word`` in state ``prev``: diag(f'(s_t)) W."""
+        return self._f.slope_from_output(self._oracle_step(word, prev))[:, None] * self.W
 
     # ------------------------------------------------------------ batched fast path
     def _run_forward(self, inputs: np.ndarray) -> tuple[np.ndarray, None]:
@@ -81,8 +94,9 @@ class RNN(RecurrentLM):
         if self.bias:
             pre += self.b
         h = np.zeros((B, self.hidden_size), dtype=self.dtype)
+        f = self._f.apply
         for t in range(T):
-            np.tanh(pre[t] + h @ self.W.T, out=S[t])
+            f(pre[t] + h @ self.W.T, out=S[t])
             h = S[t]
         return S, None
 
@@ -103,13 +117,14 @@ class RNN(RecurrentLM):
         D = np.empty_like(dS)
         W = self.W
         H = self.hidden_size
+        slope = self._f.slope_from_output
 
         def step_back(t: int, errors: np.ndarray, keep: int) -> np.ndarray:
-            pre = errors * (1.0 - S[t] ** 2)
+            pre = errors * slope(S[t])
             D[t] = pre.sum(axis=0)
             return (pre[:keep].reshape(-1, H) @ W).reshape(keep, *errors.shape[1:])
 
-        backward_through_time(dS, self.bptt_truncate, step_back)
+        self._carry_back(dS, step_back)
         return D
 
     # ------------------------------------------------------------------ generation
@@ -117,11 +132,12 @@ class RNN(RecurrentLM):
         U_rows = np.ascontiguousarray(self.U.T, dtype=dtype)  # word -> its input column, contiguous
         W = self.W.astype(dtype)
         b = (self.b if self.bias else np.zeros(self.hidden_size)).astype(dtype)
+        f = self._f.apply
 
         def advance(word_id: int, h: np.ndarray) -> np.ndarray:
             h = W @ h
             h += U_rows[word_id]
             h += b
-            return np.tanh(h, out=h)
+            return f(h, out=h)
 
         return advance

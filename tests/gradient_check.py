@@ -24,10 +24,11 @@ C, H = 7, 4
 TINY_CLASSES = WordClasses(np.array([0, 1, 2, 3, 5, 7]))
 
 
-def tiny_model(bptt_truncate, bias=True, seed=3, softmax="full", cell="rnn") -> RecurrentLM:
+def tiny_model(bptt_truncate, bias=True, seed=3, softmax="full", cell="rnn", activation="tanh") -> RecurrentLM:
     """float64, with larger weights than the initialisation, so every path of the gradient carries signal."""
     classes = TINY_CLASSES if softmax == "class" else None
-    model = cell_class(cell)(C, H, bptt_truncate=bptt_truncate, seed=seed, bias=bias, dtype=np.float64, classes=classes)
+    model = cell_class(cell)(C, H, bptt_truncate=bptt_truncate, seed=seed, bias=bias, dtype=np.float64, classes=classes,
+                             activation=activation)
     rng = np.random.default_rng(seed)
     if cell == "rnn":  # the draws the RNN's checks have always made
         names = ("U", "W", "V", "b", "c") + (("V_class", "c_class") if classes is not None else ())
@@ -56,7 +57,12 @@ def gru_step(p: dict, word: int, h: np.ndarray, bias: bool) -> np.ndarray:
     return (1.0 - z) * candidate + z * h
 
 
-CELL_STEPS = {"rnn": rnn_step, "gru": gru_step}
+def relu_rnn_step(p: dict, word: int, h: np.ndarray, bias: bool) -> np.ndarray:
+    """The Elman step with ReLU written out directly: max(U x + W h + b, 0)."""
+    return np.maximum(p["U"][:, word] + p["W"] @ h + (p["b"] if bias else 0.0), 0.0)
+
+
+CELL_STEPS = {"rnn": rnn_step, "gru": gru_step, "rnn-relu": relu_rnn_step}
 SENTENCE_X = [1, 4, 3, 6, 2, 5, 3, 4]
 SENTENCE_Y = [4, 3, 6, 2, 5, 3, 4, 2]
 

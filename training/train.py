@@ -21,7 +21,9 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import numpy as np
 
+from models.activations import ACTIVATIONS
 from models.cells import CELLS, TRAINING_DEFAULT_CELL, cell_class
+from models.initialisation import INITS, initialise_recurrent
 from models.model_file import ModelFileError, atomic_dump, model_from_payload, model_payload, read_payload
 from models.output_layer import available_cores, blas_limits_for
 from models.recurrent_lm import RecurrentLM
@@ -49,6 +51,8 @@ DEFAULTS = {
     "max_halvings": 6,
     "min_improvement": 0.0,
     "input_init": 1.0,
+    "activation": "tanh",
+    "init": "uniform",
     "softmax": "full",
     "ngram_order": 5,
     "ngram_weight": 0.5,
@@ -108,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cell", choices=list(CELLS), default=d["cell"],
                    help="the recurrence: the Elman RNN or a GRU (update and reset gates)")
     p.add_argument("--hidden", type=positive(int), default=d["hidden"], help="hidden units")
+    p.add_argument("--activation", choices=list(ACTIVATIONS), default=d["activation"],
+                   help="the RNN's nonlinearity (the GRU's is fixed): tanh, or relu (with --init identity: the IRNN)")
+    p.add_argument("--init", choices=list(INITS), default=d["init"],
+                   help="start of the recurrent matrices: the tutorial's uniform +-1/sqrt(H), a random orthogonal "
+                        "matrix, or the identity (RNN only)")
     p.add_argument("--bptt-truncate", type=truncation, default=d["bptt_truncate"],
                    help="steps an output's error flows back beyond its own (k: steps t..t-k); 'none' = full BPTT")
     p.add_argument("--learning-rate", type=positive(float), default=d["learning_rate"], help="SGD rate for the batch-mean loss")
@@ -176,7 +185,9 @@ def initial_model(args: argparse.Namespace, counts: list[int]) -> RecurrentLM:
     if args.softmax == "class":
         classes = WordClasses.from_counts(counts, args.classes or WordClasses.default_count(len(counts)))
     model = cell_class(args.cell)(len(counts), args.hidden, bptt_truncate=args.bptt_truncate, seed=args.seed,
-                                  bias=args.bias, classes=classes)
+                                  bias=args.bias, classes=classes, activation=getattr(args, "activation", "tanh"))
+    initialise_recurrent([getattr(model, name) for name in model.RECURRENT_NAMES], getattr(args, "init", "uniform"),
+                         np.random.default_rng([args.seed, 2]))
     if args.input_init > 0:
         rng = np.random.default_rng([args.seed, 1])
         for name in model.input_matrix_names:
@@ -298,7 +309,11 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.cell != "rnn" and (args.activation != "tanh" or args.init == "identity"):
+        parser.error(f"--activation {args.activation} and --init {args.init} are for --cell rnn; the GRU's "
+                     "nonlinearities are fixed and its gates take no identity start")
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         summary = run(args)
