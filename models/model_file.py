@@ -16,13 +16,16 @@ import numpy as np
 
 from models.cells import FILE_DEFAULT_CELL, cell_class
 from models.mixture import NgramMixture
+from models.model_digest import DIGEST_KEY, payload_digest, sealed
 from models.recurrent_lm import RecurrentLM
 from models.vocabulary import Vocabulary
 from models.word_classes import WordClasses
 
 FORMAT_NAME = "rnnlm"
-FORMAT_VERSION = 3  # 2 added the class-based output layer ("softmax", "class_starts") and "ngram"; 3 "cell" (the GRU)
-READABLE_VERSIONS = (1, 2, 3)  # a version-1 file is a full-softmax model; before 3, every model is an RNN
+# 2 added the class-based output layer ("softmax", "class_starts") and "ngram"; 3 "cell" (the GRU);
+# 4 the SHA-256 of the contents ("sha256", models.model_digest), checked at every load
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)  # a version-1 file is a full-softmax model; before 3, every model is an RNN
 
 
 class ModelFileError(Exception):
@@ -50,7 +53,7 @@ def _current_umask() -> int:
 
 
 def atomic_dump(payload: dict, path: str | os.PathLike) -> None:
-    """Write with joblib to a temporary file beside ``path``, then rename over it."""
+    """Write with joblib, sealed with its digest, to a temporary file beside ``path``, then rename over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -59,7 +62,7 @@ def atomic_dump(payload: dict, path: str | os.PathLike) -> None:
         # mkstemp makes the file private (0600); a model file is read by other users (the
         # service's own account, say), so give it the permissions a plain open() would
         os.chmod(tmp, 0o666 & ~_current_umask())
-        joblib.dump(payload, tmp)
+        joblib.dump(sealed(payload), tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -108,6 +111,9 @@ def read_payload(path: str | os.PathLike) -> dict[str, Any]:
             path, f"format version {payload.get('format_version')!r}, this code reads versions "
             f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
+    if payload["format_version"] >= 4 and payload.get(DIGEST_KEY) != payload_digest(payload):
+        problem = "has no SHA-256 of its contents" if DIGEST_KEY not in payload else "contents do not match their SHA-256"
+        raise ModelFileError(path, f"{problem}: the file is damaged or was altered; train or copy it again")
     return payload
 
 

@@ -8,6 +8,7 @@ import joblib
 import numpy as np
 import pytest
 
+from models.model_digest import DIGEST_KEY, payload_digest, sealed
 from models.model_file import FORMAT_VERSION, ModelFileError, load_model, model_payload, save_model
 from models.gru import GRU
 from models.rnn import RNN
@@ -160,10 +161,11 @@ def test_broken_files_are_refused_with_a_one_line_reason(tmp_path):
     refuse(other, "not an rnnlm model file")
 
     def variant(name, change):
+        """A file with ``change`` made and its digest recomputed: the checks behind the digest."""
         payload = model_payload(model, vocab, {})
         change(payload)
         path = tmp_path / name
-        joblib.dump(payload, path)
+        joblib.dump(sealed(payload), path)
         return path
 
     refuse(variant("version.joblib", lambda p: p.update(format_version=FORMAT_VERSION + 1)), "format version")
@@ -171,3 +173,36 @@ def test_broken_files_are_refused_with_a_one_line_reason(tmp_path):
     refuse(variant("nan.joblib", lambda p: p["params"]["V"].__setitem__((0, 0), np.nan)), "NaN")
     refuse(variant("vocab.joblib", lambda p: p["vocabulary"].pop()), "vocabulary has 5 words")
     refuse(variant("nokey.joblib", lambda p: p.pop("params")), "malformed")
+
+
+def test_the_file_carries_the_sha256_of_its_contents(tmp_path):
+    model, vocab = small_model()
+    save_model(tmp_path / "m.joblib", model, vocab, {"note": "x"})
+    payload = joblib.load(tmp_path / "m.joblib")
+    assert payload["format_version"] == 4 and len(payload[DIGEST_KEY]) == 64
+    assert payload[DIGEST_KEY] == payload_digest(payload) == payload_digest(model_payload(model, vocab, {"note": "x"}))
+    # every part counts: one value of one array, one word, the info
+    for change in (lambda p: p["params"]["W"].__setitem__((1, 2), p["params"]["W"][1, 2] + 1e-7),
+                   lambda p: p["vocabulary"].__setitem__(4, "B"), lambda p: p["info"].update(note="y")):
+        changed = model_payload(model, vocab, {"note": "x"})
+        change(changed)
+        assert payload_digest(changed) != payload[DIGEST_KEY]
+
+
+def test_a_damaged_or_unsealed_file_is_refused(tmp_path):
+    model, vocab = small_model()
+    good = tmp_path / "good.joblib"
+    save_model(good, model, vocab, {})
+    raw = bytearray(good.read_bytes())
+    at = raw.index(model.V.astype(np.float32).tobytes()[:16])  # a bit of V's bytes on disk
+    raw[at + 5] ^= 0x10
+    flipped = tmp_path / "flipped.joblib"
+    flipped.write_bytes(bytes(raw))
+    refuse(flipped, "contents do not match their SHA-256")
+    payload = joblib.load(good)
+    del payload[DIGEST_KEY]
+    joblib.dump(payload, tmp_path / "unsealed.joblib")
+    refuse(tmp_path / "unsealed.joblib", "has no SHA-256")
+    payload["format_version"] = 3  # files from before the digest load as they are
+    joblib.dump(payload, tmp_path / "v3.joblib")
+    assert load_model(tmp_path / "v3.joblib").format_version == 3

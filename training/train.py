@@ -31,6 +31,7 @@ from models.word_classes import WordClasses
 from training.corpus import CorpusError, load_corpus
 from training.dataset import build_dataset
 from training.interpolation import RESERVE_SECONDS, interpolate
+from training.output_space import estimated_file_bytes, space_problem
 from training.schedule import HalvingSchedule
 from training.trainer import Progress, TrainConfig, Trainer
 
@@ -246,6 +247,10 @@ def run(args: argparse.Namespace) -> dict:
         model = initial_model(args, dataset.vocab.counts)
         schedule = HalvingSchedule(args.learning_rate, args.max_halvings, min_improvement=args.min_improvement)
         progress = Progress()
+    problem = space_problem(out.parent, estimated_file_bytes(model.cell, model.vocab_size, model.hidden_size,
+                                                             ngram_order(args), dataset.train_words))
+    if problem:
+        raise SystemExit(f"train.py: {problem}")
     model.threads = args.threads
     config = TrainConfig(args.batch_size, args.epochs, args.eval_every, args.clip or None, args.seed, args.progress_seconds,
                          args.token_weighting, getattr(args, "dropout", 0.0))
