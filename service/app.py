@@ -55,7 +55,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     metrics.set_model_info(info, config.model_id)
     state = ServiceState(
         config=config,
-        generator=TextGenerator(loaded.model, loaded.vocab, loaded.mixture),
+        generator=TextGenerator(loaded.model, loaded.vocab, loaded.mixture, config.request_timeout_seconds),
         scorer=TextScorer(loaded.model, loaded.vocab, loaded.mixture),
         info=info,
         metrics=metrics,

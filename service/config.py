@@ -38,6 +38,20 @@ def env_int(environ: Mapping[str, str], name: str, default: int, minimum: int) -
     return value
 
 
+def env_seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number of seconds from ``name``, or ``default`` when unset or blank."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name} must be a number of seconds > 0, got {raw!r}")
+    return value
+
+
 def env_log_level(environ: Mapping[str, str], name: str, default: str) -> str:
     """A logging level name (upper case) from ``name``."""
     value = env_str(environ, name, default).upper()
@@ -58,11 +72,13 @@ class ServiceConfig:
     max_sequences: int = 4
     max_concurrent_requests: int = 32
     model_id: str = "rnnlm"
+    request_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
         """Read RNNLM_MODEL, RNNLM_MAX_NEW_TOKENS, RNNLM_MAX_SENTENCES, RNNLM_MAX_BODY_BYTES,
-        RNNLM_LOG_LEVEL, RNNLM_MAX_SEQUENCES, RNNLM_MAX_CONCURRENT_REQUESTS and RNNLM_MODEL_ID
+        RNNLM_LOG_LEVEL, RNNLM_MAX_SEQUENCES, RNNLM_MAX_CONCURRENT_REQUESTS, RNNLM_MODEL_ID and
+        RNNLM_REQUEST_TIMEOUT_SECONDS
         from ``environ`` (default: ``os.environ``)."""
         env = os.environ if environ is None else environ
         return cls(
@@ -76,6 +92,7 @@ class ServiceConfig:
                 env, "RNNLM_MAX_CONCURRENT_REQUESTS", cls.max_concurrent_requests, minimum=1,
             ),
             model_id=env_str(env, "RNNLM_MODEL_ID", cls.model_id),
+            request_timeout_seconds=env_seconds(env, "RNNLM_REQUEST_TIMEOUT_SECONDS", cls.request_timeout_seconds),
         )
 
     @property

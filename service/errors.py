@@ -14,6 +14,8 @@ from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
+from service.generation import GenerationTimeout
+
 logger = logging.getLogger(__name__)
 
 OPENAI_PREFIX = "/v1/"
@@ -21,7 +23,8 @@ OPENAI_PREFIX = "/v1/"
 _VALIDATION_STATUSES = {400, 413, 415, 422}
 # the rnnlm/TGI error_type of an error -> OpenAI's error type
 _OPENAI_TYPES = {"validation": "invalid_request_error", "not_found": "invalid_request_error",
-                 "method_not_allowed": "invalid_request_error", "overloaded": "overloaded_error"}
+                 "method_not_allowed": "invalid_request_error", "overloaded": "overloaded_error",
+                 "timeout": "timeout_error"}
 
 
 class ApiError(Exception):
@@ -95,6 +98,12 @@ def _http_error(exc: HTTPException) -> BaseResponse:
     return response
 
 
+def _timeout(exc: GenerationTimeout) -> tuple[Response, int]:
+    """A generation stopped at the per-request time limit: 503, the server's limit, not a fault."""
+    logger.warning("request stopped at the time limit of %g s", exc.limit)
+    return jsonify(_error_body(503, str(exc), "timeout")), 503
+
+
 def _unexpected_error(exc: Exception) -> tuple[Response, int]:
     logger.exception("unhandled error while serving a request")
     return jsonify(_error_body(500, "internal server error", "internal")), 500
@@ -103,5 +112,6 @@ def _unexpected_error(exc: Exception) -> tuple[Response, int]:
 def register_error_handlers(app: Flask) -> None:
     """Make every error response of ``app`` JSON."""
     app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(GenerationTimeout, _timeout)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -144,37 +145,56 @@ class GenerationResult:
         return float(np.mean([t.logprob for t in self.tokens])) if self.tokens else 0.0
 
 
+class GenerationTimeout(Exception):
+    """A generation ran past the per-request time limit and was stopped."""
+
+    def __init__(self, limit: float):
+        super().__init__(f"the generation was stopped at the time limit of {limit:g} s per request; "
+                         "ask for fewer sentences, tokens or sequences")
+        self.limit = limit
+
+
 class TextGenerator:
     """Generates sentences with one Sampler, built once when the service starts.
 
     The Sampler keeps no state between calls, so the threads of a worker share it freely.
+    ``time_limit`` (seconds, None for none) bounds each request: a generation still running at
+    its deadline raises GenerationTimeout between two words.
     """
 
-    def __init__(self, model: RecurrentLM, vocab: Vocabulary, mixture: NgramMixture | None = None):
+    def __init__(self, model: RecurrentLM, vocab: Vocabulary, mixture: NgramMixture | None = None,
+                 time_limit: float | None = None):
         self.vocab = vocab
         self.sampler = Sampler(model, vocab, mixture)
+        self.time_limit = time_limit
+
+    def deadline(self) -> float | None:
+        """The monotonic time by which a request starting now must be done."""
+        return None if self.time_limit is None else time.monotonic() + self.time_limit
 
     def unknown_words(self, words: list[str]) -> list[str]:
         """Words not in the vocabulary, each once, in order of first appearance."""
         return list(dict.fromkeys(w for w in words if w not in self.vocab))
 
-    def start(self, request: GenerationRequest) -> Generation:
-        """A generation ready to run; iterate it for tokens, then read its ``result``."""
+    def start(self, request: GenerationRequest, deadline: float | None = None) -> Generation:
+        """A generation ready to run; iterate it for tokens, then read its ``result``. Its
+        deadline is ``deadline``, or the time limit from now."""
         seed = fresh_seed() if request.seed is None else request.seed
-        return Generation(self, request, seed)
+        return Generation(self, request, seed, self.deadline() if deadline is None else deadline)
 
-    def generate(self, request: GenerationRequest) -> GenerationResult:
+    def generate(self, request: GenerationRequest, deadline: float | None = None) -> GenerationResult:
         """Sentences for a checked request; the result carries the seed that was used."""
-        generation = self.start(request)
+        generation = self.start(request, deadline)
         for _ in generation:
             pass
         return generation.result
 
-    def generate_several(self, request: GenerationRequest, count: int) -> list[GenerationResult]:
+    def generate_several(self, request: GenerationRequest, count: int, deadline: float | None = None) -> list[GenerationResult]:
         """``count`` sequences for one request; the i-th uses the request's seed + i, so each can
         be reproduced alone, and the first is what the request alone would give."""
         seed = fresh_seed() if request.seed is None else request.seed
-        return [self.generate(replace(request, seed=nth_seed(seed, i))) for i in range(count)]
+        deadline = self.deadline() if deadline is None else deadline  # one limit for the whole request
+        return [self.generate(replace(request, seed=nth_seed(seed, i)), deadline) for i in range(count)]
 
     def alternatives(self, sampled: SampledWord) -> tuple[Alternative, ...]:
         return tuple(
@@ -198,10 +218,11 @@ class Generation:
     without stop strings; with them, a token is held back while its text could still be the
     start of a stop string. After the iteration, ``result`` holds the whole answer."""
 
-    def __init__(self, generator: TextGenerator, request: GenerationRequest, seed: int):
+    def __init__(self, generator: TextGenerator, request: GenerationRequest, seed: int, deadline: float | None = None):
         self.generator = generator
         self.request = request
         self.seed = seed
+        self.deadline = deadline
         self.prompt_words = tokenize_words(request.inputs)
         self._result: GenerationResult | None = None
 
@@ -227,6 +248,8 @@ class Generation:
             )
             finish = "length"
             for sampled in words:
+                if self.deadline is not None and time.monotonic() > self.deadline:
+                    raise GenerationTimeout(self.generator.time_limit)
                 if sampled.word_id == vocab.end_id:
                     added, finish = "", "eos_token"
                 else:

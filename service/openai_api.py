@@ -23,6 +23,7 @@ from service import checks
 from service.errors import ApiError
 from service.errors import openai_error_body
 from service.generation import (
+    GenerationTimeout,
     MAX_SEED, GeneratedToken, Generation, GenerationRequest, GenerationResult, fresh_seed, nth_seed,
 )
 from service.http_body import json_body
@@ -61,7 +62,7 @@ def completions() -> Response:
     if call.stream:
         return _stream(state, call)
     results = state.generate_admitted(
-        request.url_rule.rule, lambda: [r for prompt in call.prompts for r in _choices(state, call, prompt)],
+        request.url_rule.rule, lambda: _all_choices(state, call),
     )
     body = _envelope(state)
     body["choices"] = [_choice(call, i, call.prompts[i // call.n], r) for i, r in enumerate(results)]
@@ -173,8 +174,11 @@ def _settings_for(call: CompletionCall, prompt: str, seed: int | None) -> Genera
     return replace(call.request, inputs=prompt, seed=seed)
 
 
-def _choices(state: ServiceState, call: CompletionCall, prompt: str) -> list[GenerationResult]:
-    return state.generator.generate_several(_settings_for(call, prompt, call.request.seed), call.n)
+def _all_choices(state: ServiceState, call: CompletionCall) -> list[GenerationResult]:
+    """Every prompt's ``n`` choices, within one time limit for the whole request."""
+    deadline = state.generator.deadline()
+    return [result for prompt in call.prompts
+            for result in state.generator.generate_several(_settings_for(call, prompt, call.request.seed), call.n, deadline)]
 
 
 def _envelope(state: ServiceState) -> dict[str, Any]:
@@ -227,8 +231,9 @@ def _stream(state: ServiceState, call: CompletionCall) -> Response:
     route = request.url_rule.rule
     envelope = _envelope(state)
     seed = fresh_seed() if call.request.seed is None else call.request.seed
+    deadline = state.generator.deadline()
     generations = [
-        state.generator.start(_settings_for(call, prompt, nth_seed(seed, i)))
+        state.generator.start(_settings_for(call, prompt, nth_seed(seed, i)), deadline)
         for prompt in call.prompts for i in range(call.n)
     ]
 
@@ -239,6 +244,8 @@ def _stream(state: ServiceState, call: CompletionCall) -> Response:
     def events() -> Iterator[bytes]:
         try:
             yield from choices()
+        except GenerationTimeout as exc:
+            yield sse_event(openai_error_body(503, str(exc), "timeout", None))
         except Exception:  # the status line is sent already: report in the stream
             logger.exception("generation failed while streaming")
             yield sse_event(openai_error_body(500, "internal server error", "internal", None))

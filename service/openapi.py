@@ -54,6 +54,9 @@ _COMMON_ERRORS = {
 }
 
 
+_TIMEOUT = "A generation stopped at the per-request time limit (RNNLM_REQUEST_TIMEOUT_SECONDS)"
+
+
 def _errors(schema: str, statuses: dict[str, str]) -> dict[str, Any]:
     """The error responses of an operation, sorted by status, each with ``schema`` as its body."""
     every = {**statuses, **_COMMON_ERRORS}
@@ -62,12 +65,12 @@ def _errors(schema: str, statuses: dict[str, str]) -> dict[str, Any]:
 
 def _tgi_errors() -> dict[str, Any]:
     return _errors("Error", {"400": "Malformed JSON, or a body that is not a JSON object",
-                             "422": "A field of the wrong type, out of range or unknown"})
+                             "422": "A field of the wrong type, out of range or unknown", "503": _TIMEOUT})
 
 
 def _openai_errors() -> dict[str, Any]:
     return _errors("OpenAIError", {"400": "Malformed JSON, or a field of the wrong type, out of range or unknown",
-                                   "404": "The model is not this service's"})
+                                   "404": "The model is not this service's", "503": _TIMEOUT})
 
 
 def _generate_parameters(config: ServiceConfig) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from service.generation import GeneratedToken, GenerationResult
+from service.generation import GeneratedToken, GenerationResult, GenerationTimeout
 from service.http_body import json_body
 from service.sse import event_stream, sse_event
 from service.state import ServiceState, current_state
@@ -80,6 +80,8 @@ def _stream(state: ServiceState, call: GenerateCall) -> Response:
             index += 1
             yield sse_event(_stream_event(call, index, previous, result))
             state.metrics.observe_generation(route, result.generated_words, time.perf_counter() - started)
+        except GenerationTimeout as exc:
+            yield sse_event({"error": str(exc), "error_type": "timeout"})
         except Exception:  # the status line is sent already: report in the stream, as TGI does
             logger.exception("generation failed while streaming")
             yield sse_event({"error": "internal server error", "error_type": "generation"})

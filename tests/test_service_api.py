@@ -268,7 +268,7 @@ def test_wrong_method_is_json_405(client, method, path):
 def test_unexpected_errors_are_500_without_internals(app, monkeypatch, caplog):
     generator = app.extensions["rnnlm"].generator
 
-    def explode(request):
+    def explode(request, deadline=None):
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(generator, "generate", explode)
