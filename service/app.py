@@ -20,6 +20,7 @@ from service.concurrency import InFlightLimit
 from service.config import ServiceConfig
 from service.errors import register_error_handlers
 from service.generation import TextGenerator
+from service.http_body import drain_unread_body
 from service.metrics import ServiceMetrics, forget_process
 from service.model_info import describe_model
 from service.scoring import TextScorer
@@ -77,6 +78,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
         app.add_url_rule(path, endpoint=f"{view.__name__}_{methods[0].lower()}", view_func=view, methods=methods)
     app.before_request(_start_timer)
     app.after_request(_count_request)
+    app.after_request(drain_unread_body)
     return app
 
 

@@ -1,10 +1,10 @@
 """Reading a JSON request body: 415 if it is not declared JSON, 413 if too large, 400 if not
-valid JSON."""
+valid JSON; and dropping what a refused request left unread."""
 from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from service.checks import decode_json_body
@@ -30,3 +30,27 @@ def _raw_body() -> bytes:
     if request.content_length is None and len(raw) >= current_app.config["MAX_CONTENT_LENGTH"]:
         raise RequestEntityTooLarge()
     return raw
+
+
+DRAIN_LIMIT = 1 << 20  # bytes of a refused body read and dropped; beyond it the connection may close
+_DRAIN_CHUNK = 1 << 16
+
+
+def drain_unread_body(response: Response) -> Response:
+    """After an error answer, read what is left of the request body (up to DRAIN_LIMIT).
+
+    A request refused before its body was read (415, 413, 429, ...) leaves that body on the
+    connection; gunicorn then may close the keep-alive connection instead of reading past it, and
+    a client that sends its next request on it gets a dropped connection instead of an answer.
+    """
+    stream = request.environ.get("wsgi.input")
+    length = request.content_length
+    if response.status_code < 400 or stream is None or (length is not None and length > DRAIN_LIMIT):
+        return response
+    remaining = DRAIN_LIMIT if length is None else length
+    while remaining > 0:
+        chunk = stream.read(min(_DRAIN_CHUNK, remaining))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+    return response
