@@ -1,0 +1,153 @@
+"""Open-loop load on ``POST /generate``: ``python bench/load.py --rate 200 --duration 60``.
+
+Requests are sent on a fixed schedule (i / rate seconds after the start) whether or not earlier
+ones have been answered, and each latency is measured from its scheduled time, so a server that
+falls behind shows it in the latency instead of silently slowing the client down (no coordinated
+omission). Without ``--url`` it starts gunicorn with the project's config on loopback, serving
+``--model``, and stops it at the end. ``--find-max`` steps the rate up until a step has errors
+(or its p99 passes ``--max-p99-ms``) and reports the highest clean rate. One JSON line per rate.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.gunicorn_server import Server, free_port, server_env  # noqa: E402
+
+ONE_SENTENCE = {"inputs": "", "parameters": {"max_new_tokens": 50}}
+
+
+class Connections:
+    """Keep-alive connections to the server, reused; a new one is opened when all are busy."""
+
+    def __init__(self, host: str, port: int, limit: int):
+        self.host, self.port = host, port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.slots = asyncio.Semaphore(limit)
+
+    async def request(self, body: bytes) -> int:
+        """POST /generate on a free connection; the status (0 for a dropped connection).
+
+        A reused connection that the server closed while idle (gunicorn's keep-alive timeout)
+        answers nothing; the request is then sent again on a new one, as HTTP clients do."""
+        async with self.slots:
+            reused = bool(self.idle)
+            reader, writer = self.idle.pop() if reused else await asyncio.open_connection(self.host, self.port)
+            try:
+                request = (b"POST /generate HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: %d\r\n\r\n%s" % (self.host.encode(), len(body), body))
+                writer.write(request)
+                status_line = await reader.readline()
+                if not status_line and reused:
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(self.host, self.port)
+                    writer.write(request)
+                    status_line = await reader.readline()
+                length, close = 0, False
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                    elif name.lower() == "connection" and value.strip().lower() == "close":
+                        close = True
+                await reader.readexactly(length)
+                status = int(status_line.split()[1])
+            except (OSError, asyncio.IncompleteReadError, IndexError, ValueError):
+                writer.close()
+                return 0
+            if close:
+                writer.close()
+            else:
+                self.idle.append((reader, writer))
+            return status
+
+
+def percentile(sorted_values: list[float], share: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(share * len(sorted_values)))]
+
+
+async def run_rate(url: str, rate: float, duration: float, connections: int) -> dict:
+    parts = urlsplit(url)
+    pool = Connections(parts.hostname or "127.0.0.1", parts.port or 80, connections)
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    count = int(rate * duration)
+    start = time.perf_counter() + 0.2
+
+    async def one(i: int) -> None:
+        scheduled = start + i / rate
+        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        body = json.dumps({**ONE_SENTENCE, "parameters": {**ONE_SENTENCE["parameters"], "seed": i}}).encode()
+        status = await pool.request(body)
+        latencies.append(time.perf_counter() - scheduled)
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    elapsed = time.perf_counter() - start
+    for _, writer in pool.idle:
+        writer.close()
+    ordered = sorted(latencies)
+    errors = sum(n for status, n in statuses.items() if status != "200")
+    return {
+        "rate": rate, "duration_s": duration, "requests": count, "errors": errors, "statuses": statuses,
+        "achieved_rate": round(count / elapsed, 1),
+        **{f"{name}_ms": round(1000 * percentile(ordered, share), 1)
+           for name, share in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))},
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--url", default=None, help="a running service; default: start gunicorn with the project's config")
+    p.add_argument("--model", default="artifacts/model.joblib", help="model file the started gunicorn serves")
+    p.add_argument("--rate", type=float, default=100.0, help="requests per second")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds at each rate")
+    p.add_argument("--connections", type=int, default=256, help="most connections open at once")
+    p.add_argument("--find-max", action="store_true", help="step the rate up from --rate by --step")
+    p.add_argument("--step", type=float, default=50.0, help="rate increase per step of --find-max")
+    p.add_argument("--max-p99-ms", type=float, default=1000.0, help="--find-max stops at a step whose p99 is above this")
+    return p
+
+
+def main() -> int:
+    args = build_parser().parse_args()
+    server = None
+    url = args.url
+    if url is None:
+        if not Path(args.model).is_file():
+            print(f"load.py: no model file {args.model}; train one (make model) or pass --model/--url", file=sys.stderr)
+            return 1
+        url = f"http://127.0.0.1:{free_port()}"
+        server = Server(server_env(RNNLM_MODEL=args.model, RNNLM_BIND=url.removeprefix("http://"),
+                                   RNNLM_LOG_LEVEL="WARNING", **{k: v for k, v in os.environ.items() if k.startswith("RNNLM_")}), url)
+        server.wait_until_healthy()
+        time.sleep(2)  # every worker up, not just the first
+    try:
+        rate, best = args.rate, None
+        while True:
+            result = asyncio.run(run_rate(url, rate, args.duration, args.connections))
+            print(json.dumps(result), flush=True)
+            clean = result["errors"] == 0 and result["p99_ms"] <= args.max_p99_ms
+            if clean:
+                best = result
+            if not args.find_max or not clean:
+                break
+            rate += args.step
+        if args.find_max:
+            print(json.dumps({"highest_clean_rate": best and best["rate"], "at_that_rate": best}), flush=True)
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
