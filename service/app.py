@@ -14,7 +14,7 @@ from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.wrappers import Response as BaseResponse
 
-from models.model_file import load_model
+from models.model_file import ModelFileError, load_model
 from service import ops_api, openai_api, score_api, tgi_api
 from service.concurrency import InFlightLimit
 from service.config import ServiceConfig
@@ -50,23 +50,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     """Build the app; raises ModelFileError if the model file is missing or unusable."""
     config = config or ServiceConfig.from_env()
     logging.getLogger("service").setLevel(config.log_level_number)
-    loaded = load_model(config.model_path)
-    info = {"model_id": config.model_id, **describe_model(loaded, config, MAX_INPUT_CHARS)}
-    metrics = ServiceMetrics()
-    metrics.set_model_info(info, config.model_id)
-    state = ServiceState(
-        config=config,
-        generator=TextGenerator(loaded.model, loaded.vocab, loaded.mixture, config.request_timeout_seconds),
-        scorer=TextScorer(loaded.model, loaded.vocab, loaded.mixture),
-        info=info,
-        metrics=metrics,
-        limit=InFlightLimit(config.max_concurrent_requests),
-        created=int(os.path.getmtime(config.model_path)),
-    )
-    logger.info(
-        "loaded %s: %s cell, %d words, hidden size %d",
-        config.model_path, loaded.model.cell.upper(), len(loaded.vocab), loaded.model.hidden_size,
-    )
+    state = build_state(config, ServiceMetrics(), InFlightLimit(config.max_concurrent_requests))
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
@@ -80,6 +64,39 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     app.after_request(_count_request)
     app.after_request(drain_unread_body)
     return app
+
+
+def build_state(config: ServiceConfig, metrics: ServiceMetrics, limit: InFlightLimit) -> ServiceState:
+    """Load the configured model file and build what the routes share around it."""
+    loaded = load_model(config.model_path)
+    info = {"model_id": config.model_id, **describe_model(loaded, config, MAX_INPUT_CHARS)}
+    metrics.set_model_info(info, config.model_id)
+    logger.info(
+        "loaded %s: %s cell, %d words, hidden size %d",
+        config.model_path, loaded.model.cell.upper(), len(loaded.vocab), loaded.model.hidden_size,
+    )
+    return ServiceState(
+        config=config,
+        generator=TextGenerator(loaded.model, loaded.vocab, loaded.mixture, config.request_timeout_seconds),
+        scorer=TextScorer(loaded.model, loaded.vocab, loaded.mixture),
+        info=info,
+        metrics=metrics,
+        limit=limit,
+        created=int(os.path.getmtime(config.model_path)),
+    )
+
+
+def reload_model(app: Flask) -> bool:
+    """Load the configured model file again and swap it in (gunicorn's SIGHUP, in the master,
+    before the new workers fork). A file that cannot be used is refused with one logged line and
+    the model loaded before keeps serving; returns whether the new model was taken."""
+    old: ServiceState = app.extensions[EXTENSION_KEY]
+    try:
+        app.extensions[EXTENSION_KEY] = build_state(old.config, old.metrics, old.limit)
+    except ModelFileError as exc:
+        logger.error("reload refused, the model loaded before keeps serving: %s", exc)
+        return False
+    return True
 
 
 def _start_timer() -> None:

@@ -1,5 +1,7 @@
 """gunicorn settings, from environment variables: ``gunicorn -c service/gunicorn.conf.py``.
 
+Reload: ``kill -HUP <master pid>`` loads the model file again (see ``on_reload``).
+
 RNNLM_BIND (default 0.0.0.0:8000), RNNLM_WORKERS (default 2), RNNLM_THREADS (default 2) and
 RNNLM_LOG_LEVEL (default INFO); the service's own variables are read by service.config.
 
@@ -37,9 +39,13 @@ except ConfigError as _exc:
     # sys.exit gets past gunicorn's `except Exception` around this file, which adds a traceback
     sys.exit(f"rnnlm service cannot start: bad configuration: {_exc}")
 
-# a folder of our own each start: values left by an earlier run must not be added in
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir = tempfile.mkdtemp(prefix="rnnlm-metrics-")
+# a folder of our own each start: values left by an earlier run must not be added in. gunicorn
+# runs this file again on SIGHUP (a reload): the master keeps the folder it made then.
 _master_pid = os.getpid()
+if os.environ.get("_RNNLM_METRICS_MASTER") != str(_master_pid):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rnnlm-metrics-")
+    os.environ["_RNNLM_METRICS_MASTER"] = str(_master_pid)
+_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 @atexit.register
@@ -62,6 +68,16 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
 # gunicorn >= 25 opens a control socket in $HOME or $XDG_RUNTIME_DIR by default; the service
 # does not use it, and two instances on one host would fight over the same path
 control_socket_disable = True
+
+
+def on_reload(server):
+    """SIGHUP (the documented reload): load RNNLM_MODEL again in the master before the new workers
+    fork from it; with preload_app they would otherwise inherit the model loaded at start. A file
+    that cannot be used is refused (one error line) and the old model keeps serving. The old
+    workers finish their requests and exit (graceful_timeout), so no request fails."""
+    from service.app import reload_model
+
+    reload_model(server.app.wsgi())
 
 
 def child_exit(server, worker):

@@ -32,6 +32,7 @@ class ServiceMetrics:
     """The service's metrics, in a registry of their own (one per app)."""
 
     def __init__(self) -> None:
+        self._model_labels: dict[str, str] | None = None  # of the model being served
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -59,8 +60,13 @@ class ServiceMetrics:
         )
 
     def set_model_info(self, info: dict[str, Any], model_id: str) -> None:
+        """1 for the model being served; a model replaced by a reload drops to 0."""
         facts = {**info, "model_id": model_id}
-        self.model_info.labels(**{name: str(facts.get(name)) for name in MODEL_INFO_LABELS}).set(1)
+        labels = {name: str(facts.get(name)) for name in MODEL_INFO_LABELS}
+        if self._model_labels is not None and self._model_labels != labels:
+            self.model_info.labels(**self._model_labels).set(0)
+        self.model_info.labels(**labels).set(1)
+        self._model_labels = labels
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()
