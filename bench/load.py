@@ -5,7 +5,10 @@ ones have been answered, and each latency is measured from its scheduled time, s
 falls behind shows it in the latency instead of silently slowing the client down (no coordinated
 omission). Without ``--url`` it starts gunicorn with the project's config on loopback, serving
 ``--model``, and stops it at the end. ``--find-max`` steps the rate up until a step has errors
-(or its p99 passes ``--max-p99-ms``) and reports the highest clean rate. One JSON line per rate.
+(or its p99 passes ``--max-p99-ms``) and reports the highest clean rate. ``--rates 600,100`` runs
+phases one after the other on the same server (overload, then recovery); ``--fault kill-worker``
+SIGKILLs a worker, ``--fault reload`` sends the master SIGHUP, halfway through the first phase.
+One JSON line per rate.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -74,11 +78,22 @@ def percentile(sorted_values: list[float], share: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(share * len(sorted_values)))]
 
 
-async def run_rate(url: str, rate: float, duration: float, connections: int) -> dict:
+def inject(fault: str, master: int) -> str:
+    """Kill a worker of gunicorn's ``master`` (its lowest pid), or ask the master to reload."""
+    if fault == "reload":
+        os.kill(master, signal.SIGHUP)
+        return f"SIGHUP to master {master}"
+    workers = sorted(int(pid) for pid in open(f"/proc/{master}/task/{master}/children").read().split())
+    os.kill(workers[0], signal.SIGKILL)
+    return f"SIGKILL to worker {workers[0]}"
+
+
+async def run_rate(url: str, rate: float, duration: float, connections: int,
+                   fault: str | None = None, master: int | None = None) -> dict:
     parts = urlsplit(url)
     pool = Connections(parts.hostname or "127.0.0.1", parts.port or 80, connections)
-    latencies: list[float] = []
-    statuses: dict[str, int] = {}
+    latencies: dict[str, list[float]] = {}
+    injected: list[str] = []
     count = int(rate * duration)
     start = time.perf_counter() + 0.2
 
@@ -87,21 +102,30 @@ async def run_rate(url: str, rate: float, duration: float, connections: int) -> 
         await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
         body = json.dumps({**ONE_SENTENCE, "parameters": {**ONE_SENTENCE["parameters"], "seed": i}}).encode()
         status = await pool.request(body)
-        latencies.append(time.perf_counter() - scheduled)
-        statuses[str(status)] = statuses.get(str(status), 0) + 1
+        latencies.setdefault(str(status), []).append(time.perf_counter() - scheduled)
 
-    await asyncio.gather(*(one(i) for i in range(count)))
+    async def fault_halfway() -> None:
+        await asyncio.sleep(max(0.0, start + duration / 2 - time.perf_counter()))
+        injected.append(inject(fault, master))
+
+    await asyncio.gather(*(one(i) for i in range(count)), *([fault_halfway()] if fault else []))
     elapsed = time.perf_counter() - start
     for _, writer in pool.idle:
         writer.close()
-    ordered = sorted(latencies)
-    errors = sum(n for status, n in statuses.items() if status != "200")
+    every = sorted(t for times in latencies.values() for t in times)
+    errors = sum(len(times) for status, times in latencies.items() if status != "200")
     return {
-        "rate": rate, "duration_s": duration, "requests": count, "errors": errors, "statuses": statuses,
-        "achieved_rate": round(count / elapsed, 1),
-        **{f"{name}_ms": round(1000 * percentile(ordered, share), 1)
-           for name, share in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))},
+        "rate": rate, "duration_s": duration, "requests": count, "errors": errors,
+        "statuses": {status: len(times) for status, times in sorted(latencies.items())},
+        "achieved_rate": round(count / elapsed, 1), **({"fault": injected[0]} if injected else {}),
+        **latency_summary(every),
+        "by_status": {status: latency_summary(sorted(times)) for status, times in sorted(latencies.items())},
     }
+
+
+def latency_summary(ordered: list[float]) -> dict[str, float]:
+    return {f"{name}_ms": round(1000 * percentile(ordered, share), 1)
+            for name, share in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", default=None, help="a running service; default: start gunicorn with the project's config")
     p.add_argument("--model", default="artifacts/model.joblib", help="model file the started gunicorn serves")
     p.add_argument("--rate", type=float, default=100.0, help="requests per second")
+    p.add_argument("--rates", type=lambda v: [float(r) for r in v.split(",")], default=None,
+                   help="phases at these rates, one after the other (e.g. 600,100: overload, then recovery)")
+    p.add_argument("--fault", choices=["kill-worker", "reload"], default=None,
+                   help="halfway through the first phase (needs the gunicorn this script starts)")
     p.add_argument("--duration", type=float, default=60.0, help="seconds at each rate")
     p.add_argument("--connections", type=int, default=256, help="most connections open at once")
     p.add_argument("--find-max", action="store_true", help="step the rate up from --rate by --step")
@@ -130,10 +158,20 @@ def main() -> int:
                                    RNNLM_LOG_LEVEL="WARNING", **{k: v for k, v in os.environ.items() if k.startswith("RNNLM_")}), url)
         server.wait_until_healthy()
         time.sleep(2)  # every worker up, not just the first
+    if args.fault and server is None:
+        print("load.py: --fault needs the gunicorn this script starts (no --url)", file=sys.stderr)
+        return 2
     try:
+        if args.rates:
+            for phase, rate in enumerate(args.rates):
+                fault = args.fault if phase == 0 else None
+                result = asyncio.run(run_rate(url, rate, args.duration, args.connections, fault, server and server.process.pid))
+                print(json.dumps(result), flush=True)
+            return 0
         rate, best = args.rate, None
         while True:
-            result = asyncio.run(run_rate(url, rate, args.duration, args.connections))
+            fault = args.fault if best is None else None
+            result = asyncio.run(run_rate(url, rate, args.duration, args.connections, fault, server and server.process.pid))
             print(json.dumps(result), flush=True)
             clean = result["errors"] == 0 and result["p99_ms"] <= args.max_p99_ms
             if clean:
