@@ -76,7 +76,7 @@ def models_to_compare(args: argparse.Namespace) -> tuple[list[tuple[str, Recurre
         if vocab is not None and list(loaded.vocab.words) != list(vocab.words):
             raise ValueError(f"{path}: a different vocabulary from {args.model[0]}'s; compare models of one vocabulary")
         vocab = loaded.vocab
-        compared.append((f"{Path(path).name} ({loaded.model.cell}, {loaded.model.activation}, trained)", loaded.model))
+        compared.append((f"{Path(path).name} ({loaded.model.cell}, {loaded.model.activation}, {loaded.model.init}, trained)", loaded.model))
     return compared, vocab
 
 
