@@ -111,7 +111,9 @@ def test_diagnose_errors(tmp_path, capsys):
     assert diagnose.main(["--model", str(broken)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("diagnose.py: ") and str(broken) in err[0]
-    for flags in ([], ["--fresh", "lstm"]):
+    for flags in ([], ["--fresh", "lstm"], ["--fresh", "rnn:sigmoid"], ["--fresh", "rnn:relu:zeros"],
+                  ["--fresh", "gru:relu"], ["--fresh", "gru:tanh:identity"], ["--fresh", "rnn:relu:identity:x"]):
         with pytest.raises(SystemExit) as exit_info:
             diagnose.main(flags)
-        assert exit_info.value.code == 2
+        assert exit_info.value.code == 2, flags
+    assert "are for --cell rnn" in capsys.readouterr().err

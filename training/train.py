@@ -312,12 +312,21 @@ def run(args: argparse.Namespace) -> dict:
     return summary
 
 
+def rnn_only_problem(cell: str, activation: str, init: str) -> str | None:
+    """Why this combination cannot be built, or None: ReLU and the identity start are the RNN's;
+    the GRU's nonlinearities are its gates' and an identity gate matrix means nothing."""
+    if cell != "rnn" and (activation != "tanh" or init == "identity"):
+        return (f"--activation {activation} and --init {init} are for --cell rnn; the GRU's "
+                "nonlinearities are fixed and its gates take no identity start")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.cell != "rnn" and (args.activation != "tanh" or args.init == "identity"):
-        parser.error(f"--activation {args.activation} and --init {args.init} are for --cell rnn; the GRU's "
-                     "nonlinearities are fixed and its gates take no identity start")
+    problem = rnn_only_problem(args.cell, args.activation, args.init)
+    if problem:
+        parser.error(problem)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         summary = run(args)
