@@ -62,6 +62,14 @@ def test_relu_batched_gradient_equals_sum_of_bptt(bptt_truncate, softmax):
                                                np.random.default_rng(7))
 
 
+@pytest.mark.parametrize("init", ["identity", "orthogonal"])
+@pytest.mark.parametrize("bptt_truncate", [None, 0, 3])
+def test_relu_batched_gradient_equals_sum_of_bptt_from_each_start(init, bptt_truncate):
+    model = tiny_model(bptt_truncate, activation="relu")
+    initialise_recurrent([model.W], init, np.random.default_rng(2))
+    assert_batched_gradient_equals_sum_of_bptt(model, np.random.default_rng(7))
+
+
 @pytest.mark.parametrize("bptt_truncate", [None, 3])
 def test_relu_float32_fast_path_matches_float64_oracle(bptt_truncate):
     rng = np.random.default_rng(11)
