@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.recurrent_lm import RecurrentLM
+
 INITS = ("uniform", "orthogonal", "identity")
 
 
@@ -27,3 +29,10 @@ def initialise_recurrent(matrices: list[np.ndarray], scheme: str, rng: np.random
             matrix[:] = orthogonal(rng, matrix.shape[0])
         elif scheme == "identity":
             matrix[:] = np.eye(matrix.shape[0])
+
+
+def start_recurrent(model: RecurrentLM, scheme: str, rng: np.random.Generator) -> None:
+    """Start every recurrent matrix of ``model`` with ``scheme`` and note it in ``model.init``, so
+    that the model file records how training began."""
+    initialise_recurrent([getattr(model, name) for name in model.RECURRENT_NAMES], scheme, rng)
+    model.init = scheme

@@ -81,6 +81,7 @@ def model_payload(
         "config": {
             "cell": model.cell,
             "activation": model.activation,
+            "init": model.init,
             "vocab_size": model.vocab_size,
             "hidden_size": model.hidden_size,
             "bptt_truncate": model.bptt_truncate,
@@ -132,6 +133,7 @@ def model_from_payload(payload: dict[str, Any], path: str | os.PathLike = "<mode
             classes=WordClasses(np.asarray(config["class_starts"])) if softmax == "class" else None,
             activation=config.get("activation", "tanh"),
         )
+        model.init = str(config.get("init", "uniform"))  # files from before --init: the tutorial's start
         params = payload["params"]
         for name in model.parameter_names:
             if not np.all(np.isfinite(params[name])):

@@ -47,6 +47,7 @@ class RecurrentLM:
     RECURRENT_NAMES: tuple[str, ...] = ()  # the H x H matrices applied to s_{t-1} (``--init``)
     MEMORY_MATRIX = ""  # the recurrent matrix whose singular values the gradient-flow report gives
     ACTIVATIONS: tuple[str, ...] = ("tanh",)  # the nonlinearities the cell can have
+    init = "uniform"  # how the recurrent matrices started (``--init``): a record, kept in the model file
     # when set, called as observe(t, streams) with the error streams on s_t during the backward
     # pass (``lagged_state_errors``); None in training
     _stream_observer: Callable[[int, np.ndarray], None] | None = None

@@ -97,6 +97,8 @@ def test_diagnose_command_writes_json_and_plot(toy_model_file, tmp_path):
         assert len(report["jacobian_norm_products"]) == 5
     # the tutorial's start at 100 units: a random W (largest singular value about 2/sqrt(3)) times
     # tanh's slopes shrinks the gradient every step; the IRNN's identity keeps it
+    assert [(r["cell"], r["activation"], r["init"]) for r in reports.values()] == [
+        ("rnn", "tanh", "uniform"), ("rnn", "tanh", "uniform"), ("rnn", "relu", "identity"), ("gru", "tanh", "uniform")]
     tanh, relu = reports["rnn:tanh:uniform"], reports["rnn:relu:identity"]
     assert relu["largest_singular_value"] == pytest.approx(1.0) == relu["smallest_singular_value"]
     assert tanh["lags"][5]["log10_fall"] > 1.0 > relu["lags"][5]["log10_fall"] + 0.5
@@ -109,7 +111,9 @@ def test_diagnose_errors(tmp_path, capsys):
     assert diagnose.main(["--model", str(broken)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("diagnose.py: ") and str(broken) in err[0]
-    for flags in ([], ["--fresh", "lstm"]):
+    for flags in ([], ["--fresh", "lstm"], ["--fresh", "rnn:sigmoid"], ["--fresh", "rnn:relu:zeros"],
+                  ["--fresh", "gru:relu"], ["--fresh", "gru:tanh:identity"], ["--fresh", "rnn:relu:identity:x"]):
         with pytest.raises(SystemExit) as exit_info:
             diagnose.main(flags)
-        assert exit_info.value.code == 2
+        assert exit_info.value.code == 2, flags
+    assert "are for --cell rnn" in capsys.readouterr().err

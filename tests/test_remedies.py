@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from models.cells import cell_class
-from models.initialisation import initialise_recurrent, orthogonal
-from models.model_file import model_from_payload, model_payload
+from models.initialisation import initialise_recurrent, orthogonal, start_recurrent
+from models.model_file import load_model, model_from_payload, model_payload, save_model
 from models.rnn import RNN
+from models.sampling import Sampler, SamplingParams
 from models.vocabulary import Vocabulary
 from tests.gradient_check import (
     CELL_STEPS, SENTENCE_X, SENTENCE_Y, assert_batched_gradient_equals_sum_of_bptt,
@@ -61,6 +62,14 @@ def test_relu_batched_gradient_equals_sum_of_bptt(bptt_truncate, softmax):
                                                np.random.default_rng(7))
 
 
+@pytest.mark.parametrize("init", ["identity", "orthogonal"])
+@pytest.mark.parametrize("bptt_truncate", [None, 0, 3])
+def test_relu_batched_gradient_equals_sum_of_bptt_from_each_start(init, bptt_truncate):
+    model = tiny_model(bptt_truncate, activation="relu")
+    initialise_recurrent([model.W], init, np.random.default_rng(2))
+    assert_batched_gradient_equals_sum_of_bptt(model, np.random.default_rng(7))
+
+
 @pytest.mark.parametrize("bptt_truncate", [None, 3])
 def test_relu_float32_fast_path_matches_float64_oracle(bptt_truncate):
     rng = np.random.default_rng(11)
@@ -92,7 +101,7 @@ def test_orthogonal_and_identity_starts():
 def test_train_flags_build_the_asked_model():
     args = train.build_parser().parse_args(["--cell", "rnn", "--activation", "relu", "--init", "identity", "--hidden", "8"])
     model = train.initial_model(args, [5, 0, 5] + [3] * 17)
-    assert model.activation == "relu"
+    assert (model.activation, model.init) == ("relu", "identity")
     np.testing.assert_array_equal(model.W, np.eye(8))
     args = train.build_parser().parse_args(["--cell", "gru", "--init", "orthogonal", "--hidden", "8"])
     model = train.initial_model(args, [5, 0, 5] + [3] * 17)
@@ -114,14 +123,36 @@ def test_unknown_activation_is_refused():
         cell_class("gru")(10, 4, activation="relu")
 
 
-def test_model_file_keeps_the_activation():
+def test_model_file_keeps_the_activation_and_the_start():
     model = RNN(10, 4, seed=1, activation="relu")
+    start_recurrent(model, "identity", np.random.default_rng(0))
     vocab = Vocabulary(["UNKNOWN_TOKEN", "SENTENCE_START", "SENTENCE_END"] + [f"w{i}" for i in range(7)])
     loaded = model_from_payload(model_payload(model, vocab, {}))
-    assert loaded.model.activation == "relu"
+    assert (loaded.model.activation, loaded.model.init) == ("relu", "identity")
     payload = model_payload(model, vocab, {})
-    del payload["config"]["activation"]  # a file from before the flag: tanh
-    assert model_from_payload(payload).model.activation == "tanh"
+    del payload["config"]["activation"], payload["config"]["init"]  # a file from before the flags
+    assert (model_from_payload(payload).model.activation, model_from_payload(payload).model.init) == ("tanh", "uniform")
+
+
+def test_trained_relu_model_round_trips_through_a_file_and_samples_as_the_oracle(tmp_path):
+    """Saved, loaded and sampled by the service's Sampler: every drawn word's log-probability is
+    the one the float64 oracle gives that sentence, so generation really runs the ReLU recurrence."""
+    args = train.build_parser().parse_args(["--cell", "rnn", "--activation", "relu", "--init", "identity", "--hidden", "6"])
+    vocab = Vocabulary(["UNKNOWN_TOKEN", "SENTENCE_START", "SENTENCE_END"] + [f"w{i}" for i in range(17)])
+    model = train.initial_model(args, [5, 0, 5] + [3] * 17)
+    path = tmp_path / "relu.joblib"
+    save_model(path, model, vocab, {})
+    loaded = load_model(path)
+    assert (loaded.model.activation, loaded.model.init) == ("relu", "identity")
+    sampler = Sampler(loaded.model, loaded.vocab)
+    oracle = loaded.model.astype(np.float64)
+    for seed in range(3):
+        drawn = sampler.sample_sentence([4, 7], SamplingParams(max_new_tokens=12, min_words=12), np.random.default_rng(seed))
+        x = [vocab.start_id, 4, 7] + drawn.new_ids[:-1]
+        o, states = oracle.forward_propagation(x)
+        expected = [float(np.log(o[t, word])) for t, word in zip(range(2, len(x)), drawn.new_ids)]
+        np.testing.assert_allclose(drawn.logprobs, expected, rtol=1e-4, atol=1e-4)
+        assert (states == 0).any() and (states > 0).any()  # really rectified
 
 
 def test_sampling_step_follows_the_activation():

@@ -21,13 +21,16 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import numpy as np  # noqa: E402
 
+from models.activations import ACTIVATIONS  # noqa: E402
+from models.cells import CELLS  # noqa: E402
+from models.initialisation import INITS  # noqa: E402
 from models.model_file import ModelFileError, load_model  # noqa: E402
 from models.recurrent_lm import RecurrentLM  # noqa: E402
 from training.corpus import CorpusError, load_corpus  # noqa: E402
 from training.dataset import build_dataset  # noqa: E402
 from training.gradient_flow import gradient_flow_report  # noqa: E402
 from training.train import build_parser as train_parser  # noqa: E402
-from training.train import initial_model, positive  # noqa: E402
+from training.train import initial_model, positive, rnn_only_problem  # noqa: E402
 
 log = logging.getLogger("rnnlm.diagnose")
 PROG = "diagnose.py"
@@ -36,8 +39,15 @@ PROG = "diagnose.py"
 def fresh_spec(value: str) -> list[str]:
     """'rnn:relu:identity' -> the train.py flags that start such a model."""
     parts = value.split(":")
-    if parts[0] not in ("rnn", "gru") or len(parts) > 3:
-        raise argparse.ArgumentTypeError(f"expected CELL[:ACTIVATION[:INIT]] such as rnn:relu:identity or gru, got {value!r}")
+    if (len(parts) > 3 or parts[0] not in CELLS or parts[1:2] and parts[1] not in ACTIVATIONS
+            or parts[2:3] and parts[2] not in INITS):
+        raise argparse.ArgumentTypeError(
+            f"expected CELL[:ACTIVATION[:INIT]] from {'/'.join(CELLS)}, {'/'.join(ACTIVATIONS)}, {'/'.join(INITS)} "
+            f"such as rnn:relu:identity or gru, got {value!r}")
+    cell, activation, init = parts + ["tanh", "uniform"][len(parts) - 1 :]  # what is left out: train.py's default
+    problem = rnn_only_problem(cell, activation, init)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{value}: {problem}")
     flags = ["--cell", parts[0]]
     if len(parts) > 1:
         flags += ["--activation", parts[1]]
@@ -76,7 +86,7 @@ def models_to_compare(args: argparse.Namespace) -> tuple[list[tuple[str, Recurre
         if vocab is not None and list(loaded.vocab.words) != list(vocab.words):
             raise ValueError(f"{path}: a different vocabulary from {args.model[0]}'s; compare models of one vocabulary")
         vocab = loaded.vocab
-        compared.append((f"{Path(path).name} ({loaded.model.cell}, {loaded.model.activation}, trained)", loaded.model))
+        compared.append((f"{Path(path).name} ({loaded.model.cell}, {loaded.model.activation}, {loaded.model.init}, trained)", loaded.model))
     return compared, vocab
 
 
@@ -87,8 +97,6 @@ def run(args: argparse.Namespace) -> dict:
                             len(vocab) if vocab else args.vocab_size, vocab)
     for flags in args.fresh:
         fresh_args = train_parser().parse_args(flags + ["--hidden", str(args.hidden), "--seed", str(args.seed)])
-        if fresh_args.cell != "rnn" and (fresh_args.activation != "tanh" or fresh_args.init == "identity"):
-            raise ValueError(f"{':'.join(flags[1::2])}: activation and identity start are for the RNN only")
         model = initial_model(fresh_args, dataset.vocab.counts)
         compared.append((f"{':'.join(flags[1::2])} (untrained)", model))
     sentences = dataset.valid[: args.sentences]

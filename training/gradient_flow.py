@@ -106,6 +106,7 @@ def gradient_flow_report(model: RecurrentLM, sentences: list[list[int]], max_lag
     return {
         "cell": model.cell,
         "activation": model.activation,
+        "init": model.init,
         "hidden_size": model.hidden_size,
         "sentences": len(sentences),
         **lag_profile(model, batches, max_lag),

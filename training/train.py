@@ -23,7 +23,7 @@ import numpy as np
 
 from models.activations import ACTIVATIONS
 from models.cells import CELLS, TRAINING_DEFAULT_CELL, cell_class
-from models.initialisation import INITS, initialise_recurrent
+from models.initialisation import INITS, start_recurrent
 from models.model_file import ModelFileError, atomic_dump, model_from_payload, model_payload, read_payload
 from models.output_layer import available_cores, blas_limits_for
 from models.recurrent_lm import RecurrentLM
@@ -187,8 +187,7 @@ def initial_model(args: argparse.Namespace, counts: list[int]) -> RecurrentLM:
         classes = WordClasses.from_counts(counts, args.classes or WordClasses.default_count(len(counts)))
     model = cell_class(args.cell)(len(counts), args.hidden, bptt_truncate=args.bptt_truncate, seed=args.seed,
                                   bias=args.bias, classes=classes, activation=getattr(args, "activation", "tanh"))
-    initialise_recurrent([getattr(model, name) for name in model.RECURRENT_NAMES], getattr(args, "init", "uniform"),
-                         np.random.default_rng([args.seed, 2]))
+    start_recurrent(model, getattr(args, "init", "uniform"), np.random.default_rng([args.seed, 2]))
     if args.input_init > 0:
         rng = np.random.default_rng([args.seed, 1])
         for name in model.input_matrix_names:
@@ -313,12 +312,21 @@ def run(args: argparse.Namespace) -> dict:
     return summary
 
 
+def rnn_only_problem(cell: str, activation: str, init: str) -> str | None:
+    """Why this combination cannot be built, or None: ReLU and the identity start are the RNN's;
+    the GRU's nonlinearities are its gates' and an identity gate matrix means nothing."""
+    if cell != "rnn" and (activation != "tanh" or init == "identity"):
+        return (f"--activation {activation} and --init {init} are for --cell rnn; the GRU's "
+                "nonlinearities are fixed and its gates take no identity start")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.cell != "rnn" and (args.activation != "tanh" or args.init == "identity"):
-        parser.error(f"--activation {args.activation} and --init {args.init} are for --cell rnn; the GRU's "
-                     "nonlinearities are fixed and its gates take no identity start")
+    problem = rnn_only_problem(args.cell, args.activation, args.init)
+    if problem:
+        parser.error(problem)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         summary = run(args)
