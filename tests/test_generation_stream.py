@@ -9,6 +9,9 @@ from models.sampling import SamplingParams
 from service.generation import GenerationRequest, TextGenerator, nth_seed
 from service.stop_sequences import earliest_stop, undecided_tail
 from service.text_assembly import IncrementalText
+from models.text import detokenize
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +46,33 @@ def test_incremental_text_keeps_what_was_sent_when_the_detokenizer_respaces():
     added = [text.add(w) for w in ["wait", "--", "she", "ran"]]
     assert "".join(added) == text.text
     assert added[-1] == " ran"  # after the odd word it follows the detokenizer again
+
+
+class WholeSentenceText:
+    """The reference: the whole sentence detokenized again after every word (the clear, slow way)."""
+
+    def __init__(self):
+        self.words, self.sent, self.text = [], "", ""
+
+    def add(self, word: str) -> str:
+        self.words.append(word)
+        render = detokenize(self.words)
+        added = render[len(self.sent):] if render.startswith(self.sent) else f" {word}"
+        self.sent = render
+        self.text += added
+        return added
+
+
+WORDS = ["the", "cat", "she", "Cat", "x", "did", "n't", "'s", ",", ".", "!", "?", ";", ":", "``", "''", "(", ")", "-", "--",
+         "mr.", "darcy", "it", "'", "said", "$", "%", "&", "...", "o'clock", "ca", "n't", "I", "am", "'m", "[", "]"]
+
+
+@settings(max_examples=500, derandomize=True, deadline=None)
+@given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=40))
+def test_short_path_text_equals_whole_sentence_detokenizing(words):
+    fast, slow = IncrementalText([]), WholeSentenceText()
+    assert [fast.add(w) for w in words] == [slow.add(w) for w in words]
+    assert fast.text == slow.text
 
 
 # ---------------------------------------------------------------------------- stop matching
