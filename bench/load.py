@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -89,7 +90,9 @@ def inject(fault: str, master: int) -> str:
 
 
 async def run_rate(url: str, rate: float, duration: float, connections: int,
-                   fault: str | None = None, master: int | None = None) -> dict:
+                   fault: Callable[[], str] | None = None) -> dict:
+    """Send ``rate`` requests per second for ``duration`` seconds; ``fault`` (if any) is called
+    halfway through and returns what it did, reported as ``fault``."""
     parts = urlsplit(url)
     pool = Connections(parts.hostname or "127.0.0.1", parts.port or 80, connections)
     latencies: dict[str, list[float]] = {}
@@ -106,7 +109,7 @@ async def run_rate(url: str, rate: float, duration: float, connections: int,
 
     async def fault_halfway() -> None:
         await asyncio.sleep(max(0.0, start + duration / 2 - time.perf_counter()))
-        injected.append(inject(fault, master))
+        injected.append(fault())
 
     await asyncio.gather(*(one(i) for i in range(count)), *([fault_halfway()] if fault else []))
     elapsed = time.perf_counter() - start
@@ -126,6 +129,17 @@ async def run_rate(url: str, rate: float, duration: float, connections: int,
 def latency_summary(ordered: list[float]) -> dict[str, float]:
     return {f"{name}_ms": round(1000 * percentile(ordered, share), 1)
             for name, share in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))}
+
+
+def start_gunicorn(model: str) -> Server:
+    """gunicorn with the project's config on a free loopback port, serving ``model``, every
+    worker up; the caller's RNNLM_ settings (workers, threads, limits) are passed on."""
+    url = f"http://127.0.0.1:{free_port()}"
+    server = Server(server_env(RNNLM_MODEL=model, RNNLM_BIND=url.removeprefix("http://"),
+                               RNNLM_LOG_LEVEL="WARNING", **{k: v for k, v in os.environ.items() if k.startswith("RNNLM_")}), url)
+    server.wait_until_healthy()
+    time.sleep(2)  # every worker up, not just the first
+    return server
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,25 +167,23 @@ def main() -> int:
         if not Path(args.model).is_file():
             print(f"load.py: no model file {args.model}; train one (make model) or pass --model/--url", file=sys.stderr)
             return 1
-        url = f"http://127.0.0.1:{free_port()}"
-        server = Server(server_env(RNNLM_MODEL=args.model, RNNLM_BIND=url.removeprefix("http://"),
-                                   RNNLM_LOG_LEVEL="WARNING", **{k: v for k, v in os.environ.items() if k.startswith("RNNLM_")}), url)
-        server.wait_until_healthy()
-        time.sleep(2)  # every worker up, not just the first
+        server = start_gunicorn(args.model)
+        url = server.base_url
     if args.fault and server is None:
         print("load.py: --fault needs the gunicorn this script starts (no --url)", file=sys.stderr)
         return 2
+    fault_once = (lambda: inject(args.fault, server.process.pid)) if args.fault else None
     try:
         if args.rates:
             for phase, rate in enumerate(args.rates):
-                fault = args.fault if phase == 0 else None
-                result = asyncio.run(run_rate(url, rate, args.duration, args.connections, fault, server and server.process.pid))
+                fault = fault_once if phase == 0 else None
+                result = asyncio.run(run_rate(url, rate, args.duration, args.connections, fault))
                 print(json.dumps(result), flush=True)
             return 0
         rate, best = args.rate, None
         while True:
-            fault = args.fault if best is None else None
-            result = asyncio.run(run_rate(url, rate, args.duration, args.connections, fault, server and server.process.pid))
+            fault = fault_once if best is None else None
+            result = asyncio.run(run_rate(url, rate, args.duration, args.connections, fault))
             print(json.dumps(result), flush=True)
             clean = result["errors"] == 0 and result["p99_ms"] <= args.max_p99_ms
             if clean:
