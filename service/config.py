@@ -70,7 +70,8 @@ class ServiceConfig:
     max_body_bytes: int = 65536
     log_level: str = "INFO"
     max_sequences: int = 4
-    max_concurrent_requests: int = 32
+    # at most the threads of one worker (RNNLM_THREADS, 8): see service/gunicorn.conf.py
+    max_concurrent_requests: int = 8
     model_id: str = "rnnlm"
     request_timeout_seconds: float = 10.0
 
