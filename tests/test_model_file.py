@@ -159,6 +159,9 @@ def test_broken_files_are_refused_with_a_one_line_reason(tmp_path):
     other = tmp_path / "other.joblib"
     joblib.dump({"something": "else"}, other)
     refuse(other, "not an rnnlm model file")
+    not_a_dict = tmp_path / "list.joblib"
+    joblib.dump([1, 2, 3], not_a_dict)
+    refuse(not_a_dict, "not an rnnlm model file")
 
     def variant(name, change):
         """A file with ``change`` made and its digest recomputed: the checks behind the digest."""
