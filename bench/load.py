@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.gunicorn_server import Server, free_port, server_env  # noqa: E402
+from tests.gunicorn_server import Server, free_port, server_env, worker_pids  # noqa: E402
 
 ONE_SENTENCE = {"inputs": "", "parameters": {"max_new_tokens": 50}}
 
@@ -84,7 +84,7 @@ def inject(fault: str, master: int) -> str:
     if fault == "reload":
         os.kill(master, signal.SIGHUP)
         return f"SIGHUP to master {master}"
-    workers = sorted(int(pid) for pid in open(f"/proc/{master}/task/{master}/children").read().split())
+    workers = sorted(worker_pids(master))
     os.kill(workers[0], signal.SIGKILL)
     return f"SIGKILL to worker {workers[0]}"
 

@@ -26,11 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import requests  # noqa: E402
 
 from bench.load import inject, run_rate, start_gunicorn  # noqa: E402
-from tests.gunicorn_server import Server  # noqa: E402
-
-
-def worker_pids(master: int) -> set[int]:
-    return {int(pid) for pid in open(f"/proc/{master}/task/{master}/children").read().split()}
+from tests.gunicorn_server import Server, worker_pids  # noqa: E402
 
 
 class HealthWatch:

@@ -24,6 +24,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def worker_pids(master: int) -> set[int]:
+    """The pids of gunicorn's workers: the children of its ``master`` process."""
+    with open(f"/proc/{master}/task/{master}/children") as children:
+        return {int(pid) for pid in children.read().split()}
+
+
 def server_env(**settings: str) -> dict[str, str]:
     """This environment without any RNNLM_ setting of the caller's, plus ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLM_")}

@@ -19,7 +19,7 @@ from service.app import ROUTES, create_app
 from service.config import ServiceConfig
 from service.openai_api import FIELDS as OPENAI_FIELDS
 from service.validation import PARAMETER_NAMES, TOP_LEVEL_FIELDS
-from tests.gunicorn_server import start_server
+from tests.gunicorn_server import start_server, worker_pids
 
 FUZZ = settings(max_examples=150, derandomize=True, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -91,11 +91,6 @@ def test_any_path_and_method(fuzz_client, path, method):
 def rss_kb(pid: int) -> int:
     with open(f"/proc/{pid}/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-
-
-def worker_pids(master: int) -> set[int]:
-    children = open(f"/proc/{master}/task/{master}/children").read().split()
-    return {int(pid) for pid in children}
 
 
 def in_chunks(body: bytes, size: int = 7):

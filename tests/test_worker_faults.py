@@ -16,10 +16,11 @@ from models.model_file import save_model
 from models.rnn import RNN
 from models.vocabulary import SPECIAL_TOKENS, Vocabulary
 from tests.gunicorn_server import Server, start_server
+from tests.gunicorn_server import worker_pids as children_of
 
 
 def worker_pids(server: Server) -> set[int]:
-    return {int(pid) for pid in open(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read().split()}
+    return children_of(server.process.pid)
 
 
 def wait_for(condition, timeout: float = 20.0, what: str = "") -> None:
