@@ -1,13 +1,17 @@
-"""The in-flight limit is shared by processes forked after it is made, as gunicorn's workers are."""
+"""The in-flight limit is shared by processes forked after it is made, as gunicorn's workers are,
+and a finished stream gives its slot back."""
 from __future__ import annotations
 
 import multiprocessing
 import os
 import signal
+from dataclasses import replace
 
 import pytest
 
+from service.app import create_app
 from service.concurrency import InFlightLimit
+from service.state import EXTENSION_KEY
 
 fork = multiprocessing.get_context("fork")
 
@@ -69,3 +73,15 @@ def test_slots_of_dead_processes_are_reused():
     with pytest.raises(RuntimeError):
         other = InFlightLimit(5, slots=0)
         other.try_enter()
+
+
+@pytest.mark.parametrize("path, body", [("/generate_stream", {"inputs": "the"}),
+                                        ("/v1/completions", {"model": "rnnlm", "stream": True})])
+def test_a_stream_read_to_its_end_frees_its_slot_before_it_is_closed(service_config, path, body):
+    """A server or client that keeps a finished response open must not hold the slot: with a
+    limit of 1, the second stream is served although the first response was never closed."""
+    client = create_app(replace(service_config, max_concurrent_requests=1)).test_client()
+    first = client.post(path, json=body)
+    assert first.status_code == 200 and b"data:" in first.get_data()  # read, not closed
+    assert client.application.extensions[EXTENSION_KEY].limit.in_flight() == 0
+    assert client.post(path, json=body).status_code == 200
