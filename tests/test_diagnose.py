@@ -9,14 +9,10 @@ import numpy as np
 import pytest
 
 from models.batching import make_batch
-from models.model_file import save_model
-from models.rnn import RNN
 from tests.gradient_check import SENTENCE_X, SENTENCE_Y, STEP, central_differences, log_softmax_at, tiny_model
 from tests.gunicorn_server import REPO_ROOT
-from tests.toy_corpus import write_toy_corpus
+from tests.toy_corpus import write_toy_model
 from training import diagnose
-from training.corpus import load_corpus
-from training.dataset import build_dataset
 from training.gradient_flow import truncation_share
 
 VARIANTS = [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh")]
@@ -68,11 +64,7 @@ def test_truncation_share_is_what_the_window_cuts():
 
 @pytest.fixture(scope="module")
 def toy_model_file(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("diagnose")
-    corpus = write_toy_corpus(folder / "toy.txt")
-    dataset = build_dataset(load_corpus(str(corpus)), 40)
-    path = folder / "toy.joblib"
-    save_model(path, RNN(len(dataset.vocab), 8, seed=1), dataset.vocab, {"corpus": str(corpus)})
+    corpus, path, _ = write_toy_model(tmp_path_factory.mktemp("diagnose"))
     return corpus, path
 
 

@@ -13,15 +13,12 @@ import numpy as np
 import pytest
 
 from models.batching import sentence_pairs
-from models.model_file import save_model
 from models.rnn import RNN
 from models.scoring import score_sentences, score_text
 from models.vocabulary import SENTENCE_END, Vocabulary
 from tests.gunicorn_server import REPO_ROOT
-from tests.toy_corpus import write_toy_corpus
+from tests.toy_corpus import write_toy_model
 from training import evaluate
-from training.corpus import load_corpus
-from training.dataset import build_dataset
 from training.kneser_ney import (
     FALLBACK_DISCOUNTS, Discounts, KneserNey, count_of_counts, estimate_discounts, kn_counts,
 )
@@ -227,12 +224,7 @@ def test_score_text_flags_unknown_words_and_keeps_sentences_apart(tiny_loaded_mo
 @pytest.fixture(scope="module")
 def toy_setup(tmp_path_factory):
     """The toy corpus and an untrained model with its vocabulary."""
-    folder = tmp_path_factory.mktemp("evaluate")
-    corpus = write_toy_corpus(folder / "toy.txt")
-    dataset = build_dataset(load_corpus(str(corpus)), 40)
-    model_path = folder / "toy.joblib"
-    save_model(model_path, RNN(len(dataset.vocab), 8, seed=1), dataset.vocab, {"corpus": str(corpus)})
-    return corpus, model_path, dataset
+    return write_toy_model(tmp_path_factory.mktemp("evaluate"))
 
 
 def test_evaluate_command_prints_json_figures(toy_setup):

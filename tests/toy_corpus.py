@@ -19,3 +19,18 @@ def write_toy_corpus(path: Path, sentences: int = 400, seed: int = 0) -> Path:
         ))
     path.write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
     return path
+
+
+def write_toy_model(folder: Path):
+    """The toy corpus, an untrained RNN (hidden 8) saved with its 40-word vocabulary, and the
+    dataset: what the command-line tests of evaluate.py and diagnose.py run on."""
+    from models.model_file import save_model
+    from models.rnn import RNN
+    from training.corpus import load_corpus
+    from training.dataset import build_dataset
+
+    corpus = write_toy_corpus(folder / "toy.txt")
+    dataset = build_dataset(load_corpus(str(corpus)), 40)
+    path = folder / "toy.joblib"
+    save_model(path, RNN(len(dataset.vocab), 8, seed=1), dataset.vocab, {"corpus": str(corpus)})
+    return corpus, path, dataset
