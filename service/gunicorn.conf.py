@@ -2,7 +2,7 @@
 
 Reload: ``kill -HUP <master pid>`` loads the model file again (see ``on_reload``).
 
-RNNLM_BIND (default 0.0.0.0:8000), RNNLM_WORKERS (default 2), RNNLM_THREADS (default 8) and
+RNNLM_BIND (default 0.0.0.0:8000), RNNLM_WORKERS (default 3), RNNLM_THREADS (default 12) and
 RNNLM_LOG_LEVEL (default INFO); the service's own variables are read by service.config.
 
 Metrics: every worker keeps its own counters, so prometheus-client runs in multiprocess mode:
@@ -31,19 +31,23 @@ from service.config import ConfigError, env_int, env_log_level, env_str  # noqa:
 try:
     bind = [env_str(os.environ, "RNNLM_BIND", "0.0.0.0:8000")]
     # Sizing, for the target of 300 one-sentence /generate requests a second with p99 < 100 ms on
-    # 2 cores. A generation is a Python loop of small NumPy products (about 5 ms a sentence), so
-    # one worker is held by its GIL to about one core: one worker per core, 2 by default.
-    workers = env_int(os.environ, "RNNLM_WORKERS", 2, minimum=1)
+    # 2 cores (measured with bench/load.py on a quiet machine, the default GRU + 5-gram model; see
+    # the README's Reliability). A generation is a Python loop of small NumPy products, about 6 ms
+    # of CPU per request in a worker, each worker's Python held to one core by its GIL. Three
+    # workers beat two (at 250 requests a second, 60 s: 0.2% refused and p99 77 ms against 11% and
+    # 131 ms with 2 workers of 8 threads and a limit of 8): a third process keeps both cores busy
+    # while a worker's threads hand its GIL around.
+    workers = env_int(os.environ, "RNNLM_WORKERS", 3, minimum=1)
     # threads > 1 selects the gthread worker. The shedding of load must happen in the app (429,
-    # RNNLM_MAX_CONCURRENT_REQUESTS, default 8), not in gunicorn's queue: a request waiting for a
-    # free thread is not yet counted in flight. With 2 threads a worker and a limit of 32 the
-    # limit could never be reached, and at twice the capacity every request queued for seconds
-    # (measured with bench/load.py --rates 400,50 on a busy machine: p50 1.8 s, p99 6 s, no 429).
-    # With 8 threads a worker and a limit of 8, past capacity the excess gets a 429 in
-    # milliseconds (p99 25 ms) and the admitted requests keep p99 near 130 ms, and the service is
-    # back to normal latencies as soon as the load drops; /health always finds a thread. More
-    # threads than that only add GIL contention to the generations.
-    threads = env_int(os.environ, "RNNLM_THREADS", 8, minimum=1)
+    # RNNLM_MAX_CONCURRENT_REQUESTS, default 12), not in gunicorn's queue: a request waiting for a
+    # free thread is not yet counted in flight, and a worker accepts connections while all its
+    # threads are busy. With 2 threads a worker and a limit of 32 (the first defaults) the limit
+    # could never be reached, and at twice the capacity every request queued for seconds (p50
+    # 1.8 s, p99 6 s, no 429); with fewer threads a worker than the limit, one worker can still
+    # queue (4 workers of 6 threads, limit 20, 275 a second: p95 3.7 s). So each worker gets
+    # threads for the whole limit: then whatever it holds is in flight and counted, the excess
+    # gets its 429 in milliseconds, and /health always finds a thread.
+    threads = env_int(os.environ, "RNNLM_THREADS", 12, minimum=1)
     loglevel = env_log_level(os.environ, "RNNLM_LOG_LEVEL", "INFO").lower()
 except ConfigError as _exc:
     # sys.exit gets past gunicorn's `except Exception` around this file, which adds a traceback
