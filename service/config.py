@@ -70,7 +70,7 @@ class ServiceConfig:
     max_body_bytes: int = 65536
     log_level: str = "INFO"
     max_sequences: int = 4
-    # at most the threads of one worker (RNNLM_THREADS, 8): see service/gunicorn.conf.py
+    # at most the threads of one worker (RNNLM_THREADS, 12): see service/gunicorn.conf.py
     max_concurrent_requests: int = 12
     model_id: str = "rnnlm"
     request_timeout_seconds: float = 10.0
