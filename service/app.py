@@ -25,7 +25,7 @@ from service.metrics import ServiceMetrics, forget_process
 from service.model_info import describe_model
 from service.scoring import TextScorer
 from service.state import EXTENSION_KEY, ServiceState, current_state
-from service.validation import MAX_INPUT_CHARS
+from service.params import MAX_INPUT_CHARS
 
 logger = logging.getLogger(__name__)
 
