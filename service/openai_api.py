@@ -23,8 +23,7 @@ from service import checks
 from service.errors import ApiError
 from service.errors import openai_error_body
 from service.generation import (
-    GenerationTimeout,
-    MAX_SEED, GeneratedToken, Generation, GenerationRequest, GenerationResult, fresh_seed, nth_seed,
+    GeneratedToken, Generation, GenerationRequest, GenerationResult, GenerationTimeout, fresh_seed, run_all, several,
 )
 from service.http_body import json_body
 from service.params import OPENAI_COMPLETION, model_not_found, parse_fields
@@ -100,15 +99,16 @@ def _parse(body: dict, state: ServiceState) -> CompletionCall:
 
 
 # ------------------------------------------------------------------------------ answering
-def _settings_for(call: CompletionCall, prompt: str, seed: int | None) -> GenerationRequest:
-    return replace(call.request, inputs=prompt, seed=seed)
-
-
 def _all_choices(state: ServiceState, call: CompletionCall) -> list[GenerationResult]:
-    """Every prompt's ``n`` choices, within one time limit for the whole request."""
-    deadline = state.generator.deadline()
-    return [result for prompt in call.prompts
-            for result in state.generator.generate_several(_settings_for(call, prompt, call.request.seed), call.n, deadline)]
+    """Every prompt's ``n`` choices, generated together within one time limit."""
+    return run_all(state.generator.start_all(_requests(call)))
+
+
+def _requests(call: CompletionCall) -> list[GenerationRequest]:
+    """Every choice's request: each prompt's n seeds are seed, seed + 1, ... (one seed for all)."""
+    seed = fresh_seed() if call.request.seed is None else call.request.seed
+    return [request for prompt in call.prompts
+            for request in several(replace(call.request, inputs=prompt, seed=seed), call.n)]
 
 
 def _envelope(state: ServiceState) -> dict[str, Any]:
@@ -157,15 +157,10 @@ def _usage(call: CompletionCall, results: list[GenerationResult]) -> dict[str, i
 
 
 def _stream(state: ServiceState, call: CompletionCall) -> Response:
-    release = state.admit()
     route = request.url_rule.rule
     envelope = _envelope(state)
-    seed = fresh_seed() if call.request.seed is None else call.request.seed
-    deadline = state.generator.deadline()
-    generations = [
-        state.generator.start(_settings_for(call, prompt, nth_seed(seed, i)), deadline)
-        for prompt in call.prompts for i in range(call.n)
-    ]
+    generations = state.generator.start_all(_requests(call), stream=True)
+    release = state.count_in_flight(lambda: [g.close() for g in generations])
 
     def chunk(index: int, text: str, logprobs: Any, finish: str | None) -> bytes:
         choice = {"text": text, "index": index, "logprobs": logprobs, "finish_reason": finish}

@@ -46,7 +46,8 @@ def response(description: str, content: dict[str, Any] | None = None) -> dict[st
 _COMMON_ERRORS = {
     "413": "Body larger than RNNLM_MAX_BODY_BYTES",
     "415": "Content-Type is not JSON",
-    "429": "Too many requests in flight (RNNLM_MAX_CONCURRENT_REQUESTS)",
+    "429": "No room: the engine's queue is full (RNNLM_MAX_QUEUE) or the request could not start before its "
+           "time limit; scoring: RNNLM_MAX_CONCURRENT_REQUESTS in flight. Retry-After says when to try again",
 }
 
 

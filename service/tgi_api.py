@@ -106,9 +106,9 @@ def _answer(state: ServiceState, call: GenerateCall) -> dict[str, Any]:
 
 
 def _stream(state: ServiceState, call: GenerateCall) -> Response:
-    release = state.admit()
     route = request.url_rule.rule
-    generation = state.generator.start(call.request)
+    generation = state.generator.start(call.request, stream=True)
+    release = state.count_in_flight(generation.close)
 
     def events() -> Iterator[bytes]:
         started = time.perf_counter()

@@ -13,6 +13,7 @@ from openapi_spec_validator import validate as validate_openapi
 from service.app import create_app
 from service.config import ServiceConfig
 from service.params import OPENAI_COMPLETION, TGI_PARAMETERS, FieldSpec
+from tests.busy_engine import busy_engine
 from tests.sse import sse_data
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -128,14 +129,14 @@ def test_malformed_requests_fit_their_error_schemas(client, doc, path, data, con
 
 
 def test_overload_answers_fit_their_schemas(service_config, doc):
-    client = create_app(replace(service_config, max_concurrent_requests=1)).test_client()
-    held = client.post("/generate_stream", json={}, buffered=False)
-    for path, body in [("/generate", {}), ("/", {}), ("/generate_stream", {}), ("/score", {"inputs": "a"}),
-                       ("/v1/completions", {"model": "rnnlm"})]:
-        response = client.post(path, json=body)
-        assert response.status_code == 429
-        check_response(doc, path, "POST", response)
-    held.close()
+    app = create_app(replace(service_config, max_concurrent_requests=0))  # scoring refused at once
+    client = app.test_client()
+    with busy_engine(app):
+        for path, body in [("/generate", {}), ("/", {}), ("/generate_stream", {}), ("/score", {"inputs": "a"}),
+                           ("/v1/completions", {"model": "rnnlm"})]:
+            response = client.post(path, json=body)
+            assert response.status_code == 429
+            check_response(doc, path, "POST", response)
 
 
 # ----------------------------------------------------- the request schemas say what is accepted
