@@ -25,9 +25,10 @@ from models.word_classes import WordClasses
 
 FORMAT_NAME = "rnnlm"
 # 2 added the class-based output layer ("softmax", "class_starts") and "ngram"; 3 "cell" (the GRU);
-# 4 the SHA-256 of the contents ("sha256", models.model_digest), checked at every load
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)  # a version-1 file is a full-softmax model; before 3, every model is an RNN
+# 4 the SHA-256 of the contents ("sha256", models.model_digest), checked at every load; 5 n-gram
+# context keys chained through their suffixes (models.ngram_table; older keys are re-keyed on loading)
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)  # a version-1 file is a full-softmax model; before 3, every model is an RNN
 
 
 class ModelFileError(Exception):

@@ -204,6 +204,14 @@ def _schemas(config: ServiceConfig) -> dict[str, Any]:
                                  "oov_words": {"type": "array", "items": {"type": "string"}}}),
         "Health": closed({"status": {"const": "ok"}}),
         "Info": _info_schema(),
+        "Evaluation": closed({
+            "train_words": {"type": ["integer", "null"], "description": "Training words seen by then"},
+            "seconds": {"type": ["number", "null"], "description": "Training time by then"},
+            "val_loss": {"type": ["number", "null"]},
+            "val_perplexity": {"type": ["number", "null"]},
+            "learning_rate": {"type": ["number", "null"], "description": "The rate after this evaluation"},
+            "halved": {"type": ["boolean", "null"], "description": "This evaluation halved the learning rate"},
+        }),
     }
 
 
@@ -257,6 +265,9 @@ def _info_schema() -> dict[str, Any]:
         "corpus": {"type": ["string", "null"]}, "train_words": {"type": ["integer", "null"]},
         "val_perplexity": number_or_null, "val_loss": number_or_null,
         "trained_at": {"type": ["string", "null"]}, "seconds": number_or_null,
+        "history": {"type": "array", "items": ref("Evaluation"),
+                    "description": "The validation evaluations during training, oldest first (the RNN's alone, "
+                                   "before any n-gram interpolation); empty if the file holds none"},
         "limits": closed({name: {"type": "integer"} for name in
                           ("max_new_tokens", "max_sentences", "max_input_chars", "max_body_bytes")}),
     })
