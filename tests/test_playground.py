@@ -302,6 +302,19 @@ def test_the_training_history_is_charted(page, server):
     assert len(rows) == len(history)
     assert "halved 2 times" in page.find_element(By.ID, "history-summary").text
 
+    # a file without a history, and one whose training diverged (a perplexity that is not finite)
+    empty, drawn = page.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        import('/static/chart.js').then(({ drawHistory }) => {
+          const svg = document.createElementNS(document.getElementById('history-chart').namespaceURI, 'svg');
+          drawHistory(svg, []);
+          const empty = svg.textContent;
+          drawHistory(svg, [{ train_words: 10, val_perplexity: 50, halved: false },
+                            { train_words: 20, val_perplexity: null, halved: true }]);
+          done([empty, svg.querySelectorAll('circle').length]);
+        });""")
+    assert empty == "This model file holds no training history" and drawn == 1
+
 
 def test_the_page_fits_a_phone(page, generated):
     from selenium.webdriver.common.by import By
