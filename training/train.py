@@ -59,6 +59,8 @@ DEFAULTS = {
     "ngram_weight": 0.5,
     "dropout": 0.0,
     "classes": None,
+    # the default corpus's longest sentence is 297 words (Persuasion's 215), so it is never cut
+    "max_sentence_words": 400,
     "seed": 0,
     "out": "artifacts/model.joblib",
 }
@@ -109,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train the NumPy recurrent language model (Elman RNN or GRU).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--corpus", default=d["corpus"], help="'austen' (Debian's r-cran-janeaustenr) or a .txt/.csv file")
     p.add_argument("--validation", default=None, help="held-out .txt/.csv file; default: Persuasion for austen, else the last 10%% of sentences")
+    p.add_argument("--max-sentence-words", type=positive(int), default=d["max_sentence_words"],
+                   help="a longer sentence is cut into pieces of at most this many words (tokens)")
     p.add_argument("--vocab-size", type=positive(int), default=d["vocab_size"], help="words kept, the three special tokens included")
     p.add_argument("--cell", choices=list(CELLS), default=d["cell"],
                    help="the recurrence: the Elman RNN or a GRU (update and reset gates)")
@@ -237,12 +241,13 @@ def run(args: argparse.Namespace) -> dict:
     raw = load_corpus(args.corpus, args.validation, Path(args.data_dir))
     if resumed is not None:
         loaded = model_from_payload(payload, ckpt)
-        dataset = build_dataset(raw, args.vocab_size, vocab=loaded.vocab)
+        # a checkpoint from before --max-sentence-words cut nothing
+        dataset = build_dataset(raw, args.vocab_size, loaded.vocab, getattr(args, "max_sentence_words", None))
         model = loaded.model
         schedule = HalvingSchedule(**resumed["schedule"])
         progress = Progress.from_dict(resumed["progress"])
     else:
-        dataset = build_dataset(raw, args.vocab_size)
+        dataset = build_dataset(raw, args.vocab_size, max_sentence_words=args.max_sentence_words)
         model = initial_model(args, dataset.vocab.counts)
         schedule = HalvingSchedule(args.learning_rate, args.max_halvings, min_improvement=args.min_improvement)
         progress = Progress()
