@@ -15,7 +15,9 @@ import numpy as np
 from models.mixture import NgramMixture
 from models.recurrent_lm import RecurrentLM
 from models.scoring import perplexity_from, score_sentences
-from training.kneser_ney import KneserNey
+from models.vocabulary import Vocabulary
+from training.ngram_counts import flat_tokens
+from training.ngram_fit import fit_tokens
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ def interpolate(
 ) -> InterpolationResult:
     """Fit the order-``order`` Kneser-Ney model and score the validation text with the RNN, it and the mixture."""
     started = time.monotonic()
-    table = KneserNey.fit(train, order, model.vocab_size).table()
+    table = fit_tokens(flat_tokens(train), order, model.vocab_size, Vocabulary.start_id)
     mixture = NgramMixture(table, rnn_weight)
     rnn_scores = score_sentences(model, valid)
     tokens = sum(s.size for s in rnn_scores)

@@ -30,6 +30,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from models.ngram_table import NgramTable
 from models.scoring import perplexity_from
 from models.vocabulary import Vocabulary
@@ -67,10 +69,11 @@ def estimate_discounts(n1: int, n2: int, n3: int, n4: int) -> Discounts | None:
     return found if found.valid() else None
 
 
-def count_of_counts(counts: Iterable[int]) -> tuple[int, int, int, int]:
+def count_of_counts(counts: Iterable[int] | np.ndarray) -> tuple[int, int, int, int]:
     """How many n-grams have count 1, 2, 3 and 4."""
-    tally = Counter(counts)
-    return tally[1], tally[2], tally[3], tally[4]
+    counts = counts if isinstance(counts, np.ndarray) else np.fromiter(counts, dtype=np.int64)
+    tally = np.bincount(np.clip(counts, 0, 5), minlength=6)
+    return int(tally[1]), int(tally[2]), int(tally[3]), int(tally[4])
 
 
 def kn_counts(sentences: Iterable[Sequence[int]], order: int, start_id: int) -> list[Counter]:
@@ -126,12 +129,13 @@ class KneserNey:
         if levels[0] and max(levels[0])[0] >= vocab_size:  # the unigrams are every word predicted
             raise ValueError(f"a word id is outside the vocabulary of {vocab_size}")
         for k, counts in enumerate(levels, start=1):
-            model._add_level(k, counts, discounts[k - 1] if discounts else model._estimate(k, counts))
+            model._add_level(k, counts, discounts[k - 1] if discounts else model.estimate(k, counts.values()))
         return model
 
     @staticmethod
-    def _estimate(k: int, counts: Counter) -> Discounts:
-        n = count_of_counts(counts.values())
+    def estimate(k: int, counts: Iterable[int] | np.ndarray) -> Discounts:
+        """Order k's discounts from its counts, or the fallback where they give none."""
+        n = count_of_counts(counts)
         found = estimate_discounts(*n)
         if found is None:
             # expected at order 1 of a cut vocabulary (no word is seen once); worth a look elsewhere
@@ -146,17 +150,21 @@ class KneserNey:
             raise ValueError(f"order {k}: discounts {discounts} are not within 0 < D_j <= j")
         by_count = discounts.by_count()
         totals: Counter = Counter()
-        given_up: Counter = Counter()
+        seen: dict[tuple[int, ...], list[int]] = {}  # context -> [N_1, N_2, N_3+]
         discounted = {}
         for gram, count in counts.items():
             context = gram[:-1]
-            discount = by_count[min(count, 3)]
             totals[context] += count
-            given_up[context] += discount
-            discounted[gram] = count - discount
+            seen.setdefault(context, [0, 0, 0])[min(count, 3) - 1] += 1
+            discounted[gram] = count - by_count[min(count, 3)]
         self.discounts.append(discounts)
         self._discounted.append(discounted)
-        self._contexts.append({h: (1.0 / total, given_up[h] / total) for h, total in totals.items()})
+        self._contexts.append({h: (1.0 / total, self._given_up(discounts, *seen[h]) / total) for h, total in totals.items()})
+
+    @staticmethod
+    def _given_up(discounts: Discounts, n1: int, n2: int, n3: int) -> float:
+        """D_1 N_1(h) + D_2 N_2(h) + D_3+ N_3+(h), summed in this order (the array fit sums the same way)."""
+        return discounts.one * n1 + discounts.two * n2 + discounts.three_plus * n3
 
     def table(self) -> NgramTable:
         """The fitted probabilities in compact arrays, for a model file and the service."""
