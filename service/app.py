@@ -69,7 +69,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
 
 def build_state(config: ServiceConfig, metrics: ServiceMetrics, limit: InFlightLimit) -> ServiceState:
     """Load the configured model file and build what the routes share around it."""
-    loaded = load_model(config.model_path)
+    loaded = load_model(config.model_path, config.model_sha256)
     info = {"model_id": config.model_id, **describe_model(loaded, config, MAX_INPUT_CHARS)}
     metrics.set_model_info(info, config.model_id)
     logger.info(

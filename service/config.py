@@ -60,6 +60,16 @@ def env_log_level(environ: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def env_sha256(environ: Mapping[str, str], name: str) -> str | None:
+    """A hex SHA-256 (64 digits, any case) from ``name``, lower-cased; None when unset or blank."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    if len(raw) != 64 or any(c not in "0123456789abcdefABCDEF" for c in raw):
+        raise ConfigError(f"{name} must be a SHA-256 in hex (64 digits, as sha256sum prints it), got {raw!r}")
+    return raw.lower()
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """What the HTTP service needs to know; see ``from_env`` for the variable names."""
@@ -74,6 +84,8 @@ class ServiceConfig:
     max_concurrent_requests: int = 12
     model_id: str = "rnnlm"
     request_timeout_seconds: float = 10.0
+    # the SHA-256 of the model file's bytes, checked before it is read; None: any file is read
+    model_sha256: str | None = None
     # per worker: sequences generated together, and sequences waiting for a place (see the README's
     # Reliability for the measurement behind them)
     max_batch: int = 32
@@ -83,7 +95,8 @@ class ServiceConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
         """Read RNNLM_MODEL, RNNLM_MAX_NEW_TOKENS, RNNLM_MAX_SENTENCES, RNNLM_MAX_BODY_BYTES,
         RNNLM_LOG_LEVEL, RNNLM_MAX_SEQUENCES, RNNLM_MAX_CONCURRENT_REQUESTS, RNNLM_MODEL_ID,
-        RNNLM_REQUEST_TIMEOUT_SECONDS, RNNLM_MAX_BATCH and RNNLM_MAX_QUEUE from ``environ`` (default: ``os.environ``)."""
+        RNNLM_REQUEST_TIMEOUT_SECONDS, RNNLM_MODEL_SHA256, RNNLM_MAX_BATCH and RNNLM_MAX_QUEUE
+        from ``environ`` (default: ``os.environ``)."""
         env = os.environ if environ is None else environ
         return cls(
             model_path=env_str(env, "RNNLM_MODEL", cls.model_path),
@@ -97,6 +110,7 @@ class ServiceConfig:
             ),
             model_id=env_str(env, "RNNLM_MODEL_ID", cls.model_id),
             request_timeout_seconds=env_seconds(env, "RNNLM_REQUEST_TIMEOUT_SECONDS", cls.request_timeout_seconds),
+            model_sha256=env_sha256(env, "RNNLM_MODEL_SHA256"),
             max_batch=env_int(env, "RNNLM_MAX_BATCH", cls.max_batch, minimum=1),
             max_queue=env_int(env, "RNNLM_MAX_QUEUE", cls.max_queue, minimum=0),
         )

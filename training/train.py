@@ -31,6 +31,7 @@ from models.word_classes import WordClasses
 from training.corpus import CorpusError, load_corpus
 from training.dataset import build_dataset
 from training.interpolation import RESERVE_SECONDS, interpolate
+from training.ngram_fit import parse_thresholds
 from training.output_space import estimated_file_bytes, space_problem
 from training.schedule import HalvingSchedule
 from training.trainer import Progress, TrainConfig, Trainer
@@ -57,8 +58,11 @@ DEFAULTS = {
     "softmax": "full",
     "ngram_order": 5,
     "ngram_weight": 0.5,
+    "ngram_prune": "0,0,0,1",
     "dropout": 0.0,
     "classes": None,
+    # the default corpus's longest sentence is 297 words (Persuasion's 215), so it is never cut
+    "max_sentence_words": 400,
     "seed": 0,
     "out": "artifacts/model.joblib",
 }
@@ -97,6 +101,13 @@ def share(value: str) -> float:
     return number
 
 
+def ngram_prune_flag(value: str) -> tuple[int, ...]:
+    try:
+        return parse_thresholds(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def ngram_order_flag(value: str) -> int:
     number = int(value)
     if not 0 <= number <= 6:
@@ -109,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train the NumPy recurrent language model (Elman RNN or GRU).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--corpus", default=d["corpus"], help="'austen' (Debian's r-cran-janeaustenr) or a .txt/.csv file")
     p.add_argument("--validation", default=None, help="held-out .txt/.csv file; default: Persuasion for austen, else the last 10%% of sentences")
+    p.add_argument("--max-sentence-words", type=positive(int), default=d["max_sentence_words"],
+                   help="a longer sentence is cut into pieces of at most this many words (tokens)")
     p.add_argument("--vocab-size", type=positive(int), default=d["vocab_size"], help="words kept, the three special tokens included")
     p.add_argument("--cell", choices=list(CELLS), default=d["cell"],
                    help="the recurrence: the Elman RNN or a GRU (update and reset gates)")
@@ -140,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "on the same sentences; 0 = the RNN alone")
     p.add_argument("--ngram-weight", type=share, default=d["ngram_weight"],
                    help="the RNN's share of the interpolated probability (the n-gram model has the rest)")
+    p.add_argument("--ngram-prune", type=ngram_prune_flag, default=d["ngram_prune"],
+                   help="count cut-offs per order from the unigrams up (the last for every higher order), as "
+                        "lmplz --prune: n-grams seen at most that often are dropped; 0 = keep all")
     p.add_argument("--bias", action=argparse.BooleanOptionalAction, default=True, help="hidden and output biases")
     p.add_argument("--unigram-bias", action=argparse.BooleanOptionalAction, default=True,
                    help="start the output bias at the log unigram frequencies (with --bias)")
@@ -237,12 +253,13 @@ def run(args: argparse.Namespace) -> dict:
     raw = load_corpus(args.corpus, args.validation, Path(args.data_dir))
     if resumed is not None:
         loaded = model_from_payload(payload, ckpt)
-        dataset = build_dataset(raw, args.vocab_size, vocab=loaded.vocab)
+        # a checkpoint from before --max-sentence-words cut nothing
+        dataset = build_dataset(raw, args.vocab_size, loaded.vocab, getattr(args, "max_sentence_words", None))
         model = loaded.model
         schedule = HalvingSchedule(**resumed["schedule"])
         progress = Progress.from_dict(resumed["progress"])
     else:
-        dataset = build_dataset(raw, args.vocab_size)
+        dataset = build_dataset(raw, args.vocab_size, max_sentence_words=args.max_sentence_words)
         model = initial_model(args, dataset.vocab.counts)
         schedule = HalvingSchedule(args.learning_rate, args.max_halvings, min_improvement=args.min_improvement)
         progress = Progress()
@@ -297,7 +314,8 @@ def run(args: argparse.Namespace) -> dict:
     final = info(trainer)
     mixture = None
     if ngram_order(args):
-        result = interpolate(model, dataset.train, dataset.valid, ngram_order(args), args.ngram_weight)
+        result = interpolate(model, dataset.train, dataset.valid, ngram_order(args), args.ngram_weight,
+                             getattr(args, "ngram_prune", (0,)))
         mixture = result.mixture
         final.update(result.figures(), val_loss=result.val_loss, val_perplexity=math.exp(result.val_loss),
                      seconds=round(final["seconds"] + result.seconds, 2))
@@ -306,7 +324,7 @@ def run(args: argparse.Namespace) -> dict:
     summary = {k: final[k] for k in ("train_words", "seconds", "words_per_sec", "val_loss", "val_perplexity",
                                       "val_tokens", "lr_halvings", "stop_reason")}
     summary.update({k: final[k] for k in ("rnn_val_perplexity", "ngram_val_perplexity", "ngram_order",
-                                           "ngram_weight") if k in final})
+                                           "ngram_weight", "ngram_prune") if k in final})
     summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     summary["out"] = str(out)
     return summary
