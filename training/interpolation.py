@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,7 @@ from models.recurrent_lm import RecurrentLM
 from models.scoring import perplexity_from, score_sentences
 from models.vocabulary import Vocabulary
 from training.ngram_counts import flat_tokens
-from training.ngram_fit import fit_tokens
+from training.ngram_fit import fit_tokens, thresholds_for
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +33,27 @@ class InterpolationResult:
     rnn_val_loss: float
     ngram_val_loss: float
     seconds: float
+    prune: list[int]  # the count cut-off of each order
 
     def figures(self) -> dict:
         return {
             "ngram_order": self.mixture.order,
             "ngram_weight": self.mixture.rnn_weight,
+            "ngram_prune": list(self.prune),
             "rnn_val_perplexity": float(np.exp(self.rnn_val_loss)),
             "ngram_val_perplexity": float(np.exp(self.ngram_val_loss)),
         }
 
 
 def interpolate(
-    model: RecurrentLM, train: list[list[int]], valid: list[list[int]], order: int, rnn_weight: float
+    model: RecurrentLM, train: list[list[int]], valid: list[list[int]], order: int, rnn_weight: float,
+    prune: Sequence[int] = (0,),
 ) -> InterpolationResult:
-    """Fit the order-``order`` Kneser-Ney model and score the validation text with the RNN, it and the mixture."""
+    """Fit the order-``order`` Kneser-Ney model (with these count cut-offs) and score the validation
+    text with the RNN, it and the mixture."""
     started = time.monotonic()
-    table = fit_tokens(flat_tokens(train), order, model.vocab_size, Vocabulary.start_id)
+    thresholds = thresholds_for(prune, order)
+    table = fit_tokens(flat_tokens(train), order, model.vocab_size, Vocabulary.start_id, thresholds)
     mixture = NgramMixture(table, rnn_weight)
     rnn_scores = score_sentences(model, valid)
     tokens = sum(s.size for s in rnn_scores)
@@ -55,7 +61,7 @@ def interpolate(
     ngram_ll = float(sum(np.log(table.token_probs(s)).sum() for s in valid))
     mixed_ll = float(sum(mixture.sentence_log_probs(r, s).sum() for r, s in zip(rnn_scores, valid)))
     result = InterpolationResult(mixture, -mixed_ll / tokens, -rnn_ll / tokens, -ngram_ll / tokens,
-                                 time.monotonic() - started)
+                                 time.monotonic() - started, thresholds)
     log.info(
         "validation perplexity: RNN %.2f, Kneser-Ney %d-gram %.2f, interpolated (RNN weight %g) %.2f (%.1f s)",
         perplexity_from(rnn_ll, tokens), order, perplexity_from(ngram_ll, tokens), rnn_weight,

@@ -3,11 +3,12 @@ compact table, in arrays: the numbers of the reference in ``training.kneser_ney`
 counts, discounts and table, bit for bit, where nothing is pruned) without a Python object per
 n-gram, so a corpus of 100M words fits in memory.
 
-Pruning (count cut-offs, as KenLM's ``lmplz --prune``): at order k, an n-gram whose count a_k is
-at most ``thresholds[k - 1]`` is dropped, unless it is the suffix of an n-gram kept one order up
+Pruning (count cut-offs, as KenLM's ``lmplz --prune``): at order k, an n-gram seen at most
+``thresholds[k - 1]`` times is dropped, unless it is the suffix of an n-gram kept one order up
 (so every kept context stays reachable from the empty one). The discounts still come from the
 unpruned count-of-counts, and a dropped n-gram's discounted count moves into its context's backoff
-weight, so every context's probabilities still sum to 1.
+weight, so every context's probabilities still sum to 1; a context left with no n-gram of its own
+is dropped (it would back off whole).
 """
 from __future__ import annotations
 
@@ -22,6 +23,25 @@ from training.kneser_ney import Discounts, KneserNey
 from training.ngram_counts import GramCounts, count_ngrams
 
 log = logging.getLogger(__name__)
+
+
+def parse_thresholds(text: str) -> tuple[int, ...]:
+    """``"0,0,1"``: the count cut-off of each order from the unigrams up, the last one for every
+    higher order; unigrams are never pruned and the cut-offs never fall, as lmplz requires."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a comma-separated list of whole numbers") from None
+    if values[0] != 0:
+        raise ValueError("unigrams are never pruned: the first cut-off must be 0")
+    if any(b < a for a, b in zip(values, values[1:])):
+        raise ValueError("the cut-offs must not fall from one order to the next")
+    return values
+
+
+def thresholds_for(values: Sequence[int], order: int) -> list[int]:
+    """The cut-off of each order 1 .. order, the last value given repeated."""
+    return [values[min(k, len(values) - 1)] for k in range(order)]
 
 
 def kn_counts_of(levels: Sequence[GramCounts], vocab_size: int, start_id: int) -> list[np.ndarray]:
@@ -45,10 +65,11 @@ def kn_counts_of(levels: Sequence[GramCounts], vocab_size: int, start_id: int) -
 
 def kept_ngrams(levels: Sequence[GramCounts], counts: Sequence[np.ndarray], thresholds: Sequence[int],
                 vocab_size: int) -> list[np.ndarray]:
-    """Per order, which n-grams the table keeps: a count above the cut-off, or the suffix of a kept one."""
+    """Per order, which n-grams the table keeps: seen more often than the cut-off (raw counts, as
+    lmplz), or the suffix of a kept one."""
     keep: list[np.ndarray] = [np.zeros(0, dtype=bool)] * len(levels)
     for k in range(len(levels), 0, -1):
-        keep[k - 1] = counts[k - 1] > thresholds[k - 1]
+        keep[k - 1] = levels[k - 1].counts > thresholds[k - 1]
         if k < len(levels):
             suffixes = levels[k].keys[keep[k]] // vocab_size
             keep[k - 1] |= np.bincount(suffixes, minlength=levels[k - 1].keys.size).astype(bool)
