@@ -47,7 +47,10 @@ def test_train_command_learns_and_prints_a_json_summary(tmp_path):
         assert key in summary
     assert summary["val_perplexity"] < 10  # a template language: far below the vocabulary of 40
     # the default interpolates the RNN with a Kneser-Ney 5-gram, and reports all three
-    assert summary["ngram_order"] == 5 and summary["ngram_weight"] == 0.5
+    assert summary["ngram_order"] == 5
+    choice = summary["ngram_weight_choice"]  # chosen on sentences held out of the training text
+    assert choice["tokens"] > 0 and summary["ngram_weight"] == choice["weight"] and 0 < choice["weight"] <= 1
+    assert choice["mixture_perplexity"] <= min(choice["rnn_perplexity"], choice["ngram_perplexity"]) + 1e-9
     assert summary["ngram_prune"] == [0, 0, 0, 1, 1]  # the default cut-offs, one per order
     assert summary["rnn_val_perplexity"] < 10 and summary["ngram_val_perplexity"] < 10
     assert "words/s" in result.stderr and "eval at" in result.stderr  # progress is shown
