@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from werkzeug.wrappers import Response as BaseResponse
 
 from service.generation import GenerationTimeout
+from service.scoring import ScoringTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +99,8 @@ def _http_error(exc: HTTPException) -> BaseResponse:
     return response
 
 
-def _timeout(exc: GenerationTimeout) -> tuple[Response, int]:
-    """A generation stopped at the per-request time limit: 503, the server's limit, not a fault."""
+def _timeout(exc: GenerationTimeout | ScoringTimeout) -> tuple[Response, int]:
+    """A generation or scoring stopped at the per-request time limit: 503, the server's limit, not a fault."""
     logger.warning("request stopped at the time limit of %g s", exc.limit)
     return jsonify(_error_body(503, str(exc), "timeout")), 503
 
@@ -113,5 +114,6 @@ def register_error_handlers(app: Flask) -> None:
     """Make every error response of ``app`` JSON."""
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(GenerationTimeout, _timeout)
+    app.register_error_handler(ScoringTimeout, _timeout)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

@@ -125,6 +125,7 @@ def _parse(body: dict, state: ServiceState) -> CompletionCall:
         "max_tokens", checks.field(body, "max_tokens", min(DEFAULT_MAX_TOKENS, config.max_new_tokens)),
         1, config.max_new_tokens,
     )
+    checks.word_budget({"prompts": len(prompts), "n": n, "max_tokens": max_tokens}, config.max_request_words)
     temperature = checks.number("temperature", checks.field(body, "temperature", 1.0), 2.0, low_included=True)
     top_p = checks.number("top_p", checks.field(body, "top_p", 1.0), 1.0)
     top_k = checks.optional(body.get("top_k"), lambda v: checks.integer("top_k", v, 1, None))

@@ -96,6 +96,8 @@ def parse_generate(
                        field=name("best_of"))
     if best_of > 1 and stream:
         raise ApiError(422, "parameters.best_of > 1 is not allowed when streaming", field=name("best_of"))
+    checks.word_budget({name("best_of"): best_of, name("num_sentences"): num_sentences,
+                        name("max_new_tokens"): max_new_tokens}, config.max_request_words)
 
     sampling = SamplingParams(
         max_new_tokens=max_new_tokens, min_words=min_words, temperature=temperature,

@@ -15,7 +15,8 @@ HEAVY = {"inputs": "the", "parameters": {"num_sentences": 20, "max_new_tokens": 
 
 
 def test_a_burst_past_capacity_gets_fast_429s_and_the_service_recovers(tiny_model_path):
-    server = start_server(tiny_model_path, workers=2)  # default threads and limit
+    # default threads and in-flight limit; a word budget that lets each request hold its slot a while
+    server = start_server(tiny_model_path, workers=2, RNNLM_MAX_REQUEST_WORDS="16000")
     try:
         time.sleep(1.5)  # both workers up
         start, outcomes = threading.Barrier(48), []
