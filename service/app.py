@@ -19,6 +19,7 @@ from models.model_file import ModelFileError, load_model
 from service import ops_api, openai_api, score_api, tgi_api
 from service.concurrency import InFlightLimit
 from service.config import ServiceConfig
+from service.engine import Engine, SamplerDecoder
 from service.errors import register_error_handlers
 from service.generation import TextGenerator
 from service.http_body import drain_unread_body
@@ -27,7 +28,7 @@ from service.metrics_bind import came_in_on
 from service.model_info import describe_model
 from service.scoring import TextScorer
 from service.state import EXTENSION_KEY, ServiceState, current_state
-from service.validation import MAX_INPUT_CHARS
+from service.params import MAX_INPUT_CHARS
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +80,11 @@ def build_state(config: ServiceConfig, metrics: ServiceMetrics, limit: InFlightL
         "loaded %s: %s cell, %d words, hidden size %d",
         config.model_path, loaded.model.cell.upper(), len(loaded.vocab), loaded.model.hidden_size,
     )
+    generator = TextGenerator(loaded.model, loaded.vocab, loaded.mixture, config.request_timeout_seconds)
+    generator.engine = Engine(SamplerDecoder(generator.sampler), config.max_batch, config.max_queue)
     return ServiceState(
         config=config,
-        generator=TextGenerator(loaded.model, loaded.vocab, loaded.mixture, config.request_timeout_seconds),
+        generator=generator,
         scorer=TextScorer(loaded.model, loaded.vocab, loaded.mixture, config.request_timeout_seconds),
         info=info,
         metrics=metrics,

@@ -111,13 +111,17 @@ class ServiceConfig:
     request_timeout_seconds: float = 10.0
     # the SHA-256 of the model file's bytes, checked before it is read; None: any file is read
     model_sha256: str | None = None
+    # per worker: sequences generated together, and sequences waiting for a place (see the README's
+    # Reliability for the measurement behind them)
+    max_batch: int = 32
+    max_queue: int = 32
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
         """Read RNNLM_MODEL, RNNLM_MAX_NEW_TOKENS, RNNLM_MAX_SENTENCES, RNNLM_MAX_BODY_BYTES,
         RNNLM_LOG_LEVEL, RNNLM_MAX_SEQUENCES, RNNLM_MAX_CONCURRENT_REQUESTS, RNNLM_MODEL_ID,
-        RNNLM_REQUEST_TIMEOUT_SECONDS, RNNLM_MODEL_SHA256, RNNLM_MAX_REQUEST_WORDS and
-        RNNLM_METRICS_BIND
+        RNNLM_REQUEST_TIMEOUT_SECONDS, RNNLM_MODEL_SHA256, RNNLM_MAX_BATCH, RNNLM_MAX_QUEUE,
+        RNNLM_MAX_REQUEST_WORDS and RNNLM_METRICS_BIND
         from ``environ`` (default: ``os.environ``)."""
         env = os.environ if environ is None else environ
         return cls(
@@ -135,6 +139,8 @@ class ServiceConfig:
             model_sha256=env_sha256(env, "RNNLM_MODEL_SHA256"),
             max_request_words=env_int(env, "RNNLM_MAX_REQUEST_WORDS", cls.max_request_words, minimum=1),
             metrics_bind=env_bind(env, "RNNLM_METRICS_BIND"),
+            max_batch=env_int(env, "RNNLM_MAX_BATCH", cls.max_batch, minimum=1),
+            max_queue=env_int(env, "RNNLM_MAX_QUEUE", cls.max_queue, minimum=0),
         )
 
     @property

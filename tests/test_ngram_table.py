@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 
@@ -92,17 +93,22 @@ def test_old_base_c_keys_are_chained_when_loading():
     """A model file from before the chained keys gives the fitted model's probabilities, and the
     very table a fit gives today."""
     table = load_model(OLD_KEYS_MODEL).mixture.ngram
+    stored = joblib.load(OLD_KEYS_MODEL)["ngram"]["kneser_ney"]["levels"]
     sentences = random_sentences(150)
     model = KneserNey.fit(sentences, 5, VOCAB)
     fresh = model.table()
-    for old_level, new_level in zip(table.levels, fresh.levels):
+    for converted, new_level, old_level in zip(table.levels, fresh.levels, stored):
         for name, value in new_level.to_payload().items():
-            np.testing.assert_array_equal(getattr(old_level, name), value, err_msg=name)
+            if name == "backoff":  # today's fit sums D_j N_j in a fixed order: the last bit may differ
+                np.testing.assert_array_equal(np.sort(converted.backoff), np.sort(old_level["backoff"]))
+                np.testing.assert_allclose(converted.backoff, value, rtol=1e-15)
+            else:
+                np.testing.assert_array_equal(getattr(converted, name), value, err_msg=name)
     for sentence in random_sentences(20, seed=6):
         for i in range(1, len(sentence)):
             assert table.prob(sentence[:i], sentence[i]) == pytest.approx(model.prob(sentence[:i], sentence[i]), rel=1e-12)
     histories = random_histories(30, seed=7)
-    np.testing.assert_array_equal(table.next_word_probs_batch(histories), fresh.next_word_probs_batch(histories))
+    np.testing.assert_allclose(table.next_word_probs_batch(histories), fresh.next_word_probs_batch(histories), rtol=1e-14)
 
 
 def test_keys_fit_an_int64_for_a_large_vocabulary():

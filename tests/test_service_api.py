@@ -270,10 +270,10 @@ def test_wrong_method_is_json_405(client, method, path):
 def test_unexpected_errors_are_500_without_internals(app, monkeypatch, caplog):
     generator = app.extensions["rnnlm"].generator
 
-    def explode(request, deadline=None):
+    def explode(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(generator, "generate", explode)
+    monkeypatch.setattr(generator, "start_all", explode)
     with caplog.at_level(logging.ERROR):
         response = post(app.test_client(), {"inputs": "the"})
     text = assert_error(response, 500, error_type="internal")

@@ -80,3 +80,18 @@ def build_dataset(
     return Dataset(
         raw.name, vocab, [vocab.encode_sentence(s) for s in train], [vocab.encode_sentence(s) for s in valid]
     )
+
+
+# the sentences the interpolation weight is chosen on: one in DEV_STRIDE of the training text,
+# spread over all of it, and no more words than a one-number choice needs
+DEV_STRIDE = 50
+DEV_MAX_WORDS = 50_000
+
+
+def development_split(train: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
+    """(training sentences, development sentences): every DEV_STRIDE-th sentence (wider apart on a
+    large corpus, to stay near DEV_MAX_WORDS) is held out of all training."""
+    words = sum(len(s) - 1 for s in train)
+    stride = max(DEV_STRIDE, -(-words // DEV_MAX_WORDS))
+    held = set(range(stride - 1, len(train), stride)) or ({len(train) - 1} if len(train) > 1 else set())
+    return [s for i, s in enumerate(train) if i not in held], [train[i] for i in sorted(held)]

@@ -29,8 +29,9 @@ from models.output_layer import available_cores, blas_limits_for
 from models.recurrent_lm import RecurrentLM
 from models.word_classes import WordClasses
 from training.corpus import CorpusError, load_corpus
-from training.dataset import build_dataset
+from training.dataset import build_dataset, development_split
 from training.interpolation import RESERVE_SECONDS, interpolate
+from training.ngram_fit import parse_thresholds
 from training.output_space import estimated_file_bytes, space_problem
 from training.schedule import HalvingSchedule
 from training.trainer import Progress, TrainConfig, Trainer
@@ -56,7 +57,8 @@ DEFAULTS = {
     "init": "uniform",
     "softmax": "full",
     "ngram_order": 5,
-    "ngram_weight": 0.5,
+    "ngram_weight": None,
+    "ngram_prune": "0,0,0,1",
     "dropout": 0.0,
     "classes": None,
     # the default corpus's longest sentence is 297 words (Persuasion's 215), so it is never cut
@@ -97,6 +99,13 @@ def share(value: str) -> float:
     if not 0.0 < number <= 1.0:
         raise argparse.ArgumentTypeError("must be above 0 and at most 1")
     return number
+
+
+def ngram_prune_flag(value: str) -> tuple[int, ...]:
+    try:
+        return parse_thresholds(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def ngram_order_flag(value: str) -> int:
@@ -143,7 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="interpolate the RNN with a Kneser-Ney n-gram model of this order, fitted after training "
                         "on the same sentences; 0 = the RNN alone")
     p.add_argument("--ngram-weight", type=share, default=d["ngram_weight"],
-                   help="the RNN's share of the interpolated probability (the n-gram model has the rest)")
+                   help="the RNN's share of the interpolated probability (the n-gram model has the rest); "
+                        "default: chosen on a development split of the training text")
+    p.add_argument("--ngram-prune", type=ngram_prune_flag, default=d["ngram_prune"],
+                   help="count cut-offs per order from the unigrams up (the last for every higher order), as "
+                        "lmplz --prune: n-grams seen at most that often are dropped; 0 = keep all")
     p.add_argument("--bias", action=argparse.BooleanOptionalAction, default=True, help="hidden and output biases")
     p.add_argument("--unigram-bias", action=argparse.BooleanOptionalAction, default=True,
                    help="start the output bias at the log unigram frequencies (with --bias)")
@@ -251,6 +264,10 @@ def run(args: argparse.Namespace) -> dict:
         model = initial_model(args, dataset.vocab.counts)
         schedule = HalvingSchedule(args.learning_rate, args.max_halvings, min_improvement=args.min_improvement)
         progress = Progress()
+    development = None
+    if ngram_order(args) and getattr(args, "ngram_weight", None) is None:
+        dataset.train, development = development_split(dataset.train)
+        log.info("%d sentences of the training text held out to choose the n-gram weight on", len(development))
     problem = space_problem(out.parent, estimated_file_bytes(model.cell, model.vocab_size, model.hidden_size,
                                                              ngram_order(args), dataset.train_words))
     if problem:
@@ -302,7 +319,8 @@ def run(args: argparse.Namespace) -> dict:
     final = info(trainer)
     mixture = None
     if ngram_order(args):
-        result = interpolate(model, dataset.train, dataset.valid, ngram_order(args), args.ngram_weight)
+        result = interpolate(model, dataset.train, dataset.valid, ngram_order(args), args.ngram_weight,
+                             getattr(args, "ngram_prune", (0,)), development)
         mixture = result.mixture
         final.update(result.figures(), val_loss=result.val_loss, val_perplexity=math.exp(result.val_loss),
                      seconds=round(final["seconds"] + result.seconds, 2))
@@ -311,7 +329,7 @@ def run(args: argparse.Namespace) -> dict:
     summary = {k: final[k] for k in ("train_words", "seconds", "words_per_sec", "val_loss", "val_perplexity",
                                       "val_tokens", "lr_halvings", "stop_reason")}
     summary.update({k: final[k] for k in ("rnn_val_perplexity", "ngram_val_perplexity", "ngram_order",
-                                           "ngram_weight") if k in final})
+                                           "ngram_weight", "ngram_prune", "ngram_weight_choice") if k in final})
     summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     summary["out"] = str(out)
     return summary
