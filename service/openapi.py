@@ -254,7 +254,7 @@ def _paths() -> dict[str, Any]:
         }},
         "/health": {"get": {"tags": ["operations"], "summary": "Ready once the model is loaded",
                             "responses": {"200": response("Ready", json_content(ref("Health")))}}},
-        "/info": {"get": {"tags": ["operations"], "summary": "The model and the request limits",
+        "/info": {"get": {"tags": ["operations"], "summary": "The model, its training history and the request limits",
                           "responses": {"200": response("Facts", json_content(ref("Info")))}}},
         "/metrics": {"get": {"tags": ["operations"], "summary": "Prometheus metrics, all workers added up",
                              "responses": {"200": response("Prometheus text format",
