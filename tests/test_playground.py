@@ -108,22 +108,35 @@ def tokens_shown(driver, container: str) -> list[dict[str, Any]]:
     return driver.execute_script("""
         return [...document.querySelectorAll(arguments[0] + ' .token')].map((e) => ({
           text: e.textContent, logprob: Number(e.dataset.logprob), classes: [...e.classList],
-          background: getComputedStyle(e).backgroundColor}));""", container)
+          color: getComputedStyle(e).color, background: getComputedStyle(e).backgroundColor}));""", container)
 
 
 def legend_bands(driver) -> list[dict[str, Any]]:
     return driver.execute_script("""
         return [...document.querySelector('#result .legend').children].map((e) => ({
           band: e.dataset.band, from: Number(e.dataset.from), upTo: e.dataset.upTo === undefined ? null : Number(e.dataset.upTo),
-          background: getComputedStyle(e).backgroundColor}));""")
+          color: getComputedStyle(e).color, background: getComputedStyle(e).backgroundColor}));""")
+
+
+def contrast(color: str, background: str) -> float:
+    """WCAG 2 contrast ratio of two opaque CSS rgb() colours."""
+    def luminance(css: str) -> float:
+        channels = [int(c) / 255 for c in re.findall(r"\d+", css)[:3]]
+        r, g, b = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    light, dark = sorted([luminance(color), luminance(background)], reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 def assert_shaded_as_the_legend_says(token: dict[str, Any], logprob: float, bands: list[dict[str, Any]]) -> None:
-    """The word is in the legend's band of its surprise in bits, and drawn in that band's colour."""
+    """The word is in the legend's band of its surprise in bits, drawn in that band's colour,
+    readable on it (WCAG AA: 4.5:1)."""
     bits = -logprob / math.log(2)
     (band,) = [b for b in bands if b["from"] <= bits and (b["upTo"] is None or bits < b["upTo"])]
     assert f"s{band['band']}" in token["classes"], (token, bits)
     assert token["background"] == band["background"]
+    assert contrast(token["color"], token["background"]) >= 4.5, token
 
 
 def api_top_n(base_url: str) -> int:
@@ -155,6 +168,7 @@ def test_generated_words_stream_in_shaded_by_the_apis_log_probabilities(page, se
     assert len(shown) == len(tokens) > 2
     bands = legend_bands(page)
     assert len(bands) >= 5
+    assert all(contrast(band["color"], band["background"]) >= 4.5 for band in bands)
     for element, token in zip(shown, tokens):
         assert element["logprob"] == token["logprob"]
         assert ("end" in element["classes"]) == token["special"]
