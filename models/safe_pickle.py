@@ -117,11 +117,13 @@ def _check_wrapper_state(state: Any) -> None:
 def safe_load(path: str | os.PathLike, sha256: str | None = None) -> Any:
     """What the joblib file at ``path`` holds, read with ``SafeUnpickler``. With ``sha256``, the
     file's raw bytes must have that digest, checked before a byte is unpickled; the bytes checked
-    are the bytes read, so a file swapped in between cannot slip through."""
+    are then the bytes read (a file swapped in between cannot slip through), at the cost of
+    holding the whole file in memory once more while it is read."""
     with open(path, "rb") as handle:
+        if sha256 is None:
+            return SafeUnpickler(os.fspath(path), handle, ensure_native_byte_order=True).load()
         data = handle.read()
-    if sha256 is not None:
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256.lower():
-            raise RefusedPickle(f"its SHA-256 is {actual}, not the pinned {sha256.lower()}")
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256.lower():
+        raise RefusedPickle(f"its SHA-256 is {actual}, not the pinned {sha256.lower()}")
     return SafeUnpickler(os.fspath(path), io.BytesIO(data), ensure_native_byte_order=True).load()

@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from service.engine import Overloaded
 from service.generation import GenerationTimeout
+from service.scoring import ScoringTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +109,8 @@ def _http_error(exc: HTTPException) -> BaseResponse:
     return response
 
 
-def _timeout(exc: GenerationTimeout) -> tuple[Response, int]:
-    """A generation stopped at the per-request time limit: 503, the server's limit, not a fault."""
+def _timeout(exc: GenerationTimeout | ScoringTimeout) -> tuple[Response, int]:
+    """A generation or scoring stopped at the per-request time limit: 503, the server's limit, not a fault."""
     logger.warning("request stopped at the time limit of %g s", exc.limit)
     return jsonify(_error_body(503, str(exc), "timeout")), 503
 
@@ -124,5 +125,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(Overloaded, _overloaded)
     app.register_error_handler(GenerationTimeout, _timeout)
+    app.register_error_handler(ScoringTimeout, _timeout)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

@@ -60,6 +60,7 @@ def describe_model(loaded: LoadedModel, config: ServiceConfig, max_input_chars: 
     description["limits"] = {
         "max_new_tokens": config.max_new_tokens,
         "max_sentences": config.max_sentences,
+        "max_request_words": config.max_request_words,
         "max_input_chars": max_input_chars,
         "max_body_bytes": config.max_body_bytes,
     }

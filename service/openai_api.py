@@ -89,6 +89,8 @@ def parse_completion(body: Any, state: ServiceState) -> CompletionCall:
 
 def _parse(body: dict, state: ServiceState) -> CompletionCall:
     p = parse_fields(body, OPENAI_COMPLETION, state.config)
+    checks.word_budget({"prompts": len(p["prompt"]), "n": p["n"], "max_tokens": p["max_tokens"]},
+                       state.config.max_request_words)
     temperature = p["temperature"]
     sampling = SamplingParams(
         max_new_tokens=p["max_tokens"], temperature=temperature or 1.0, top_k=p["top_k"],

@@ -51,7 +51,7 @@ _COMMON_ERRORS = {
 }
 
 
-_TIMEOUT = "A generation stopped at the per-request time limit (RNNLM_REQUEST_TIMEOUT_SECONDS)"
+_TIMEOUT = "A generation or scoring stopped at the per-request time limit (RNNLM_REQUEST_TIMEOUT_SECONDS)"
 
 
 def _errors(schema: str, statuses: dict[str, str]) -> dict[str, Any]:
@@ -62,11 +62,13 @@ def _errors(schema: str, statuses: dict[str, str]) -> dict[str, Any]:
 
 def _tgi_errors() -> dict[str, Any]:
     return _errors("Error", {"400": "Malformed JSON, or a body that is not a JSON object",
-                             "422": "A field of the wrong type, out of range or unknown", "503": _TIMEOUT})
+                             "422": "A field of the wrong type, out of range or unknown, or a request for more "
+                                    "words than RNNLM_MAX_REQUEST_WORDS", "503": _TIMEOUT})
 
 
 def _openai_errors() -> dict[str, Any]:
-    return _errors("OpenAIError", {"400": "Malformed JSON, or a field of the wrong type, out of range or unknown",
+    return _errors("OpenAIError", {"400": "Malformed JSON, a field of the wrong type, out of range or unknown, or a "
+                                          "request for more words than RNNLM_MAX_REQUEST_WORDS",
                                    "404": "The model is not this service's", "503": _TIMEOUT})
 
 
@@ -194,7 +196,8 @@ def _info_schema() -> dict[str, Any]:
                     "description": "The validation evaluations during training, oldest first (the RNN's alone, "
                                    "before any n-gram interpolation); empty if the file holds none"},
         "limits": closed({name: {"type": "integer"} for name in
-                          ("max_new_tokens", "max_sentences", "max_input_chars", "max_body_bytes")}),
+                          ("max_new_tokens", "max_sentences", "max_request_words", "max_input_chars",
+                           "max_body_bytes")}),
     })
 
 

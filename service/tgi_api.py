@@ -58,6 +58,8 @@ def parse_generate(
                        field="parameters.best_of")
     if p["best_of"] > 1 and stream:
         raise ApiError(422, "parameters.best_of > 1 is not allowed when streaming", field="parameters.best_of")
+    checks.word_budget({f"parameters.{name}": p[name] for name in ("best_of", "num_sentences", "max_new_tokens")},
+                       config.max_request_words)
     sampling = SamplingParams(
         max_new_tokens=p["max_new_tokens"], min_words=p["min_words"], temperature=p["temperature"],
         top_k=p["top_k"], top_p=p["top_p"], do_sample=p["do_sample"],

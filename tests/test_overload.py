@@ -15,8 +15,10 @@ HEAVY = {"inputs": "the", "parameters": {"num_sentences": 20, "max_new_tokens": 
 
 
 def test_a_burst_past_capacity_is_queued_up_to_the_bound_and_the_rest_refused_at_once(tiny_model_path):
-    # per worker: 4 sequences in the batch and 4 waiting, i.e. two of these requests
-    server = start_server(tiny_model_path, workers=2, RNNLM_MAX_BATCH="4", RNNLM_MAX_QUEUE="4")
+    # per worker: 4 sequences in the batch and 4 waiting, i.e. two of these requests; a word
+    # budget that lets each request hold its place a while
+    server = start_server(tiny_model_path, workers=2, RNNLM_MAX_BATCH="4", RNNLM_MAX_QUEUE="4",
+                          RNNLM_MAX_REQUEST_WORDS="16000")
     try:
         time.sleep(1.5)  # both workers up
         start, outcomes = threading.Barrier(24), []

@@ -316,7 +316,7 @@ def test_info(client, tiny_loaded_model, tiny_model_path):
     assert info["trained_at"] == "2024-01-02T03:04:05+00:00"
     assert info["history"] == tiny_loaded_model.info["history"] and [e["halved"] for e in info["history"]] == [
         False, False, True, False, True]
-    assert info["limits"] == {"max_new_tokens": 200, "max_sentences": 20, "max_input_chars": 2000,
+    assert info["limits"] == {"max_new_tokens": 200, "max_sentences": 20, "max_request_words": 1000, "max_input_chars": 2000,
                               "max_body_bytes": 65536}
 
 
