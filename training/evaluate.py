@@ -25,7 +25,7 @@ from models.vocabulary import Vocabulary
 from training.corpus import CorpusError, load_corpus, read_paragraphs
 from training.dataset import build_dataset, sentences_of
 from training.kneser_ney import KneserNey
-from training.train import positive
+from training.flags import positive
 
 log = logging.getLogger("rnnlm.evaluate")
 
