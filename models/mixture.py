@@ -4,8 +4,9 @@
 
 The two models err differently (the RNN generalises across contexts, the n-gram remembers exact
 phrases), so the mixture is better than either: on Persuasion, the default RNN's 101 and the
-5-gram's 99 make about 86 together (see the README). The weight is fixed, not tuned on the text
-it is measured on.
+5-gram's 99 make about 86 together (see the README). Training chooses the weight on a
+development split of the training text (``training.interpolation``), never on the text it is
+measured on.
 """
 from __future__ import annotations
 

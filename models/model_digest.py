@@ -4,7 +4,7 @@ joblib's own format has no checksum, so a file damaged on disk or in a copy can 
 plausible but wrong numbers. The digest covers everything in the saved dict but itself, walked in
 a canonical order (dict keys sorted, arrays as dtype, shape and bytes), so it does not depend on
 how pickle happened to lay the file out. It guards against accidents, not attackers: whoever can
-write the file can recompute it (model files are pickles; load them only from trusted places).
+write the file can recompute it (models.safe_pickle keeps a hostile file from running code).
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Saving and loading trained models as plain joblib dicts.
 
 The file holds only NumPy arrays and built-in types (no pickled classes), so it stays readable
-if the code changes. joblib files are still pickles: load them only from trusted places.
+if the code changes, and it is read with a restricted unpickler (models.safe_pickle) that runs
+nothing a file names.
 """
 from __future__ import annotations
 
@@ -19,13 +20,15 @@ from models.mixture import NgramMixture
 from models.model_config import ModelConfig
 from models.model_digest import DIGEST_KEY, payload_digest, sealed
 from models.recurrent_lm import RecurrentLM
+from models.safe_pickle import RefusedPickle, safe_load
 from models.vocabulary import Vocabulary
 
 FORMAT_NAME = "rnnlm"
 # 2 added the class-based output layer ("softmax", "class_starts") and "ngram"; 3 "cell" (the GRU);
-# 4 the SHA-256 of the contents ("sha256", models.model_digest), checked at every load
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)  # a version-1 file is a full-softmax model; before 3, every model is an RNN
+# 4 the SHA-256 of the contents ("sha256", models.model_digest), checked at every load; 5 n-gram
+# context keys chained through their suffixes (models.ngram_table; older keys are re-keyed on loading)
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)  # a version-1 file is a full-softmax model; before 3, every model is an RNN
 
 
 class ModelFileError(Exception):
@@ -87,12 +90,15 @@ def model_payload(
     }
 
 
-def read_payload(path: str | os.PathLike) -> dict[str, Any]:
-    """The stored dict, with a ModelFileError for anything that is not a model file of ours."""
+def read_payload(path: str | os.PathLike, sha256: str | None = None) -> dict[str, Any]:
+    """The stored dict, with a ModelFileError for anything that is not a model file of ours.
+    ``sha256``: the digest the file's raw bytes must have (an operator's pin), checked first."""
     if not Path(path).is_file():
         raise ModelFileError(path, "no such file")
     try:
-        payload = joblib.load(path)
+        payload = safe_load(path, sha256)
+    except RefusedPickle as exc:
+        raise ModelFileError(path, f"refused, nothing in it was run: {exc}") from None
     except Exception as exc:  # joblib raises many kinds for a damaged file
         raise ModelFileError(path, f"cannot be read ({type(exc).__name__}: {exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
@@ -137,6 +143,6 @@ def save_model(
     atomic_dump(model_payload(model, vocab, info, mixture), path)
 
 
-def load_model(path: str | os.PathLike) -> LoadedModel:
-    """Load a model file; raises ModelFileError naming the file and the problem."""
-    return model_from_payload(read_payload(path), path)
+def load_model(path: str | os.PathLike, sha256: str | None = None) -> LoadedModel:
+    """Load a model file (``sha256``: see read_payload); raises ModelFileError naming the file and the problem."""
+    return model_from_payload(read_payload(path, sha256), path)

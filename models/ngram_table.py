@@ -1,16 +1,27 @@
 """A fitted interpolated Kneser-Ney model in compact arrays: what a model file stores and the
 service reads (fitting lives in ``training.kneser_ney``).
 
-Per context length k (0 .. order - 1), the contexts are sorted by an integer key (the context's
-word ids as digits in base C), and each context owns a slice of the word ids that followed it
-(sorted) with their discounted counts. A lookup is a binary search, the whole table a few tens
-of MB for a 5-gram over the Austen novels, against several hundred MB as Python dicts. The
-probabilities are the fitted model's exactly:
+Per context length k (0 .. order - 1), the contexts are sorted by an integer key, and each
+context owns a slice of the word ids that followed it (sorted) with their discounted counts.
+The probabilities are the fitted model's exactly:
 
     p_k(w | h) = discounted(h w) / total(h) + backoff(h) p_{k-1}(w | h'),   p_0(w) = 1 / (C - 1)
 
 where a context never seen at length k leaves p_{k-1} as it is, and SENTENCE_START (never
 predicted) has probability 0.
+
+Keys chain each context to its suffix, like a trie read from the newest word backwards: the
+empty context has key 0, and a context (w_1 .. w_k) (oldest word first) has the key
+
+    key_k(w_1 .. w_k) = index_{k-1}(w_2 .. w_k) * C + w_1
+
+where index_{k-1} is the position of the suffix (w_2 .. w_k) among the sorted contexts of length
+k - 1. A lookup walks from the empty context outward, one word further into the past per level,
+and stops at the first context never seen; a context whose suffix is not in the table could never
+be reached that way, so none is stored. A key is below (number of contexts of length k - 1) * C,
+so it fits an int64 at any order for vocabularies of millions of words, where the former keys
+(the context's words as digits in base C, still read from older files) overflowed at order 5
+beyond about 55k words.
 """
 from __future__ import annotations
 
@@ -18,6 +29,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+# how a table payload names its key scheme; payloads without it hold the base-C keys
+KEY_SCHEME = "suffix-chain"
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,29 @@ class ContextLevel:
         i = int(np.searchsorted(self.keys, key))
         return i if i < self.keys.size and self.keys[i] == key else -1
 
+    def find_all(self, keys: np.ndarray) -> np.ndarray:
+        """Index of the context with each key, or -1 (one binary search for all of them)."""
+        i = np.searchsorted(self.keys, keys)
+        inside = i < self.keys.size
+        hit = np.zeros(keys.shape, dtype=bool)
+        hit[inside] = self.keys[i[inside]] == keys[inside]
+        return np.where(hit, i, -1)
+
+    def slices(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For these context indices: how many entries each owns, and the positions of all of
+        them in ``words``/``discounted`` (context by context, in the order given)."""
+        first = self.offsets[contexts]
+        counts = self.offsets[contexts + 1] - first
+        starts = np.cumsum(counts) - counts
+        return counts, np.repeat(first - starts, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+
+    def select(self, contexts: np.ndarray, keys: np.ndarray) -> "ContextLevel":
+        """The level holding only these contexts, in this order, under these keys."""
+        counts, entries = self.slices(contexts)
+        offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+        return ContextLevel(keys.astype(np.int64), offsets, self.inverse_total[contexts], self.backoff[contexts],
+                            self.words[entries], self.discounted[entries])
+
     def to_payload(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
@@ -46,8 +83,10 @@ class NgramTable:
     def __init__(self, order: int, vocab_size: int, start_id: int, levels: Sequence[ContextLevel]):
         if len(levels) != order:
             raise ValueError(f"an order-{order} table needs {order} context levels, got {len(levels)}")
-        if order > 1 and vocab_size ** (order - 1) >= 2**63:
-            raise ValueError(f"contexts of {order - 1} words over {vocab_size} words do not fit an int64 key")
+        for k in range(1, order):
+            if levels[k - 1].keys.size * vocab_size >= 2**63:
+                raise ValueError(f"{levels[k - 1].keys.size} contexts of {k - 1} words over {vocab_size} words "
+                                 "do not fit an int64 key")
         self.order = order
         self.vocab_size = vocab_size
         self.start_id = start_id
@@ -67,45 +106,44 @@ class NgramTable:
         contexts: Sequence[dict[tuple[int, ...], tuple[float, float]]],
     ) -> "NgramTable":
         """From per-level dicts: n-gram -> discounted count, context -> (1 / total, backoff)."""
-        levels = []
+        levels: list[ContextLevel] = []
         for k in range(order):
             grams = np.array(list(discounted[k].keys()), dtype=np.int64).reshape(len(discounted[k]), k + 1)
             values = np.fromiter(discounted[k].values(), dtype=np.float64, count=len(discounted[k]))
-            gram_keys = _keys(grams[:, :k], vocab_size)
-            order_ = np.lexsort((grams[:, k], gram_keys))
-            gram_keys, words, values = gram_keys[order_], grams[order_, k], values[order_]
             ctx = np.array(list(contexts[k].keys()), dtype=np.int64).reshape(len(contexts[k]), k)
             weights = np.array(list(contexts[k].values()), dtype=np.float64).reshape(len(contexts[k]), 2)
-            ctx_keys = _keys(ctx, vocab_size)
-            by_key = np.argsort(ctx_keys)
-            ctx_keys, weights = ctx_keys[by_key], weights[by_key]
-            offsets = np.searchsorted(gram_keys, np.append(ctx_keys, np.iinfo(np.int64).max), side="left")
-            offsets[-1] = gram_keys.size
-            levels.append(ContextLevel(ctx_keys, offsets.astype(np.int64), weights[:, 0].copy(),
-                                       weights[:, 1].copy(), words.astype(np.int32), values))
+            levels.append(_level_from_arrays(levels, vocab_size, grams, values, ctx, weights))
         return cls(order, vocab_size, start_id, levels)
 
     def to_payload(self) -> dict:
         """Plain arrays and numbers, for the model file."""
         return {"order": self.order, "vocab_size": self.vocab_size, "start_id": self.start_id,
-                "levels": [level.to_payload() for level in self.levels]}
+                "keys": KEY_SCHEME, "levels": [level.to_payload() for level in self.levels]}
 
     @classmethod
     def from_payload(cls, payload: dict) -> "NgramTable":
+        """From ``to_payload``'s dict; the base-C keys of older files are chained on the way in."""
         levels = [ContextLevel(**{name: np.asarray(value) for name, value in level.items()})
                   for level in payload["levels"]]
-        return cls(int(payload["order"]), int(payload["vocab_size"]), int(payload["start_id"]), levels)
+        vocab_size = int(payload["vocab_size"])
+        scheme = payload.get("keys")
+        if scheme is None:
+            levels = _chained_from_base_keys(levels, vocab_size)
+        elif scheme != KEY_SCHEME:
+            raise ValueError(f"unknown n-gram key scheme {scheme!r}")
+        return cls(int(payload["order"]), vocab_size, int(payload["start_id"]), levels)
 
     # ---------------------------------------------------------------------- probabilities
     def _contexts_of(self, history: Sequence[int]) -> Iterable[tuple[ContextLevel, int]]:
         """(level, context index) from the empty context up to the longest seen one."""
         context = list(history[max(0, len(history) - self.order + 1) :])
+        index = self.levels[0].find(0)
         for k in range(len(context) + 1):
-            level = self.levels[k]
-            index = level.find(_key(context[len(context) - k :], self.vocab_size))
+            if k > 0:
+                index = self.levels[k].find(index * self.vocab_size + int(context[-k]))
             if index < 0:  # an unseen context: no longer one can have been seen either
                 return
-            yield level, index
+            yield self.levels[k], index
 
     def prob(self, history: Sequence[int], word: int) -> float:
         """p(word | history); only the last ``order - 1`` words of the history count."""
@@ -136,6 +174,35 @@ class NgramTable:
             p[level.words[first:last]] += level.discounted[first:last] * (level.inverse_total[i] * weight)
         return p
 
+    def next_word_probs_batch(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """``next_word_probs`` of every history, one row each (B x C), bit for bit the same.
+
+        The same sums in the same order, level by level for all rows at once: one binary search
+        per context length finds every history's context, and each level's sparse counts are
+        added to all rows that have a context there before the next shorter level's.
+        """
+        reach = self.order - 1
+        newest_first = np.zeros((len(histories), reach), dtype=np.int64)
+        lengths = np.zeros(len(histories), dtype=np.int64)
+        for row, history in enumerate(histories):
+            tail = list(history[max(0, len(history) - reach) :]) if reach else []
+            lengths[row] = len(tail)
+            newest_first[row, : len(tail)] = tail[::-1]
+        found = _walk(self.levels, self.vocab_size, newest_first, lengths)
+        factor = np.ones(len(histories))
+        sparse = []
+        for k in range(reach, 0, -1):
+            rows = np.flatnonzero(found[:, k] >= 0)
+            contexts = found[rows, k]
+            sparse.append((self.levels[k], rows, contexts, factor[rows]))
+            factor[rows] *= self.levels[k].backoff[contexts]
+        p = self._unigram_level()[np.newaxis, :] * factor[:, np.newaxis]
+        for level, rows, contexts, weight in sparse:
+            counts, entries = level.slices(contexts)
+            scale = np.repeat(level.inverse_total[contexts] * weight, counts)
+            p[np.repeat(rows, counts), level.words[entries]] += level.discounted[entries] * scale
+        return p
+
     def _unigram_level(self) -> np.ndarray:
         """p_1(w): the empty context's discounted counts over the uniform distribution (cached)."""
         if self._unigram is None:
@@ -152,16 +219,61 @@ class NgramTable:
         return np.array([self.prob(sentence[:i], sentence[i]) for i in range(1, len(sentence))])
 
 
-def _key(context: Sequence[int], base: int) -> int:
-    key = 0
-    for word in context:
-        key = key * base + int(word)
-    return key
+def _walk(levels: Sequence[ContextLevel], base: int, newest_first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The index of each row's context at every length 0 .. m (-1 where never seen), following
+    the key chain from the empty context; row r's words are ``newest_first[r, :lengths[r]]``."""
+    rows, reach = newest_first.shape
+    found = np.full((rows, reach + 1), -1, dtype=np.int64)
+    found[:, 0] = levels[0].find(0) if levels[0].keys.size else -1
+    for k in range(1, reach + 1):
+        alive = np.flatnonzero((found[:, k - 1] >= 0) & (lengths >= k))
+        found[alive, k] = levels[k].find_all(found[alive, k - 1] * base + newest_first[alive, k - 1])
+    return found
 
 
-def _keys(contexts: np.ndarray, base: int) -> np.ndarray:
-    """``_key`` of every row (int64)."""
-    keys = np.zeros(contexts.shape[0], dtype=np.int64)
-    for column in range(contexts.shape[1]):
-        keys = keys * base + contexts[:, column]
-    return keys
+def _chain_keys(levels: Sequence[ContextLevel], base: int, contexts: np.ndarray) -> np.ndarray:
+    """The key of each context (rows of k words, oldest first) given the levels below k; -1 for
+    a context whose suffix is not among them."""
+    count, k = contexts.shape
+    if k == 0:
+        return np.zeros(count, dtype=np.int64)
+    suffix = contexts[:, :0:-1]  # (w_2 .. w_k), newest first
+    parents = _walk(levels, base, suffix, np.full(count, k - 1, dtype=np.int64))[:, k - 1]
+    return np.where(parents >= 0, parents * base + contexts[:, 0], -1)
+
+
+def _level_from_arrays(
+    below: Sequence[ContextLevel], base: int, grams: np.ndarray, values: np.ndarray, contexts: np.ndarray,
+    weights: np.ndarray,
+) -> ContextLevel:
+    """One level from its n-grams (rows, oldest word first) with their discounted counts, and its
+    contexts with (1 / total, backoff), keyed through the levels below it."""
+    k = contexts.shape[1]
+    ctx_keys = _chain_keys(below, base, contexts)
+    reachable = ctx_keys >= 0
+    ctx_keys, weights = ctx_keys[reachable], weights[reachable]
+    by_key = np.argsort(ctx_keys)
+    ctx_keys, weights = ctx_keys[by_key], weights[by_key]
+    gram_keys = _chain_keys(below, base, grams[:, :k])
+    kept = gram_keys >= 0
+    gram_keys, words, values = gram_keys[kept], grams[kept, k], values[kept]
+    order = np.lexsort((words, gram_keys))
+    gram_keys, words, values = gram_keys[order], words[order], values[order]
+    offsets = np.searchsorted(gram_keys, ctx_keys, side="left")
+    offsets = np.append(offsets, gram_keys.size).astype(np.int64)
+    return ContextLevel(ctx_keys, offsets, weights[:, 0].copy(), weights[:, 1].copy(), words.astype(np.int32), values)
+
+
+def _chained_from_base_keys(levels: Sequence[ContextLevel], base: int) -> list[ContextLevel]:
+    """Levels keyed by the words as digits in base C (older files), re-keyed and re-sorted."""
+    chained: list[ContextLevel] = []
+    for k, level in enumerate(levels):
+        contexts = np.zeros((level.keys.size, k), dtype=np.int64)
+        rest = level.keys.astype(np.int64)
+        for column in range(k - 1, -1, -1):
+            rest, contexts[:, column] = np.divmod(rest, base)
+        keys = _chain_keys(chained, base, contexts)
+        reachable = np.flatnonzero(keys >= 0)
+        by_key = reachable[np.argsort(keys[reachable])]
+        chained.append(level.select(by_key, keys[by_key]))
+    return chained

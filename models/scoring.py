@@ -8,6 +8,7 @@ training reports for its validation text.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,15 @@ def perplexity_from(log_likelihood: float, tokens: int) -> float:
     if tokens <= 0:
         raise ValueError("no tokens to score")
     return math.exp(-log_likelihood / tokens)
+
+
+class DeadlinePassed(Exception):
+    """Scoring was still running at the caller's deadline and stopped between two steps."""
+
+
+def _check(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise DeadlinePassed
 
 
 @dataclass(frozen=True)
@@ -77,13 +87,15 @@ class TextScore:
 
 
 def score_sentences(
-    model: RecurrentLM, sentences: Sequence[Sequence[int]], batch_size: int = 128, mixture: NgramMixture | None = None
+    model: RecurrentLM, sentences: Sequence[Sequence[int]], batch_size: int = 128, mixture: NgramMixture | None = None,
+    deadline: float | None = None,
 ) -> list[np.ndarray]:
     """Log-probability of every token after SENTENCE_START, one float64 array per sentence, in input order.
 
     Runs the batched path (sentences grouped by length), then puts each batch column back in the
     place its sentence had in ``sentences``; with a ``mixture``, the RNN's probabilities are then
-    interpolated with its n-gram model's.
+    interpolated with its n-gram model's. Past ``deadline`` (``time.monotonic()``), checked before
+    every batch and every sentence's interpolation, it raises DeadlinePassed.
     """
     if any(len(s) < 2 for s in sentences):
         raise ValueError("every sentence needs SENTENCE_START and at least one token to predict")
@@ -92,6 +104,7 @@ def score_sentences(
     scores: list[np.ndarray] = [np.empty(0)] * len(sentences)
     first = 0
     for batch in scoring_batches(inputs, targets, batch_size):
+        _check(deadline)
         grid = np.zeros(batch.mask.shape, dtype=np.float64)
         # token_log_probs lists the real tokens in row-major (time, column) order, as boolean indexing does
         grid[batch.mask.astype(bool)] = model.token_log_probs(batch.inputs, batch.targets, batch.mask)
@@ -100,18 +113,26 @@ def score_sentences(
             scores[index] = grid[: len(targets[index]), column].copy()
         first += grid.shape[1]
     if mixture is not None:
-        scores = [mixture.sentence_log_probs(s, sentence) for s, sentence in zip(scores, sentences)]
+        mixed = []
+        for s, sentence in zip(scores, sentences):
+            _check(deadline)
+            mixed.append(mixture.sentence_log_probs(s, sentence))
+        scores = mixed
     return scores
 
 
-def score_text(model: RecurrentLM, vocab: Vocabulary, text: str, mixture: NgramMixture | None = None) -> TextScore:
-    """Tokenize ``text`` as training does and score every sentence; ValueError if it has no words."""
+def score_text(
+    model: RecurrentLM, vocab: Vocabulary, text: str, mixture: NgramMixture | None = None, deadline: float | None = None
+) -> TextScore:
+    """Tokenize ``text`` as training does and score every sentence; ValueError if it has no words,
+    DeadlinePassed if still running at ``deadline``."""
     if len(vocab) != model.vocab_size:
         raise ValueError(f"the vocabulary has {len(vocab)} words, the model {model.vocab_size}")
     sentences = tokenize_document(text)
     if not sentences:
         raise ValueError("the text has no words to score")
-    log_probs = score_sentences(model, [vocab.encode_sentence(words) for words in sentences], mixture=mixture)
+    log_probs = score_sentences(model, [vocab.encode_sentence(words) for words in sentences], mixture=mixture,
+                                deadline=deadline)
     return TextScore([
         SentenceScore([*words, SENTENCE_END], scores.tolist(), [w not in vocab for w in words] + [False])
         for words, scores in zip(sentences, log_probs)

@@ -12,23 +12,27 @@ import time
 
 from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from models.model_file import ModelFileError, load_model
 from service import ops_api, openai_api, score_api, tgi_api
 from service.concurrency import InFlightLimit
 from service.config import ServiceConfig
+from service.engine import Engine, SamplerDecoder
 from service.errors import register_error_handlers
 from service.generation import TextGenerator
 from service.http_body import drain_unread_body
 from service.metrics import ServiceMetrics, forget_process
+from service.metrics_bind import came_in_on
 from service.model_info import describe_model
 from service.scoring import TextScorer
 from service.state import EXTENSION_KEY, ServiceState, current_state
-from service.validation import MAX_INPUT_CHARS
+from service.params import MAX_INPUT_CHARS
 
 logger = logging.getLogger(__name__)
 
+METRICS_PATH = "/metrics"
 # (path, methods, view): every route of the service; service/openapi.py documents each one
 ROUTES = (
     ("/", ["GET"], ops_api.playground),
@@ -41,7 +45,7 @@ ROUTES = (
     ("/score", ["POST"], score_api.score),
     ("/health", ["GET"], ops_api.health),
     ("/info", ["GET"], ops_api.info),
-    ("/metrics", ["GET"], ops_api.metrics),
+    (METRICS_PATH, ["GET"], ops_api.metrics),
     ("/openapi.json", ["GET"], ops_api.openapi_json),
 )
 
@@ -61,6 +65,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     for path, methods, view in ROUTES:
         app.add_url_rule(path, endpoint=f"{view.__name__}_{methods[0].lower()}", view_func=view, methods=methods)
     app.before_request(_start_timer)
+    app.before_request(_keep_metrics_apart)
     app.after_request(_count_request)
     app.after_request(drain_unread_body)
     return app
@@ -68,17 +73,19 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
 
 def build_state(config: ServiceConfig, metrics: ServiceMetrics, limit: InFlightLimit) -> ServiceState:
     """Load the configured model file and build what the routes share around it."""
-    loaded = load_model(config.model_path)
+    loaded = load_model(config.model_path, config.model_sha256)
     info = {"model_id": config.model_id, **describe_model(loaded, config, MAX_INPUT_CHARS)}
     metrics.set_model_info(info, config.model_id)
     logger.info(
         "loaded %s: %s cell, %d words, hidden size %d",
         config.model_path, loaded.model.cell.upper(), len(loaded.vocab), loaded.model.hidden_size,
     )
+    generator = TextGenerator(loaded.model, loaded.vocab, loaded.mixture, config.request_timeout_seconds)
+    generator.engine = Engine(SamplerDecoder(generator.sampler), config.max_batch, config.max_queue)
     return ServiceState(
         config=config,
-        generator=TextGenerator(loaded.model, loaded.vocab, loaded.mixture, config.request_timeout_seconds),
-        scorer=TextScorer(loaded.model, loaded.vocab, loaded.mixture),
+        generator=generator,
+        scorer=TextScorer(loaded.model, loaded.vocab, loaded.mixture, config.request_timeout_seconds),
         info=info,
         metrics=metrics,
         limit=limit,
@@ -101,6 +108,16 @@ def reload_model(app: Flask) -> bool:
 
 def _start_timer() -> None:
     g.started = time.perf_counter()
+
+
+def _keep_metrics_apart() -> None:
+    """With RNNLM_METRICS_BIND, /metrics is answered on that listener only, and nothing else is."""
+    bind = current_state().config.metrics_bind
+    if bind is None:
+        return
+    wants_metrics = request.url_rule is not None and request.url_rule.rule == METRICS_PATH
+    if came_in_on(request.environ, bind) != wants_metrics:
+        raise NotFound()
 
 
 def _count_request(response: BaseResponse) -> BaseResponse:

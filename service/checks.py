@@ -123,6 +123,17 @@ def text(name: str, value: Any, max_chars: int) -> str:
     return value
 
 
+def word_budget(factors: dict[str, int], budget: int) -> None:
+    """A 422 when the most words a request may generate (the product of ``factors``: sequences,
+    sentences, words each) is over ``budget``, before any is generated. The error names the
+    last factor, the words of each sentence."""
+    total = math.prod(factors.values())
+    if total > budget:
+        asked = " x ".join(f"{name} {value}" for name, value in factors.items())
+        raise ApiError(422, f"this request may generate {asked} = {total:,} words, over the limit of {budget:,} "
+                            "words a request (RNNLM_MAX_REQUEST_WORDS); ask for fewer", field=list(factors)[-1])
+
+
 def stop_strings(name: str, value: Any, max_count: int, max_chars: int, allow_single: bool) -> tuple[str, ...]:
     """Up to ``max_count`` non-empty strings (a bare string too, with ``allow_single``)."""
     if allow_single and isinstance(value, str):

@@ -60,6 +60,34 @@ def env_log_level(environ: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def env_sha256(environ: Mapping[str, str], name: str) -> str | None:
+    """A hex SHA-256 (64 digits, any case) from ``name``, lower-cased; None when unset or blank."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    if len(raw) != 64 or any(c not in "0123456789abcdefABCDEF" for c in raw):
+        raise ConfigError(f"{name} must be a SHA-256 in hex (64 digits, as sha256sum prints it), got {raw!r}")
+    return raw.lower()
+
+
+def bind_port(bind: str, name: str) -> int | None:
+    """The port of a ``HOST:PORT`` bind, None for ``unix:PATH``; ConfigError for anything else."""
+    if bind.startswith("unix:") and len(bind) > len("unix:"):
+        return None
+    host, _, port = bind.rpartition(":")
+    if host and port.isdigit() and 0 < int(port) < 65536:
+        return int(port)
+    raise ConfigError(f"{name} must be HOST:PORT (a port from 1 to 65535) or unix:PATH, got {bind!r}")
+
+
+def env_bind(environ: Mapping[str, str], name: str) -> str | None:
+    """A gunicorn bind address (``HOST:PORT`` or ``unix:PATH``) from ``name``; None when unset or blank."""
+    value = environ.get(name, "").strip()
+    if value:
+        bind_port(value, name)
+    return value or None
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     """What the HTTP service needs to know; see ``from_env`` for the variable names."""
@@ -70,16 +98,30 @@ class ServiceConfig:
     max_body_bytes: int = 65536
     log_level: str = "INFO"
     max_sequences: int = 4
+    # the words one request may generate over all its sequences and sentences: a word of the
+    # default model costs about 0.2 ms of a core (0.20 ms measured, AMD EPYC, one BLAS thread), so
+    # 1,000 hold a core for about 0.2 s where 16,000 held it for 3 s; the playground's largest ask,
+    # 20 sentences of the default 50 words, fits
+    max_request_words: int = 1000
+    # where GET /metrics is served instead of the public bind (see service/metrics_bind.py)
+    metrics_bind: str | None = None
     # at most the threads of one worker (RNNLM_THREADS, 12): see service/gunicorn.conf.py
     max_concurrent_requests: int = 12
     model_id: str = "rnnlm"
     request_timeout_seconds: float = 10.0
+    # the SHA-256 of the model file's bytes, checked before it is read; None: any file is read
+    model_sha256: str | None = None
+    # per worker: sequences generated together, and sequences waiting for a place (see the README's
+    # Reliability for the measurement behind them)
+    max_batch: int = 32
+    max_queue: int = 32
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:
         """Read RNNLM_MODEL, RNNLM_MAX_NEW_TOKENS, RNNLM_MAX_SENTENCES, RNNLM_MAX_BODY_BYTES,
-        RNNLM_LOG_LEVEL, RNNLM_MAX_SEQUENCES, RNNLM_MAX_CONCURRENT_REQUESTS, RNNLM_MODEL_ID and
-        RNNLM_REQUEST_TIMEOUT_SECONDS
+        RNNLM_LOG_LEVEL, RNNLM_MAX_SEQUENCES, RNNLM_MAX_CONCURRENT_REQUESTS, RNNLM_MODEL_ID,
+        RNNLM_REQUEST_TIMEOUT_SECONDS, RNNLM_MODEL_SHA256, RNNLM_MAX_BATCH, RNNLM_MAX_QUEUE,
+        RNNLM_MAX_REQUEST_WORDS and RNNLM_METRICS_BIND
         from ``environ`` (default: ``os.environ``)."""
         env = os.environ if environ is None else environ
         return cls(
@@ -94,6 +136,11 @@ class ServiceConfig:
             ),
             model_id=env_str(env, "RNNLM_MODEL_ID", cls.model_id),
             request_timeout_seconds=env_seconds(env, "RNNLM_REQUEST_TIMEOUT_SECONDS", cls.request_timeout_seconds),
+            model_sha256=env_sha256(env, "RNNLM_MODEL_SHA256"),
+            max_request_words=env_int(env, "RNNLM_MAX_REQUEST_WORDS", cls.max_request_words, minimum=1),
+            metrics_bind=env_bind(env, "RNNLM_METRICS_BIND"),
+            max_batch=env_int(env, "RNNLM_MAX_BATCH", cls.max_batch, minimum=1),
+            max_queue=env_int(env, "RNNLM_MAX_QUEUE", cls.max_queue, minimum=0),
         )
 
     @property

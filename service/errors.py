@@ -14,7 +14,9 @@ from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
+from service.engine import Overloaded
 from service.generation import GenerationTimeout
+from service.scoring import ScoringTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -30,12 +32,14 @@ _OPENAI_TYPES = {"validation": "invalid_request_error", "not_found": "invalid_re
 class ApiError(Exception):
     """A client error with its HTTP status; raised by request checks, turned into JSON here."""
 
-    def __init__(self, status: int, message: str, error_type: str = "validation", field: str | None = None):
+    def __init__(self, status: int, message: str, error_type: str = "validation", field: str | None = None,
+                 retry_after: int | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type
         self.field = field  # the request field at fault, if one is
+        self.retry_after = retry_after  # seconds, for a Retry-After header
 
 
 def error_type_for(status: int, name: str) -> str:
@@ -62,7 +66,14 @@ def _error_body(status: int, message: str, error_type: str, field: str | None = 
 
 
 def _api_error(exc: ApiError) -> tuple[Response, int]:
-    return jsonify(_error_body(exc.status, exc.message, exc.error_type, exc.field)), exc.status
+    response = jsonify(_error_body(exc.status, exc.message, exc.error_type, exc.field))
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response, exc.status
+
+
+def _overloaded(exc: Overloaded) -> tuple[Response, int]:
+    return _api_error(ApiError(429, str(exc), error_type="overloaded", retry_after=exc.retry_after))
 
 
 def _routes() -> str:
@@ -98,8 +109,8 @@ def _http_error(exc: HTTPException) -> BaseResponse:
     return response
 
 
-def _timeout(exc: GenerationTimeout) -> tuple[Response, int]:
-    """A generation stopped at the per-request time limit: 503, the server's limit, not a fault."""
+def _timeout(exc: GenerationTimeout | ScoringTimeout) -> tuple[Response, int]:
+    """A generation or scoring stopped at the per-request time limit: 503, the server's limit, not a fault."""
     logger.warning("request stopped at the time limit of %g s", exc.limit)
     return jsonify(_error_body(503, str(exc), "timeout")), 503
 
@@ -112,6 +123,8 @@ def _unexpected_error(exc: Exception) -> tuple[Response, int]:
 def register_error_handlers(app: Flask) -> None:
     """Make every error response of ``app`` JSON."""
     app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(Overloaded, _overloaded)
     app.register_error_handler(GenerationTimeout, _timeout)
+    app.register_error_handler(ScoringTimeout, _timeout)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

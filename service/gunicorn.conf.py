@@ -2,8 +2,9 @@
 
 Reload: ``kill -HUP <master pid>`` loads the model file again (see ``on_reload``).
 
-RNNLM_BIND (default 0.0.0.0:8000), RNNLM_WORKERS (default 3), RNNLM_THREADS (default 12) and
-RNNLM_LOG_LEVEL (default INFO); the service's own variables are read by service.config.
+RNNLM_BIND (default 0.0.0.0:8000), RNNLM_METRICS_BIND (unset), RNNLM_WORKERS (default 3),
+RNNLM_THREADS (default: the engine's batch and queue places, RNNLM_MAX_BATCH + RNNLM_MAX_QUEUE,
+plus 8) and RNNLM_LOG_LEVEL (default INFO); the service's own variables are read by service.config.
 
 Metrics: every worker keeps its own counters, so prometheus-client runs in multiprocess mode:
 PROMETHEUS_MULTIPROC_DIR is set here, before the app (and prometheus_client) is loaded, to a
@@ -26,10 +27,17 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import atexit  # noqa: E402
 import sys  # noqa: E402
 
-from service.config import ConfigError, env_int, env_log_level, env_str  # noqa: E402  (no NumPy)
+from service.config import ConfigError, ServiceConfig, bind_port, env_int, env_log_level, env_str  # noqa: E402  (no NumPy)
 
 try:
     bind = [env_str(os.environ, "RNNLM_BIND", "0.0.0.0:8000")]
+    _config = ServiceConfig.from_env()
+    # RNNLM_METRICS_BIND: a second listener, where alone GET /metrics is answered (service/metrics_bind.py)
+    _metrics_bind = _config.metrics_bind
+    if _metrics_bind is not None:
+        if bind_port(_metrics_bind, "RNNLM_METRICS_BIND") == bind_port(bind[0], "RNNLM_BIND") is not None:
+            raise ConfigError(f"RNNLM_METRICS_BIND ({_metrics_bind}) must use another port than RNNLM_BIND ({bind[0]})")
+        bind.append(_metrics_bind)
     # Sizing, for the target of 300 one-sentence /generate requests a second with p99 < 100 ms on
     # 2 cores (measured with bench/load.py on a quiet machine, the default GRU + 5-gram model; see
     # the README's Reliability). A generation is a Python loop of small NumPy products, about 6 ms
@@ -38,16 +46,11 @@ try:
     # 131 ms with 2 workers of 8 threads and a limit of 8): a third process keeps both cores busy
     # while a worker's threads hand its GIL around.
     workers = env_int(os.environ, "RNNLM_WORKERS", 3, minimum=1)
-    # threads > 1 selects the gthread worker. The shedding of load must happen in the app (429,
-    # RNNLM_MAX_CONCURRENT_REQUESTS, default 12), not in gunicorn's queue: a request waiting for a
-    # free thread is not yet counted in flight, and a worker accepts connections while all its
-    # threads are busy. With 2 threads a worker and a limit of 32 (the first defaults) the limit
-    # could never be reached, and at twice the capacity every request queued for seconds (p50
-    # 1.8 s, p99 6 s, no 429); with fewer threads a worker than the limit, one worker can still
-    # queue (4 workers of 6 threads, limit 20, 275 a second: p95 3.7 s). So each worker gets
-    # threads for the whole limit: then whatever it holds is in flight and counted, the excess
-    # gets its 429 in milliseconds, and /health always finds a thread.
-    threads = env_int(os.environ, "RNNLM_THREADS", 12, minimum=1)
+    # threads > 1 selects the gthread worker. A request holds its thread while it waits in the
+    # engine's queue, and one waiting in gunicorn for a free thread is neither counted nor
+    # refused; so each worker gets a thread for every place in its batch and queue, and a few more
+    # for /health, /metrics and the requests refused at once.
+    threads = env_int(os.environ, "RNNLM_THREADS", _config.max_batch + _config.max_queue + 8, minimum=1)
     loglevel = env_log_level(os.environ, "RNNLM_LOG_LEVEL", "INFO").lower()
 except ConfigError as _exc:
     # sys.exit gets past gunicorn's `except Exception` around this file, which adds a traceback

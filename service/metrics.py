@@ -19,6 +19,9 @@ from prometheus_client import multiprocess
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 SPEED_BUCKETS = (10, 30, 100, 300, 1000, 3000, 10000, 30000, 100000, 300000)
+# gunicorn accepts any upper-case token as a method; any other is counted as "other", so a
+# client cannot add label values (and series) at will
+HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"))
 MODEL_INFO_LABELS = (
     "model_id", "model_file", "vocabulary_size", "hidden_size", "parameter_count", "corpus", "format_version",
 )
@@ -69,7 +72,7 @@ class ServiceMetrics:
         self._model_labels = labels
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
+        self.requests.labels(route, method if method in HTTP_METHODS else "other", str(status)).inc()
         self.latency.labels(route).observe(seconds)
 
     def observe_generation(self, route: str, words: int, seconds: float) -> None:

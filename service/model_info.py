@@ -16,6 +16,8 @@ from service.config import ServiceConfig
 
 TRAINING_KEYS = ("corpus", "train_words", "val_perplexity", "val_loss", "rnn_val_perplexity", "ngram_val_perplexity",
                  "trained_at", "seconds")
+# what training/trainer.py records at each evaluation (the playground charts it)
+EVALUATION_KEYS = ("train_words", "seconds", "val_loss", "val_perplexity", "learning_rate", "halved")
 
 
 def json_safe(value: Any) -> Any:
@@ -27,6 +29,14 @@ def json_safe(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
+
+
+def training_history(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The evaluations recorded during training, oldest first; empty for a file without them."""
+    history = info.get("history")
+    if not isinstance(history, list):
+        return []
+    return [{key: json_safe(entry.get(key)) for key in EVALUATION_KEYS} for entry in history if isinstance(entry, dict)]
 
 
 def describe_model(loaded: LoadedModel, config: ServiceConfig, max_input_chars: int) -> dict[str, Any]:
@@ -46,9 +56,11 @@ def describe_model(loaded: LoadedModel, config: ServiceConfig, max_input_chars: 
         "parameter_count": int(sum(p.size for p in model.parameters().values())),
     }
     description.update({key: json_safe(loaded.info.get(key)) for key in TRAINING_KEYS})
+    description["history"] = training_history(loaded.info)
     description["limits"] = {
         "max_new_tokens": config.max_new_tokens,
         "max_sentences": config.max_sentences,
+        "max_request_words": config.max_request_words,
         "max_input_chars": max_input_chars,
         "max_body_bytes": config.max_body_bytes,
     }

@@ -23,25 +23,14 @@ from service import checks
 from service.errors import ApiError
 from service.errors import openai_error_body
 from service.generation import (
-    GenerationTimeout,
-    MAX_SEED, GeneratedToken, Generation, GenerationRequest, GenerationResult, fresh_seed, nth_seed,
+    GeneratedToken, Generation, GenerationRequest, GenerationResult, GenerationTimeout, fresh_seed, run_all, several,
 )
 from service.http_body import json_body
+from service.params import OPENAI_COMPLETION, model_not_found, parse_fields
 from service.sse import event_stream, sse_event
 from service.state import ServiceState, current_state
-from service.validation import (
-    MAX_INPUT_CHARS, MAX_REPETITION_PENALTY, MAX_STOP_CHARS, MAX_STOP_SEQUENCES, MAX_TOP_N_TOKENS,
-)
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MAX_TOKENS = 16  # OpenAI's default
-FIELDS = (
-    "model", "prompt", "max_tokens", "temperature", "top_p", "n", "stop", "seed", "logprobs", "echo",
-    "stream", "stream_options", "user", "top_k", "repetition_penalty",
-)
-# OpenAI's other fields, with the only value each may take here besides null
-NEUTRAL_FIELDS: dict[str, Any] = {"presence_penalty": 0, "frequency_penalty": 0, "best_of": 1, "suffix": None}
 
 
 @dataclass(frozen=True)
@@ -79,17 +68,12 @@ def retrieve_model(model_id: str) -> Response:
     """GET /v1/models/<id>."""
     state = current_state()
     if model_id != state.config.model_id:
-        raise _model_not_found(model_id, "model_id")
+        raise model_not_found(model_id, "model_id", state.config)
     return jsonify(_model_card(state))
 
 
 def _model_card(state: ServiceState) -> dict[str, Any]:
     return {"id": state.config.model_id, "object": "model", "created": state.created, "owned_by": "rnnlm"}
-
-
-def _model_not_found(model: str, field: str) -> ApiError:
-    return ApiError(404, f"The model {checks.shorten(model)!r} does not exist; this service serves "
-                         f"{current_state().config.model_id!r}", error_type="not_found", field=field)
 
 
 # --------------------------------------------------------------------------------- parsing
@@ -104,81 +88,29 @@ def parse_completion(body: Any, state: ServiceState) -> CompletionCall:
 
 
 def _parse(body: dict, state: ServiceState) -> CompletionCall:
-    config = state.config
-    checks.reject_unknown(body, FIELDS + tuple(NEUTRAL_FIELDS), "field", "")
-    for name, neutral in NEUTRAL_FIELDS.items():
-        value = body.get(name)
-        if value is not None and not (neutral is not None and not isinstance(value, bool) and value == neutral):
-            raise ApiError(422, f"{name} is not supported by this model; it may only be null"
-                                + ("" if neutral is None else f" or {neutral}"), field=name)
-    if "model" not in body or body["model"] is None:
-        raise ApiError(422, "model is required", field="model")
-    model = checks.text("model", body["model"], 200)
-    if model != config.model_id:
-        raise _model_not_found(model, "model")
-    prompts = _prompts(checks.field(body, "prompt", ""))
-    n = checks.integer("n", checks.field(body, "n", 1), 1, config.max_sequences)
-    if n * len(prompts) > config.max_sequences:
-        raise ApiError(422, f"n times the number of prompts must be at most {config.max_sequences}, "
-                            f"got {n * len(prompts)}", field="n")
-    max_tokens = checks.integer(
-        "max_tokens", checks.field(body, "max_tokens", min(DEFAULT_MAX_TOKENS, config.max_new_tokens)),
-        1, config.max_new_tokens,
-    )
-    temperature = checks.number("temperature", checks.field(body, "temperature", 1.0), 2.0, low_included=True)
-    top_p = checks.number("top_p", checks.field(body, "top_p", 1.0), 1.0)
-    top_k = checks.optional(body.get("top_k"), lambda v: checks.integer("top_k", v, 1, None))
-    repetition_penalty = checks.number(
-        "repetition_penalty", checks.field(body, "repetition_penalty", 1.0), MAX_REPETITION_PENALTY,
-    )
-    stop = checks.stop_strings("stop", checks.field(body, "stop", []), MAX_STOP_SEQUENCES, MAX_STOP_CHARS,
-                               allow_single=True)
-    seed = checks.optional(body.get("seed"), lambda v: checks.integer("seed", v, 0, MAX_SEED))
-    logprobs = checks.optional(body.get("logprobs"), lambda v: checks.integer("logprobs", v, 0, MAX_TOP_N_TOKENS))
-    echo = checks.boolean("echo", checks.field(body, "echo", False))
-    stream = checks.boolean("stream", checks.field(body, "stream", False))
-    include_usage = _include_usage(body.get("stream_options"), stream)
-    if body.get("user") is not None:
-        checks.text("user", body["user"], 256)
-
+    p = parse_fields(body, OPENAI_COMPLETION, state.config)
+    checks.word_budget({"prompts": len(p["prompt"]), "n": p["n"], "max_tokens": p["max_tokens"]},
+                       state.config.max_request_words)
+    temperature = p["temperature"]
     sampling = SamplingParams(
-        max_new_tokens=max_tokens, temperature=temperature or 1.0, top_k=top_k,
-        top_p=None if top_p == 1.0 else top_p, do_sample=temperature > 0,
+        max_new_tokens=p["max_tokens"], temperature=temperature or 1.0, top_k=p["top_k"],
+        top_p=None if p["top_p"] == 1.0 else p["top_p"], do_sample=temperature > 0,
     )
-    settings = GenerationRequest("", sampling, 1, seed, repetition_penalty, stop, logprobs or 0)
-    return CompletionCall(prompts, settings, n, logprobs, echo, stream, include_usage)
-
-
-def _prompts(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [checks.text("prompt", value, MAX_INPUT_CHARS)]
-    if not isinstance(value, list) or not value:
-        raise ApiError(422, "prompt must be a string or a non-empty array of strings "
-                            f"(token arrays are not supported), got {checks.json_type(value)}", field="prompt")
-    return [checks.text("prompt", item, MAX_INPUT_CHARS) for item in value]
-
-
-def _include_usage(options: Any, stream: bool) -> bool:
-    if options is None:
-        return False
-    if not stream:
-        raise ApiError(422, "stream_options is only allowed when stream is true", field="stream_options")
-    if not isinstance(options, dict):
-        raise checks.wrong_type("stream_options", "an object", options)
-    checks.reject_unknown(options, ("include_usage",), "field", "stream_options.")
-    return checks.boolean("stream_options.include_usage", checks.field(options, "include_usage", False))
+    settings = GenerationRequest("", sampling, 1, p["seed"], p["repetition_penalty"], p["stop"], p["logprobs"] or 0)
+    return CompletionCall(p["prompt"], settings, p["n"], p["logprobs"], p["echo"], p["stream"], p["stream_options"])
 
 
 # ------------------------------------------------------------------------------ answering
-def _settings_for(call: CompletionCall, prompt: str, seed: int | None) -> GenerationRequest:
-    return replace(call.request, inputs=prompt, seed=seed)
-
-
 def _all_choices(state: ServiceState, call: CompletionCall) -> list[GenerationResult]:
-    """Every prompt's ``n`` choices, within one time limit for the whole request."""
-    deadline = state.generator.deadline()
-    return [result for prompt in call.prompts
-            for result in state.generator.generate_several(_settings_for(call, prompt, call.request.seed), call.n, deadline)]
+    """Every prompt's ``n`` choices, generated together within one time limit."""
+    return run_all(state.generator.start_all(_requests(call)))
+
+
+def _requests(call: CompletionCall) -> list[GenerationRequest]:
+    """Every choice's request: each prompt's n seeds are seed, seed + 1, ... (one seed for all)."""
+    seed = fresh_seed() if call.request.seed is None else call.request.seed
+    return [request for prompt in call.prompts
+            for request in several(replace(call.request, inputs=prompt, seed=seed), call.n)]
 
 
 def _envelope(state: ServiceState) -> dict[str, Any]:
@@ -227,15 +159,10 @@ def _usage(call: CompletionCall, results: list[GenerationResult]) -> dict[str, i
 
 
 def _stream(state: ServiceState, call: CompletionCall) -> Response:
-    release = state.admit()
     route = request.url_rule.rule
     envelope = _envelope(state)
-    seed = fresh_seed() if call.request.seed is None else call.request.seed
-    deadline = state.generator.deadline()
-    generations = [
-        state.generator.start(_settings_for(call, prompt, nth_seed(seed, i)), deadline)
-        for prompt in call.prompts for i in range(call.n)
-    ]
+    generations = state.generator.start_all(_requests(call), stream=True)
+    release = state.count_in_flight(lambda: [g.close() for g in generations])
 
     def chunk(index: int, text: str, logprobs: Any, finish: str | None) -> bytes:
         choice = {"text": text, "index": index, "logprobs": logprobs, "finish_reason": finish}

@@ -12,12 +12,8 @@ from typing import Any
 
 from models.cells import CELLS
 from service.config import ServiceConfig
-from service.generation import MAX_SEED
+from service.params import OPENAI_COMPLETION, TGI_BODY, TGI_PARAMETERS, TGI_STREAM_FIELD, object_schema
 from service.score_api import MAX_SCORE_CHARS
-from service.validation import (
-    MAX_INPUT_CHARS, MAX_REPETITION_PENALTY, MAX_STOP_CHARS, MAX_STOP_SEQUENCES, MAX_TOP_N_TOKENS,
-    NEUTRAL_PARAMETERS,
-)
 
 JSON = "application/json"
 SSE = "text/event-stream"
@@ -50,11 +46,12 @@ def response(description: str, content: dict[str, Any] | None = None) -> dict[st
 _COMMON_ERRORS = {
     "413": "Body larger than RNNLM_MAX_BODY_BYTES",
     "415": "Content-Type is not JSON",
-    "429": "Too many requests in flight (RNNLM_MAX_CONCURRENT_REQUESTS)",
+    "429": "No room: the engine's queue is full (RNNLM_MAX_QUEUE) or the request could not start before its "
+           "time limit; scoring: RNNLM_MAX_CONCURRENT_REQUESTS in flight. Retry-After says when to try again",
 }
 
 
-_TIMEOUT = "A generation stopped at the per-request time limit (RNNLM_REQUEST_TIMEOUT_SECONDS)"
+_TIMEOUT = "A generation or scoring stopped at the per-request time limit (RNNLM_REQUEST_TIMEOUT_SECONDS)"
 
 
 def _errors(schema: str, statuses: dict[str, str]) -> dict[str, Any]:
@@ -65,48 +62,14 @@ def _errors(schema: str, statuses: dict[str, str]) -> dict[str, Any]:
 
 def _tgi_errors() -> dict[str, Any]:
     return _errors("Error", {"400": "Malformed JSON, or a body that is not a JSON object",
-                             "422": "A field of the wrong type, out of range or unknown", "503": _TIMEOUT})
+                             "422": "A field of the wrong type, out of range or unknown, or a request for more "
+                                    "words than RNNLM_MAX_REQUEST_WORDS", "503": _TIMEOUT})
 
 
 def _openai_errors() -> dict[str, Any]:
-    return _errors("OpenAIError", {"400": "Malformed JSON, or a field of the wrong type, out of range or unknown",
+    return _errors("OpenAIError", {"400": "Malformed JSON, a field of the wrong type, out of range or unknown, or a "
+                                          "request for more words than RNNLM_MAX_REQUEST_WORDS",
                                    "404": "The model is not this service's", "503": _TIMEOUT})
-
-
-def _generate_parameters(config: ServiceConfig) -> dict[str, Any]:
-    properties: dict[str, Any] = {
-        "max_new_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": config.max_new_tokens,
-                           "default": min(50, config.max_new_tokens),
-                           "description": "Cap on the new words of each sentence"},
-        "num_sentences": {"type": ["integer", "null"], "minimum": 1, "maximum": config.max_sentences, "default": 1},
-        "min_words": {"type": ["integer", "null"], "minimum": 0, "default": 0,
-                      "description": "Words per sentence (starting words included) before it may end; "
-                                     "at most max_new_tokens"},
-        "temperature": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 100, "default": 1.0},
-        "top_k": {"type": ["integer", "null"], "minimum": 1},
-        "top_p": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
-        "do_sample": {"type": ["boolean", "null"], "default": True},
-        "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SEED},
-        "details": {"type": ["boolean", "null"], "default": False},
-        "stop": {"type": ["array", "null"], "maxItems": MAX_STOP_SEQUENCES,
-                 "items": {"type": "string", "minLength": 1, "maxLength": MAX_STOP_CHARS},
-                 "description": "Strings that end the generation where they first appear in the new text; "
-                                "cut from it (finish_reason stop_sequence)"},
-        "repetition_penalty": {"type": ["number", "null"], "exclusiveMinimum": 0,
-                               "maximum": MAX_REPETITION_PENALTY, "default": 1.0,
-                               "description": "Multiplies the log-probability of words already in the sentence"},
-        "return_full_text": {"type": ["boolean", "null"],
-                             "description": "Prepend the inputs to generated_text; default false, "
-                                            "true on POST /"},
-        "top_n_tokens": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_TOP_N_TOKENS, "default": 0},
-        "best_of": {"type": ["integer", "null"], "minimum": 1, "maximum": config.max_sequences, "default": 1,
-                    "description": "Sequences to sample (seeds seed, seed+1, ...); the one with the highest "
-                                   "mean token log-probability is returned. Not with streaming or do_sample false"},
-    }
-    for name, neutral in NEUTRAL_PARAMETERS.items():
-        allowed = [None] if neutral is None else [None, neutral]
-        properties[name] = {"enum": allowed, "description": "TGI parameter this model does not support"}
-    return closed(properties, required=[])
 
 
 def _schemas(config: ServiceConfig) -> dict[str, Any]:
@@ -122,14 +85,10 @@ def _schemas(config: ServiceConfig) -> dict[str, Any]:
         "top_tokens": {"type": "array", "items": {"type": "array", "items": ref("Token")}},
     }
     required_sequence = ["finish_reason", "generated_tokens", "seed", "prefill", "tokens"]
-    inputs = {"type": ["string", "null"], "maxLength": MAX_INPUT_CHARS,
-              "description": "The words the first sentence starts with"}
     return {
-        "GenerateParameters": _generate_parameters(config),
-        "GenerateRequest": closed({"inputs": inputs, "parameters": nullable(ref("GenerateParameters"))},
-                                  required=[]),
-        "CompatGenerateRequest": closed({"inputs": inputs, "parameters": nullable(ref("GenerateParameters")),
-                                         "stream": {"type": ["boolean", "null"], "default": False}}, required=[]),
+        "GenerateParameters": object_schema(TGI_PARAMETERS, config),
+        "GenerateRequest": object_schema(TGI_BODY, config),
+        "CompatGenerateRequest": object_schema(TGI_BODY + (TGI_STREAM_FIELD,), config),
         "Token": token,
         "BestOfSequence": closed({"generated_text": {"type": "string"}, **sequence},
                                  required=["generated_text", *required_sequence]),
@@ -155,7 +114,7 @@ def _schemas(config: ServiceConfig) -> dict[str, Any]:
         "Error": closed({"error": {"type": "string"},
                          "error_type": {"enum": ["validation", "overloaded", "not_found", "method_not_allowed",
                                                  "internal"]}}),
-        "CompletionRequest": _completion_request(config),
+        "CompletionRequest": object_schema(OPENAI_COMPLETION, config, required=["model"]),
         "CompletionLogprobs": closed({
             "tokens": {"type": "array", "items": {"type": "string"}},
             "token_logprobs": {"type": "array", "items": {"type": "number"}},
@@ -204,44 +163,20 @@ def _schemas(config: ServiceConfig) -> dict[str, Any]:
                                  "oov_words": {"type": "array", "items": {"type": "string"}}}),
         "Health": closed({"status": {"const": "ok"}}),
         "Info": _info_schema(),
+        "Evaluation": closed({
+            "train_words": {"type": ["integer", "null"], "description": "Training words seen by then"},
+            "seconds": {"type": ["number", "null"], "description": "Training time by then"},
+            "val_loss": {"type": ["number", "null"]},
+            "val_perplexity": {"type": ["number", "null"]},
+            "learning_rate": {"type": ["number", "null"], "description": "The rate after this evaluation"},
+            "halved": {"type": ["boolean", "null"], "description": "This evaluation halved the learning rate"},
+        }),
     }
 
 
 def _completion_envelope() -> dict[str, Any]:
     return {"id": {"type": "string"}, "object": {"const": "text_completion"}, "created": {"type": "integer"},
             "model": {"type": "string"}}
-
-
-def _completion_request(config: ServiceConfig) -> dict[str, Any]:
-    prompt = {"type": "string", "maxLength": MAX_INPUT_CHARS}
-    return closed({
-        "model": {"type": "string", "const": config.model_id},
-        "prompt": {"oneOf": [prompt, {"type": "array", "minItems": 1, "items": prompt}, {"type": "null"}]},
-        "max_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": config.max_new_tokens, "default": 16},
-        "temperature": {"type": ["number", "null"], "minimum": 0, "maximum": 2, "default": 1,
-                        "description": "0 means greedy"},
-        "top_p": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1, "default": 1},
-        "n": {"type": ["integer", "null"], "minimum": 1, "maximum": config.max_sequences, "default": 1,
-              "description": "Choices per prompt (seeds seed, seed+1, ...); n x prompts <= "
-                             f"{config.max_sequences}"},
-        "stop": {"oneOf": [{"type": "string", "minLength": 1, "maxLength": MAX_STOP_CHARS},
-                           {"type": "array", "maxItems": MAX_STOP_SEQUENCES,
-                            "items": {"type": "string", "minLength": 1, "maxLength": MAX_STOP_CHARS}},
-                           {"type": "null"}]},
-        "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SEED},
-        "logprobs": {"type": ["integer", "null"], "minimum": 0, "maximum": MAX_TOP_N_TOKENS},
-        "echo": {"type": ["boolean", "null"], "default": False},
-        "stream": {"type": ["boolean", "null"], "default": False},
-        "stream_options": nullable(closed({"include_usage": {"type": ["boolean", "null"]}}, required=[])),
-        "user": {"type": ["string", "null"], "maxLength": 256},
-        "top_k": {"type": ["integer", "null"], "minimum": 1, "description": "Extension (as vLLM's)"},
-        "repetition_penalty": {"type": ["number", "null"], "exclusiveMinimum": 0,
-                               "maximum": MAX_REPETITION_PENALTY, "description": "Extension (as vLLM's)"},
-        "presence_penalty": {"enum": [None, 0], "description": "Not supported"},
-        "frequency_penalty": {"enum": [None, 0], "description": "Not supported"},
-        "best_of": {"enum": [None, 1], "description": "Not supported (use n)"},
-        "suffix": {"type": "null", "description": "Not supported"},
-    }, required=["model"])
 
 
 def _info_schema() -> dict[str, Any]:
@@ -257,8 +192,12 @@ def _info_schema() -> dict[str, Any]:
         "corpus": {"type": ["string", "null"]}, "train_words": {"type": ["integer", "null"]},
         "val_perplexity": number_or_null, "val_loss": number_or_null,
         "trained_at": {"type": ["string", "null"]}, "seconds": number_or_null,
+        "history": {"type": "array", "items": ref("Evaluation"),
+                    "description": "The validation evaluations during training, oldest first (the RNN's alone, "
+                                   "before any n-gram interpolation); empty if the file holds none"},
         "limits": closed({name: {"type": "integer"} for name in
-                          ("max_new_tokens", "max_sentences", "max_input_chars", "max_body_bytes")}),
+                          ("max_new_tokens", "max_sentences", "max_request_words", "max_input_chars",
+                           "max_body_bytes")}),
     })
 
 
@@ -315,7 +254,7 @@ def _paths() -> dict[str, Any]:
         }},
         "/health": {"get": {"tags": ["operations"], "summary": "Ready once the model is loaded",
                             "responses": {"200": response("Ready", json_content(ref("Health")))}}},
-        "/info": {"get": {"tags": ["operations"], "summary": "The model and the request limits",
+        "/info": {"get": {"tags": ["operations"], "summary": "The model, its training history and the request limits",
                           "responses": {"200": response("Facts", json_content(ref("Info")))}}},
         "/metrics": {"get": {"tags": ["operations"], "summary": "Prometheus metrics, all workers added up",
                              "responses": {"200": response("Prometheus text format",

@@ -11,17 +11,63 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, jsonify, request
 
-from service.generation import GeneratedToken, GenerationResult, GenerationTimeout
+from models.sampling import SamplingParams
+from service import checks
+from service.config import ServiceConfig
+from service.errors import ApiError
+from service.generation import GeneratedToken, GenerationRequest, GenerationResult, GenerationTimeout
 from service.http_body import json_body
+from service.params import TGI_BODY, TGI_PARAMETERS, TGI_STREAM_FIELD, parse_fields
 from service.sse import event_stream, sse_event
 from service.state import ServiceState, current_state
-from service.validation import GenerateCall, parse_generate
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerateCall:
+    """A checked TGI request: what to generate and how to answer."""
+
+    request: GenerationRequest
+    details: bool
+    return_full_text: bool
+    best_of: int
+    stream: bool
+
+
+def parse_generate(
+    body: Any, config: ServiceConfig, *, stream: bool, full_text_default: bool, stream_field: bool = False
+) -> GenerateCall:
+    """Check a decoded TGI body (400 if not an object, 422 for a field at fault).
+
+    ``stream`` is the route's own choice; ``stream_field`` lets the body choose instead (POST /).
+    """
+    top = parse_fields(checks.json_object(body), TGI_BODY + ((TGI_STREAM_FIELD,) if stream_field else ()), config)
+    stream = top["stream"] if stream_field else stream
+    params = {} if top["parameters"] is None else top["parameters"]
+    if not isinstance(params, dict):
+        raise checks.wrong_type("parameters", "an object", params)
+    p = parse_fields(params, TGI_PARAMETERS, config, kind="parameter", prefix="parameters.")
+    if p["best_of"] > 1 and not p["do_sample"]:
+        raise ApiError(422, "parameters.best_of > 1 needs sampling: do_sample must not be false",
+                       field="parameters.best_of")
+    if p["best_of"] > 1 and stream:
+        raise ApiError(422, "parameters.best_of > 1 is not allowed when streaming", field="parameters.best_of")
+    checks.word_budget({f"parameters.{name}": p[name] for name in ("best_of", "num_sentences", "max_new_tokens")},
+                       config.max_request_words)
+    sampling = SamplingParams(
+        max_new_tokens=p["max_new_tokens"], min_words=p["min_words"], temperature=p["temperature"],
+        top_k=p["top_k"], top_p=p["top_p"], do_sample=p["do_sample"],
+    )
+    request = GenerationRequest(top["inputs"], sampling, p["num_sentences"], p["seed"], p["repetition_penalty"],
+                                p["stop"], p["top_n_tokens"])
+    full_text = full_text_default if p["return_full_text"] is None else p["return_full_text"]
+    return GenerateCall(request, p["details"], full_text, p["best_of"], stream)
 
 
 def generate() -> Response:
@@ -62,9 +108,9 @@ def _answer(state: ServiceState, call: GenerateCall) -> dict[str, Any]:
 
 
 def _stream(state: ServiceState, call: GenerateCall) -> Response:
-    release = state.admit()
     route = request.url_rule.rule
-    generation = state.generator.start(call.request)
+    generation = state.generator.start(call.request, stream=True)
+    release = state.count_in_flight(generation.close)
 
     def events() -> Iterator[bytes]:
         started = time.perf_counter()

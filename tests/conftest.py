@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny untrained model file, the service built on it, and its test client."""
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,13 @@ TINY_WORDS = (
     "big small red blue happy sad today . , ! ? she he it"
 ).split()
 
+
+def evaluation(train_words: int, val_perplexity: float, learning_rate: float, halved: bool) -> dict:
+    """One entry of a training history, as training/trainer.py records it."""
+    return {"train_words": train_words, "seconds": train_words / 1000, "val_loss": math.log(val_perplexity),
+            "val_perplexity": val_perplexity, "learning_rate": learning_rate, "halved": halved}
+
+
 TINY_INFO = {
     "corpus": "tiny-test-corpus",
     "train_words": 1234,
@@ -25,6 +34,10 @@ TINY_INFO = {
     "val_loss": 3.51,
     "trained_at": "2024-01-02T03:04:05+00:00",
     "seconds": 1.5,
+    # made up, with a worse evaluation that halved the rate and a small gain that halved it again
+    "history": [evaluation(300, 61.0, 0.1, False), evaluation(600, 42.0, 0.1, False),
+                evaluation(900, 44.5, 0.05, True), evaluation(1100, 34.0, 0.05, False),
+                evaluation(1234, 33.5, 0.025, True)],
 }
 
 

@@ -17,9 +17,12 @@ from hypothesis import strategies as st
 
 from service.app import ROUTES, create_app
 from service.config import ServiceConfig
-from service.openai_api import FIELDS as OPENAI_FIELDS
-from service.validation import PARAMETER_NAMES, TOP_LEVEL_FIELDS
+from service.params import OPENAI_COMPLETION, TGI_BODY, TGI_PARAMETERS
 from tests.gunicorn_server import start_server, worker_pids
+
+PARAMETER_NAMES = [spec.name for spec in TGI_PARAMETERS if spec.kind != "unsupported"]
+TOP_LEVEL_FIELDS = [spec.name for spec in TGI_BODY]
+OPENAI_FIELDS = [spec.name for spec in OPENAI_COMPLETION if spec.kind != "unsupported"]
 
 FUZZ = settings(max_examples=150, derandomize=True, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

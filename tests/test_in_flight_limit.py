@@ -77,11 +77,11 @@ def test_slots_of_dead_processes_are_reused():
 
 @pytest.mark.parametrize("path, body", [("/generate_stream", {"inputs": "the"}),
                                         ("/v1/completions", {"model": "rnnlm", "stream": True})])
-def test_a_stream_read_to_its_end_frees_its_slot_before_it_is_closed(service_config, path, body):
-    """A server or client that keeps a finished response open must not hold the slot: with a
-    limit of 1, the second stream is served although the first response was never closed."""
-    client = create_app(replace(service_config, max_concurrent_requests=1)).test_client()
+def test_a_stream_read_to_its_end_leaves_the_engine_before_it_is_closed(service_config, path, body):
+    """A server or client that keeps a finished response open must not hold a place: with one
+    place and no queue, the second stream is served although the first response was never closed."""
+    client = create_app(replace(service_config, max_batch=1, max_queue=0)).test_client()
     first = client.post(path, json=body)
     assert first.status_code == 200 and b"data:" in first.get_data()  # read, not closed
-    assert client.application.extensions[EXTENSION_KEY].limit.in_flight() == 0
+    assert client.application.extensions[EXTENSION_KEY].generator.engine.load() == (0, 0)
     assert client.post(path, json=body).status_code == 200

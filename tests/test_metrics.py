@@ -43,3 +43,14 @@ def test_a_stream_is_timed_and_counted_when_it_ends(service_config):
     assert metric(text, "rnnlm_requests_in_flight") == 0
     assert metric(text, "rnnlm_request_duration_seconds_count", route="/generate_stream") == 1
     assert metric(text, "rnnlm_generated_words_total", route="/generate_stream") == 4
+
+
+def test_invented_methods_are_counted_as_other(service_config):
+    client = create_app(service_config).test_client()
+    for index in range(50):
+        client.open("/generate", method=f"INVENTED{index}")
+    client.open("/health", method="PATCH")
+    text = scrape(client)
+    assert metric(text, "rnnlm_requests_total", route="unmatched", method="other", status="405") == 50
+    assert metric(text, "rnnlm_requests_total", route="unmatched", method="PATCH", status="405") == 1
+    assert "INVENTED" not in text

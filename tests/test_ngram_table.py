@@ -1,14 +1,21 @@
 """The compact Kneser-Ney table against the fitted model it was built from, and the mixture."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import joblib
 import numpy as np
 import pytest
 
 from models.mixture import NgramMixture
+from models.model_file import load_model
 from models.ngram_table import NgramTable
 from training.kneser_ney import KneserNey
 
 VOCAB = 40
+# written by main at 8cfeee1 (format 4, contexts keyed by their words as digits in base C): an RNN
+# of 2 units and a 5-gram fitted on random_sentences(150) over VOCAB words
+OLD_KEYS_MODEL = Path(__file__).parent / "fixtures" / "format4_ngram5.joblib"
 
 
 def random_sentences(count: int, seed: int = 1) -> list[list[int]]:
@@ -48,6 +55,75 @@ def test_payload_round_trip(fitted):
     again = NgramTable.from_payload(table.to_payload())
     sentence = random_sentences(1, seed=4)[0]
     np.testing.assert_array_equal(again.token_probs(sentence), table.token_probs(sentence))
+
+
+def random_histories(count: int, seed: int) -> list[list[int]]:
+    """Histories of every length from empty to longer than any order: real sentence openings
+    (seen contexts), random words (mostly unseen ones), SENTENCE_START inside and at the start."""
+    rng = np.random.default_rng(seed)
+    seen = random_sentences(count, seed=1)
+    histories = [[], [1], [1, 1], [5, 1], [1, 2, 1]]
+    for i in range(count):
+        if i % 3 == 0:
+            sentence = seen[i]
+            histories.append(sentence[: int(rng.integers(1, len(sentence) + 1))])
+        else:
+            histories.append(rng.integers(0, VOCAB, size=int(rng.integers(0, 9))).tolist())
+    return histories
+
+
+def test_batched_rows_are_the_single_rows_bit_for_bit(fitted):
+    _, table = fitted
+    histories = random_histories(120, seed=5)
+    batch = table.next_word_probs_batch(histories)
+    assert batch.shape == (len(histories), VOCAB)
+    for row, history in zip(batch, histories):
+        np.testing.assert_array_equal(row, table.next_word_probs(history))
+    if table.order > 1:  # the longer contexts are really found: most rows differ from the unigram row
+        assert (batch != table.next_word_probs([])).any(axis=1).sum() > len(histories) // 2
+
+
+def test_batch_of_one_and_of_none(fitted):
+    _, table = fitted
+    np.testing.assert_array_equal(table.next_word_probs_batch([[1, 5]])[0], table.next_word_probs([1, 5]))
+    assert table.next_word_probs_batch([]).shape == (0, VOCAB)
+
+
+def test_old_base_c_keys_are_chained_when_loading():
+    """A model file from before the chained keys gives the fitted model's probabilities, and the
+    very table a fit gives today."""
+    table = load_model(OLD_KEYS_MODEL).mixture.ngram
+    stored = joblib.load(OLD_KEYS_MODEL)["ngram"]["kneser_ney"]["levels"]
+    sentences = random_sentences(150)
+    model = KneserNey.fit(sentences, 5, VOCAB)
+    fresh = model.table()
+    for converted, new_level, old_level in zip(table.levels, fresh.levels, stored):
+        for name, value in new_level.to_payload().items():
+            if name == "backoff":  # today's fit sums D_j N_j in a fixed order: the last bit may differ
+                np.testing.assert_array_equal(np.sort(converted.backoff), np.sort(old_level["backoff"]))
+                np.testing.assert_allclose(converted.backoff, value, rtol=1e-15)
+            else:
+                np.testing.assert_array_equal(getattr(converted, name), value, err_msg=name)
+    for sentence in random_sentences(20, seed=6):
+        for i in range(1, len(sentence)):
+            assert table.prob(sentence[:i], sentence[i]) == pytest.approx(model.prob(sentence[:i], sentence[i]), rel=1e-12)
+    histories = random_histories(30, seed=7)
+    np.testing.assert_allclose(table.next_word_probs_batch(histories), fresh.next_word_probs_batch(histories), rtol=1e-14)
+
+
+def test_keys_fit_an_int64_for_a_large_vocabulary():
+    """Order 5 over 100k words: base-C keys would need 100000**4 > 2**63."""
+    vocab = 100_000
+    rng = np.random.default_rng(3)
+    sentences = [[1, *rng.integers(3, vocab, size=6).tolist(), 2] for _ in range(50)]
+    sentences += [list(s) for s in sentences[:10]]  # repeats, so some long contexts have several counts
+    model = KneserNey.fit(sentences, 5, vocab)
+    table = model.table()
+    sentence = sentences[0]
+    for i in range(1, len(sentence)):
+        assert table.prob(sentence[:i], sentence[i]) == pytest.approx(model.prob(sentence[:i], sentence[i]), rel=1e-12)
+    np.testing.assert_array_equal(table.next_word_probs_batch([sentence[:5]])[0], table.next_word_probs(sentence[:5]))
+    assert table.next_word_probs(sentence[:5])[sentence[5]] > 0.5  # the 5-gram context was found
 
 
 def test_a_short_history_keeps_its_sentence_start():

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from tests.busy_engine import busy_engine
 from tests.sse import sse_data
 
 MODEL = "rnnlm"
@@ -194,16 +195,10 @@ def test_routing_errors_under_v1_are_openai_shaped(client):
     assert "POST" in response.headers["Allow"]
 
 
-def test_overload_is_429_in_openai_shape(service_config):
-    from dataclasses import replace
-
-    from service.app import create_app
-
-    client = create_app(replace(service_config, max_concurrent_requests=1)).test_client()
-    held = client.post("/v1/completions", json={"model": MODEL, "stream": True}, buffered=False)
-    error = assert_openai_error(complete(client), 429, None, "overloaded", code="overloaded")
-    assert error["type"] == "overloaded_error"
-    held.close()
+def test_overload_is_429_in_openai_shape(app, client):
+    with busy_engine(app):
+        error = assert_openai_error(complete(client), 429, None, "overloaded", code="overloaded")
+        assert error["type"] == "overloaded_error"
     assert complete(client).status_code == 200
 
 

@@ -11,6 +11,9 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_openapi
 
 from service.app import create_app
+from service.config import ServiceConfig
+from service.params import OPENAI_COMPLETION, TGI_PARAMETERS, FieldSpec
+from tests.busy_engine import busy_engine
 from tests.sse import sse_data
 
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -126,14 +129,14 @@ def test_malformed_requests_fit_their_error_schemas(client, doc, path, data, con
 
 
 def test_overload_answers_fit_their_schemas(service_config, doc):
-    client = create_app(replace(service_config, max_concurrent_requests=1)).test_client()
-    held = client.post("/generate_stream", json={}, buffered=False)
-    for path, body in [("/generate", {}), ("/", {}), ("/generate_stream", {}), ("/score", {"inputs": "a"}),
-                       ("/v1/completions", {"model": "rnnlm"})]:
-        response = client.post(path, json=body)
-        assert response.status_code == 429
-        check_response(doc, path, "POST", response)
-    held.close()
+    app = create_app(replace(service_config, max_concurrent_requests=0))  # scoring refused at once
+    client = app.test_client()
+    with busy_engine(app):
+        for path, body in [("/generate", {}), ("/", {}), ("/generate_stream", {}), ("/score", {"inputs": "a"}),
+                           ("/v1/completions", {"model": "rnnlm"})]:
+            response = client.post(path, json=body)
+            assert response.status_code == 429
+            check_response(doc, path, "POST", response)
 
 
 # ----------------------------------------------------- the request schemas say what is accepted
@@ -166,3 +169,34 @@ def test_a_body_fits_the_request_schema_exactly_when_the_server_accepts_it(clien
     fits = validator(doc, {"$ref": f"#/components/schemas/{schema}"}).is_valid(body)
     status = client.post(ROUTE_OF[schema], data=json.dumps(body), content_type="application/json").status_code
     assert fits == (status == 200), f"schema says {fits}, server answered {status}"
+
+
+def boundary_values(spec: FieldSpec, config: ServiceConfig) -> list[Any]:
+    """Values at and just beyond each declared bound of a numeric field."""
+    low = spec.minimum(config) if callable(spec.minimum) else spec.minimum
+    high = spec.maximum(config) if callable(spec.maximum) else spec.maximum
+    step = 1 if spec.kind == "integer" else 1e-9
+    values = [v for bound in (low, high) if bound is not None for v in (bound - step, bound, bound + step)]
+    return values + ([True, "1"] if spec.kind in ("integer", "number") else [])
+
+
+def bounded_fields() -> list[tuple[str, str, str]]:
+    fields = [("GenerateParameters", spec.name, spec.kind) for spec in TGI_PARAMETERS]
+    fields += [("CompletionRequest", spec.name, spec.kind) for spec in OPENAI_COMPLETION]
+    return [f for f in fields if f[2] in ("integer", "number")]
+
+
+@pytest.mark.parametrize("schema, name, kind", bounded_fields())
+def test_every_declared_bound_is_what_the_server_enforces(app, client, doc, schema, name, kind):
+    """Both families' fields come from one set of specs: at and beyond every bound, the
+    generated schema accepts a value exactly when the server does."""
+    config = app.extensions["rnnlm"].config
+    specs = {spec.name: spec for spec in (TGI_PARAMETERS if schema == "GenerateParameters" else OPENAI_COMPLETION)}
+    for value in boundary_values(specs[name], config):
+        if schema == "GenerateParameters":
+            body, route, full = {"parameters": {"max_new_tokens": 3, name: value}}, "/generate", "GenerateRequest"
+        else:
+            body, route, full = {"model": "rnnlm", "max_tokens": 3, name: value}, "/v1/completions", schema
+        fits = validator(doc, {"$ref": f"#/components/schemas/{full}"}).is_valid(body)
+        status = client.post(route, data=json.dumps(body), content_type="application/json").status_code
+        assert fits == (status == 200), f"{name}={value!r}: schema says {fits}, server answered {status}"

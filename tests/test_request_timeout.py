@@ -10,7 +10,7 @@ from service.app import create_app
 from service.config import ConfigError, ServiceConfig
 from tests.sse import sse_data
 
-LONG = {"inputs": "the cat", "parameters": {"num_sentences": 20, "max_new_tokens": 200, "seed": 3}}
+LONG = {"inputs": "the cat", "parameters": {"num_sentences": 20, "max_new_tokens": 50, "seed": 3}}  # the word budget's 1,000
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +54,12 @@ def test_bad_limits_are_refused_at_start(raw):
         ServiceConfig.from_env({"RNNLM_REQUEST_TIMEOUT_SECONDS": raw})
     assert ServiceConfig.from_env({"RNNLM_REQUEST_TIMEOUT_SECONDS": "2.5"}).request_timeout_seconds == 2.5
     assert ServiceConfig.from_env({}).request_timeout_seconds == 10.0
+
+
+def test_score_runs_under_the_same_limit(strict_client, client):
+    text = {"inputs": "The cat sat on the mat. " * 40}
+    response = strict_client.post("/score", json=text)
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["error_type"] == "timeout" and "time limit of 1e-06 s" in body["error"] and "shorter text" in body["error"]
+    assert client.post("/score", json=text).status_code == 200  # the default limit lets it finish

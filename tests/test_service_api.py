@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -14,6 +15,7 @@ import service.generation
 from models.model_file import FORMAT_VERSION, ModelFileError, save_model
 from service.app import create_app
 from service.config import ConfigError, ServiceConfig
+from tests.test_openapi import check_response
 
 JSON = "application/json"
 
@@ -268,10 +270,10 @@ def test_wrong_method_is_json_405(client, method, path):
 def test_unexpected_errors_are_500_without_internals(app, monkeypatch, caplog):
     generator = app.extensions["rnnlm"].generator
 
-    def explode(request, deadline=None):
+    def explode(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(generator, "generate", explode)
+    monkeypatch.setattr(generator, "start_all", explode)
     with caplog.at_level(logging.ERROR):
         response = post(app.test_client(), {"inputs": "the"})
     text = assert_error(response, 500, error_type="internal")
@@ -312,7 +314,9 @@ def test_info(client, tiny_loaded_model, tiny_model_path):
     assert info["train_words"] == 1234
     assert info["val_perplexity"] == 33.5
     assert info["trained_at"] == "2024-01-02T03:04:05+00:00"
-    assert info["limits"] == {"max_new_tokens": 200, "max_sentences": 20, "max_input_chars": 2000,
+    assert info["history"] == tiny_loaded_model.info["history"] and [e["halved"] for e in info["history"]] == [
+        False, False, True, False, True]
+    assert info["limits"] == {"max_new_tokens": 200, "max_sentences": 20, "max_request_words": 1000, "max_input_chars": 2000,
                               "max_body_bytes": 65536}
 
 
@@ -328,6 +332,18 @@ def test_info_with_missing_or_odd_training_facts(tmp_path, tiny_loaded_model):
 
     body = json.loads(info.get_data(), parse_constant=reject)
     assert body["val_perplexity"] is None and body["train_words"] == 7 and body["corpus"] is None
+    assert body["history"] == []
+
+
+def test_info_history_is_made_json_safe(tmp_path, tiny_loaded_model):
+    path = tmp_path / "diverged.joblib"
+    first, second = tiny_loaded_model.info["history"][:2]
+    diverged = {**second, "val_perplexity": math.inf, "train_words": np.int64(600), "halved": np.bool_(True)}
+    save_model(path, tiny_loaded_model.model, tiny_loaded_model.vocab, {"history": [first, diverged]})
+    client = create_app(ServiceConfig(model_path=str(path))).test_client()
+    body = json.loads(client.get("/info").get_data(), parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert body["history"] == [first, {**second, "val_perplexity": None, "halved": True}]
+    check_response(client.get("/openapi.json").get_json(), "/info", "GET", client.get("/info"))
 
 
 # ------------------------------------------------------------------------------ configuration

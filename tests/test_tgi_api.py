@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from service.app import create_app
+from tests.busy_engine import busy_engine
 from tests.sse import sse_data
 from tests.test_service_api import assert_error
 
@@ -192,15 +193,11 @@ def test_stream_routes_share_the_generate_checks(client, route):
     assert_error(client.post(route, data="{}", content_type="text/plain"), 415, "Content-Type")
 
 
-def test_too_many_requests_in_flight_is_429(service_config):
-    app = create_app(replace(service_config, max_concurrent_requests=2))
-    client = app.test_client()
-    held = [client.post("/generate_stream", json={"parameters": {"seed": s}}, buffered=False) for s in (1, 2)]
-    assert all(r.status_code == 200 for r in held)  # each holds its place until its stream is closed
-    for route in ("/generate", "/generate_stream", "/"):
-        assert_error(client.post(route, json={}), 429, "overloaded", error_type="overloaded")
-    assert client.get("/health").status_code == 200  # only generation is limited
-    held[0].close()
-    assert client.post("/generate", json={}).status_code == 200
-    held[1].close()
-    assert app.extensions["rnnlm"].limit.in_flight() == 0
+def test_no_room_in_the_engine_is_429_with_retry_after(app, client):
+    with busy_engine(app):
+        for route in ("/generate", "/generate_stream", "/"):
+            response = client.post(route, json={})
+            assert_error(response, 429, "overloaded", error_type="overloaded")
+            assert int(response.headers["Retry-After"]) >= 1
+        assert client.get("/health").status_code == 200  # only generation waits for the engine
+    assert client.post("/generate", json={}).status_code == 200  # room again once the held request ends

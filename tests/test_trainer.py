@@ -47,7 +47,11 @@ def test_train_command_learns_and_prints_a_json_summary(tmp_path):
         assert key in summary
     assert summary["val_perplexity"] < 10  # a template language: far below the vocabulary of 40
     # the default interpolates the RNN with a Kneser-Ney 5-gram, and reports all three
-    assert summary["ngram_order"] == 5 and summary["ngram_weight"] == 0.5
+    assert summary["ngram_order"] == 5
+    choice = summary["ngram_weight_choice"]  # chosen on sentences held out of the training text
+    assert choice["tokens"] > 0 and summary["ngram_weight"] == choice["weight"] and 0 < choice["weight"] <= 1
+    assert choice["mixture_perplexity"] <= min(choice["rnn_perplexity"], choice["ngram_perplexity"]) + 1e-9
+    assert summary["ngram_prune"] == [0, 0, 0, 1, 1]  # the default cut-offs, one per order
     assert summary["rnn_val_perplexity"] < 10 and summary["ngram_val_perplexity"] < 10
     assert "words/s" in result.stderr and "eval at" in result.stderr  # progress is shown
     loaded = load_model(summary["out"])
@@ -115,7 +119,8 @@ def test_a_step_updates_only_the_input_columns_used_and_equals_the_dense_step(ce
 
 @pytest.mark.parametrize("bad", [["--cell", "lstm"], ["--dropout", "1"], ["--dropout", "-0.1"], ["--softmax", "tree"], ["--classes", "0"],
                                  ["--ngram-order", "-1"], ["--ngram-order", "9"], ["--ngram-weight", "0"],
-                                 ["--ngram-weight", "1.5"]])
+                                 ["--ngram-weight", "1.5"], ["--ngram-prune", "1"], ["--ngram-prune", "0,2,1"],
+                                 ["--ngram-prune", "0,a"]])
 def test_bad_flags_are_usage_errors(tmp_path, bad, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train_cli.main(toy_args(tmp_path, *bad))

@@ -158,8 +158,40 @@ def load_austen(data_dir: Path = DEFAULT_DATA_DIR) -> RawCorpus:
     return RawCorpus("austen", train, valid)
 
 
+# csv's own limit is 131,072 characters a cell; a corpus may hold whole documents in one, so
+# the reader allows this many and names the file and line past it
+MAX_CSV_CELL_CHARS = 16 * 2**20
+# control characters (NUL, escape, C1 codes...) other than tab, newline and carriage return
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def without_controls(text: str) -> str:
+    """``text`` with control characters removed; those that separate words (form feed, vertical
+    tab, the information separators) become a space, so they never join two words."""
+    return _CONTROL.sub(lambda match: " " if match.group().isspace() else "", text)
+
+
+def _csv_first_cells(path: Path) -> list[str]:
+    """The first cell of each row, read as the csv module documents (a file opened with
+    ``newline=''``, so a quoted cell keeps its line breaks)."""
+    previous_limit = csv.field_size_limit(MAX_CSV_CELL_CHARS)
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            reader = csv.reader(handle)
+            try:
+                return [row[0] for row in reader if row and row[0].strip()]
+            except csv.Error as exc:
+                if "field larger than field limit" in str(exc):
+                    raise CorpusError(f"{path}: line {reader.line_num}: a cell is longer than "
+                                      f"{MAX_CSV_CELL_CHARS:,} characters") from None
+                raise CorpusError(f"{path}: line {reader.line_num}: not readable as CSV ({exc})") from None
+    finally:
+        csv.field_size_limit(previous_limit)
+
+
 def read_paragraphs(path: Path) -> list[str]:
-    """Paragraphs of a user file: blank-line separated prose (.txt) or the first column (.csv).
+    """Paragraphs of a user file: blank-line separated prose (.txt) or the first column (.csv),
+    control characters removed. A file without any text is a CorpusError.
 
     A CSV whose first cell is a single bare word (such as ``body`` or ``text``) has it taken as
     a header and skipped.
@@ -168,15 +200,18 @@ def read_paragraphs(path: Path) -> list[str]:
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.suffix.lower() == ".csv":
+            cells = [without_controls(cell) for cell in _csv_first_cells(path)]
+            if cells and re.fullmatch(r"[A-Za-z_]+", cells[0].strip()):
+                cells = cells[1:]
+            paragraphs = [" ".join(cell.split()) for cell in cells if cell.strip()]
+        else:
+            paragraphs = split_paragraphs(without_controls(path.read_text(encoding="utf-8")))
     except UnicodeDecodeError as exc:
         raise CorpusError(f"{path}: not UTF-8 text ({exc})") from None
-    if path.suffix.lower() == ".csv":
-        rows = [row for row in csv.reader(text.splitlines()) if row and row[0].strip()]
-        if rows and re.fullmatch(r"[A-Za-z_]+", rows[0][0].strip()):
-            rows = rows[1:]
-        return [" ".join(row[0].split()) for row in rows]
-    return split_paragraphs(text)
+    if not paragraphs:
+        raise CorpusError(f"{path}: holds no text")
+    return paragraphs
 
 
 def load_corpus(corpus: str, validation: str | None = None, data_dir: Path = DEFAULT_DATA_DIR) -> RawCorpus:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from training.ngram_fit import parse_thresholds
+
 
 def truncation(value: str) -> int | None:
     """``--bptt-truncate``: steps back beyond an output's own, or 'none'/'full' for full BPTT."""
@@ -45,3 +47,11 @@ def ngram_order_flag(value: str) -> int:
     if not 0 <= number <= 6:
         raise argparse.ArgumentTypeError("must be 0 (no n-gram model) to 6")
     return number
+
+
+def ngram_prune_flag(value: str) -> tuple[int, ...]:
+    """``--ngram-prune``: count cut-offs per order, as ``training.ngram_fit.parse_thresholds`` reads them."""
+    try:
+        return parse_thresholds(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -1,21 +1,26 @@
-"""After training: fit the Kneser-Ney model the RNN is interpolated with, and measure all three.
+"""After training: fit the Kneser-Ney model the RNN is interpolated with, choose the mixture
+weight, and measure all three.
 
-The n-gram model is counted on the same training sentences with the RNN's vocabulary, so the
-mixture never sees the validation text; its weight is a fixed setting (``--ngram-weight``), not
-tuned on the text it is then measured on.
+The n-gram model is counted on the same training sentences with the RNN's vocabulary. The
+weight is chosen on a development split carved from the training text, which neither model
+trained on (``training.dataset.development_split``), never on the validation text it is then
+measured on; ``--ngram-weight`` fixes it instead.
 """
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from models.mixture import NgramMixture
+from models.mixture import DEFAULT_RNN_WEIGHT, NgramMixture
 from models.recurrent_lm import RecurrentLM
 from models.scoring import perplexity_from, score_sentences
-from training.kneser_ney import KneserNey
+from models.vocabulary import Vocabulary
+from training.ngram_counts import flat_tokens
+from training.ngram_fit import fit_tokens, thresholds_for
 
 log = logging.getLogger(__name__)
 
@@ -30,22 +35,62 @@ class InterpolationResult:
     rnn_val_loss: float
     ngram_val_loss: float
     seconds: float
+    prune: list[int]  # the count cut-off of each order
+    development: dict | None  # how the weight was chosen, if it was
 
     def figures(self) -> dict:
         return {
             "ngram_order": self.mixture.order,
             "ngram_weight": self.mixture.rnn_weight,
+            "ngram_prune": list(self.prune),
             "rnn_val_perplexity": float(np.exp(self.rnn_val_loss)),
             "ngram_val_perplexity": float(np.exp(self.ngram_val_loss)),
+            "ngram_weight_choice": self.development,
         }
 
 
+WEIGHT_STEP = 0.01
+
+
+def choose_weight(rnn_probs: np.ndarray, ngram_probs: np.ndarray) -> float:
+    """The RNN weight, on a grid of WEIGHT_STEP in (0, 1], that gives these tokens the highest
+    likelihood (the log-likelihood is concave in the weight: the grid's best is within a step)."""
+    weights = np.arange(1, round(1 / WEIGHT_STEP) + 1) * WEIGHT_STEP
+    scores = [np.log(w * rnn_probs + (1.0 - w) * ngram_probs).sum() for w in weights]
+    return float(round(weights[int(np.argmax(scores))], 2))
+
+
+def _weight_on(model: RecurrentLM, table, development: list[list[int]]) -> tuple[float, dict]:
+    """The chosen weight, and the development split's figures."""
+    rnn = np.exp(np.concatenate(score_sentences(model, development)))
+    ngram = np.concatenate([table.token_probs(s) for s in development])
+    weight = choose_weight(rnn, ngram)
+    figures = {"tokens": int(rnn.size), "weight": weight,
+               "rnn_perplexity": float(np.exp(-np.log(rnn).mean())),
+               "ngram_perplexity": float(np.exp(-np.log(ngram).mean())),
+               "mixture_perplexity": float(np.exp(-np.log(weight * rnn + (1 - weight) * ngram).mean()))}
+    log.info("RNN weight %.2f chosen on %s development tokens (perplexity: RNN %.2f, n-gram %.2f, mixture %.2f)",
+             weight, f"{rnn.size:,}", figures["rnn_perplexity"], figures["ngram_perplexity"],
+             figures["mixture_perplexity"])
+    return weight, figures
+
+
 def interpolate(
-    model: RecurrentLM, train: list[list[int]], valid: list[list[int]], order: int, rnn_weight: float
+    model: RecurrentLM, train: list[list[int]], valid: list[list[int]], order: int, rnn_weight: float | None,
+    prune: Sequence[int] = (0,), development: list[list[int]] | None = None,
 ) -> InterpolationResult:
-    """Fit the order-``order`` Kneser-Ney model and score the validation text with the RNN, it and the mixture."""
+    """Fit the order-``order`` Kneser-Ney model (with these count cut-offs), choose the RNN's weight
+    on ``development`` unless it is given, and score the validation text with the RNN, the n-gram
+    model and the mixture."""
     started = time.monotonic()
-    table = KneserNey.fit(train, order, model.vocab_size).table()
+    thresholds = thresholds_for(prune, order)
+    table = fit_tokens(flat_tokens(train), order, model.vocab_size, Vocabulary.start_id, thresholds)
+    chosen = None
+    if rnn_weight is None and not development:
+        log.warning("no development sentences to choose the n-gram weight on; using %g", DEFAULT_RNN_WEIGHT)
+        rnn_weight = DEFAULT_RNN_WEIGHT
+    elif rnn_weight is None:
+        rnn_weight, chosen = _weight_on(model, table, development)
     mixture = NgramMixture(table, rnn_weight)
     rnn_scores = score_sentences(model, valid)
     tokens = sum(s.size for s in rnn_scores)
@@ -53,7 +98,7 @@ def interpolate(
     ngram_ll = float(sum(np.log(table.token_probs(s)).sum() for s in valid))
     mixed_ll = float(sum(mixture.sentence_log_probs(r, s).sum() for r, s in zip(rnn_scores, valid)))
     result = InterpolationResult(mixture, -mixed_ll / tokens, -rnn_ll / tokens, -ngram_ll / tokens,
-                                 time.monotonic() - started)
+                                 time.monotonic() - started, thresholds, chosen)
     log.info(
         "validation perplexity: RNN %.2f, Kneser-Ney %d-gram %.2f, interpolated (RNN weight %g) %.2f (%.1f s)",
         perplexity_from(rnn_ll, tokens), order, perplexity_from(ngram_ll, tokens), rnn_weight,

@@ -30,6 +30,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from models.ngram_table import NgramTable
 from models.scoring import perplexity_from
 from models.vocabulary import Vocabulary
@@ -67,10 +69,11 @@ def estimate_discounts(n1: int, n2: int, n3: int, n4: int) -> Discounts | None:
     return found if found.valid() else None
 
 
-def count_of_counts(counts: Iterable[int]) -> tuple[int, int, int, int]:
+def count_of_counts(counts: Iterable[int] | np.ndarray) -> tuple[int, int, int, int]:
     """How many n-grams have count 1, 2, 3 and 4."""
-    tally = Counter(counts)
-    return tally[1], tally[2], tally[3], tally[4]
+    counts = counts if isinstance(counts, np.ndarray) else np.fromiter(counts, dtype=np.int64)
+    tally = np.bincount(np.clip(counts, 0, 5), minlength=6)
+    return int(tally[1]), int(tally[2]), int(tally[3]), int(tally[4])
 
 
 def kn_counts(sentences: Iterable[Sequence[int]], order: int, start_id: int) -> list[Counter]:
@@ -92,6 +95,17 @@ def kn_counts(sentences: Iterable[Sequence[int]], order: int, start_id: int) -> 
         level.update(starts[k - 1])
         levels.insert(0, level)
     return levels
+
+
+def kept_grams(sentences: Sequence[Sequence[int]], levels: Sequence[Counter], thresholds: Sequence[int]) -> list[set]:
+    """Per order, the n-grams a pruned model keeps: seen more often than the order's threshold
+    (raw counts), or the suffix of a kept n-gram one order up."""
+    kept: list[set] = [set() for _ in levels]
+    for k in range(len(levels), 0, -1):
+        raw = Counter(gram for s in sentences for gram in zip(*(s[j:] for j in range(k))))
+        above = kept[k] if k < len(levels) else set()
+        kept[k - 1] = {g for g in levels[k - 1] if raw[g] > thresholds[k - 1]} | {g[1:] for g in above}
+    return kept
 
 
 class KneserNey:
@@ -119,19 +133,28 @@ class KneserNey:
         vocab_size: int,
         start_id: int = Vocabulary.start_id,
         discounts: Sequence[Discounts] | None = None,
+        thresholds: Sequence[int] | None = None,
     ) -> "KneserNey":
-        """Count, estimate each order's discounts (unless given, lowest order first) and normalise."""
+        """Count, estimate each order's discounts (unless given, lowest order first) and normalise.
+
+        ``thresholds`` prunes as ``training.ngram_fit`` describes: per order, n-grams seen at most
+        that often are dropped unless they are the suffix of a kept one, and their discounted
+        counts go to their context's backoff weight.
+        """
         model = cls(order, vocab_size, start_id)
+        sentences = [tuple(s) for s in sentences]
         levels = kn_counts(sentences, order, start_id)
         if levels[0] and max(levels[0])[0] >= vocab_size:  # the unigrams are every word predicted
             raise ValueError(f"a word id is outside the vocabulary of {vocab_size}")
+        kept = kept_grams(sentences, levels, thresholds) if thresholds else [None] * order
         for k, counts in enumerate(levels, start=1):
-            model._add_level(k, counts, discounts[k - 1] if discounts else model._estimate(k, counts))
+            model._add_level(k, counts, discounts[k - 1] if discounts else model.estimate(k, counts.values()), kept[k - 1])
         return model
 
     @staticmethod
-    def _estimate(k: int, counts: Counter) -> Discounts:
-        n = count_of_counts(counts.values())
+    def estimate(k: int, counts: Iterable[int] | np.ndarray) -> Discounts:
+        """Order k's discounts from its counts, or the fallback where they give none."""
+        n = count_of_counts(counts)
         found = estimate_discounts(*n)
         if found is None:
             # expected at order 1 of a cut vocabulary (no word is seen once); worth a look elsewhere
@@ -141,22 +164,33 @@ class KneserNey:
         log.debug("order %d: count-of-counts %s, %s", k, n, found)
         return found
 
-    def _add_level(self, k: int, counts: Counter, discounts: Discounts) -> None:
+    def _add_level(self, k: int, counts: Counter, discounts: Discounts, kept: set | None = None) -> None:
         if not discounts.valid():
             raise ValueError(f"order {k}: discounts {discounts} are not within 0 < D_j <= j")
         by_count = discounts.by_count()
         totals: Counter = Counter()
-        given_up: Counter = Counter()
+        seen: dict[tuple[int, ...], list[int]] = {}  # context -> [N_1, N_2, N_3+]
+        dropped: Counter = Counter()  # context -> discounted counts of its pruned n-grams
         discounted = {}
         for gram, count in counts.items():
             context = gram[:-1]
-            discount = by_count[min(count, 3)]
             totals[context] += count
-            given_up[context] += discount
-            discounted[gram] = count - discount
+            seen.setdefault(context, [0, 0, 0])[min(count, 3) - 1] += 1
+            if kept is None or gram in kept:
+                discounted[gram] = count - by_count[min(count, 3)]
+            else:
+                dropped[context] += count - by_count[min(count, 3)]
         self.discounts.append(discounts)
         self._discounted.append(discounted)
-        self._contexts.append({h: (1.0 / total, given_up[h] / total) for h, total in totals.items()})
+        # a context left with no n-gram of its own backs off whole (gamma = 1): it is dropped too
+        has_kept = {gram[:-1] for gram in discounted}
+        self._contexts.append({h: (1.0 / total, (self._given_up(discounts, *seen[h]) + dropped[h]) / total)
+                               for h, total in totals.items() if h in has_kept})
+
+    @staticmethod
+    def _given_up(discounts: Discounts, n1: int, n2: int, n3: int) -> float:
+        """D_1 N_1(h) + D_2 N_2(h) + D_3+ N_3+(h), summed in this order (the array fit sums the same way)."""
+        return discounts.one * n1 + discounts.two * n2 + discounts.three_plus * n3
 
     def table(self) -> NgramTable:
         """The fitted probabilities in compact arrays, for a model file and the service."""
@@ -184,7 +218,7 @@ class KneserNey:
 
     def sentence_log_likelihood(self, sentence: Sequence[int]) -> float:
         """Summed log-probability of every token after SENTENCE_START."""
-        if not sentence or sentence[0] != self.start_id:
+        if len(sentence) == 0 or sentence[0] != self.start_id:
             raise ValueError("a sentence must begin with SENTENCE_START")
         if max(sentence) >= self.vocab_size:
             raise ValueError(f"a word id is outside the vocabulary of {self.vocab_size}")

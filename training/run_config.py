@@ -23,6 +23,8 @@ class RunConfig:
 
     corpus: str = "austen"
     validation: str | None = None
+    # the default corpus's longest sentence is 297 words (Persuasion's 215), so it is never cut
+    max_sentence_words: int = 400
     model: ModelConfig = field(default_factory=lambda: ModelConfig(vocab_size=DEFAULT_VOCAB_SIZE))
     classes: int | None = None
     start: StartOptions = field(default_factory=StartOptions)
@@ -32,7 +34,8 @@ class RunConfig:
     min_improvement: float = 0.0
     max_minutes: float = 9.5
     ngram_order: int = 5
-    ngram_weight: float = 0.5
+    ngram_weight: float | None = None  # None: chosen on a development split of the training text
+    ngram_prune: tuple[int, ...] = (0, 0, 0, 1)  # count cut-offs per order, as lmplz --prune
     threads: int = 1
 
     def initial_model(self, counts: Sequence[int]) -> RecurrentLM:
@@ -46,4 +49,4 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         return cls(**{**data, "model": ModelConfig.from_payload(data["model"]), "start": StartOptions(**data["start"]),
-                      "train": TrainConfig(**data["train"])})
+                      "train": TrainConfig(**data["train"]), "ngram_prune": tuple(data["ngram_prune"])})

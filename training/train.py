@@ -28,8 +28,8 @@ from models.model_config import SOFTMAXES, ModelConfig
 from models.model_file import ModelFileError, atomic_dump, model_from_payload, model_payload, read_payload
 from models.output_layer import available_cores, blas_limits_for
 from training.corpus import CorpusError, load_corpus
-from training.dataset import build_dataset
-from training.flags import ngram_order_flag, positive, probability_below_one, share, truncation
+from training.dataset import build_dataset, development_split
+from training.flags import ngram_order_flag, ngram_prune_flag, positive, probability_below_one, share, truncation
 from training.interpolation import RESERVE_SECONDS, interpolate
 from training.output_space import estimated_file_bytes, space_problem
 from training.run_config import RunConfig
@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train the NumPy recurrent language model (Elman RNN or GRU).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--corpus", default=run.corpus, help="'austen' (Debian's r-cran-janeaustenr) or a .txt/.csv file")
     p.add_argument("--validation", default=run.validation, help="held-out .txt/.csv file; default: Persuasion for austen, else the last 10%% of sentences")
+    p.add_argument("--max-sentence-words", type=positive(int), default=run.max_sentence_words,
+                   help="a longer sentence is cut into pieces of at most this many words (tokens)")
     p.add_argument("--vocab-size", type=positive(int), default=model.vocab_size, help="words kept, the three special tokens included")
     p.add_argument("--cell", choices=list(CELLS), default=model.cell,
                    help="the recurrence: the Elman RNN or a GRU (update and reset gates)")
@@ -76,7 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="interpolate the RNN with a Kneser-Ney n-gram model of this order, fitted after training "
                         "on the same sentences; 0 = the RNN alone")
     p.add_argument("--ngram-weight", type=share, default=run.ngram_weight,
-                   help="the RNN's share of the interpolated probability (the n-gram model has the rest)")
+                   help="the RNN's share of the interpolated probability (the n-gram model has the rest); "
+                        "default: chosen on a development split of the training text")
+    p.add_argument("--ngram-prune", type=ngram_prune_flag, default=",".join(map(str, run.ngram_prune)),
+                   help="count cut-offs per order from the unigrams up (the last for every higher order), as "
+                        "lmplz --prune: n-grams seen at most that often are dropped; 0 = keep all")
     p.add_argument("--bias", action=argparse.BooleanOptionalAction, default=model.bias, help="hidden and output biases")
     p.add_argument("--unigram-bias", action=argparse.BooleanOptionalAction, default=start.unigram_bias,
                    help="start the output bias at the log unigram frequencies (with --bias)")
@@ -104,11 +110,13 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     train = TrainConfig(batch_size=args.batch_size, epochs=args.epochs, eval_every=args.eval_every,
                         clip=args.clip or None, seed=args.seed, progress_seconds=args.progress_seconds,
                         token_weighting=args.token_weighting, dropout=args.dropout)
-    return RunConfig(corpus=args.corpus, validation=args.validation, model=model, classes=args.classes,
+    return RunConfig(corpus=args.corpus, validation=args.validation, max_sentence_words=args.max_sentence_words,
+                     model=model, classes=args.classes,
                      start=StartOptions(input_init=args.input_init, unigram_bias=args.unigram_bias), train=train,
                      learning_rate=args.learning_rate, max_halvings=args.max_halvings,
                      min_improvement=args.min_improvement, max_minutes=args.max_minutes,
-                     ngram_order=args.ngram_order, ngram_weight=args.ngram_weight, threads=args.threads)
+                     ngram_order=args.ngram_order, ngram_weight=args.ngram_weight, ngram_prune=args.ngram_prune,
+                     threads=args.threads)
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -150,15 +158,19 @@ def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> d
     raw = load_corpus(config.corpus, config.validation, data_dir)
     if resumed is not None:
         loaded = model_from_payload(payload, ckpt)
-        dataset = build_dataset(raw, config.model.vocab_size, vocab=loaded.vocab)
+        dataset = build_dataset(raw, config.model.vocab_size, loaded.vocab, config.max_sentence_words)
         model = loaded.model
         schedule = HalvingSchedule(**resumed["schedule"])
         progress = Progress.from_dict(resumed["progress"])
     else:
-        dataset = build_dataset(raw, config.model.vocab_size)
+        dataset = build_dataset(raw, config.model.vocab_size, max_sentence_words=config.max_sentence_words)
         model = config.initial_model(dataset.vocab.counts)
         schedule = HalvingSchedule(config.learning_rate, config.max_halvings, min_improvement=config.min_improvement)
         progress = Progress()
+    development = None
+    if config.ngram_order and config.ngram_weight is None:
+        dataset.train, development = development_split(dataset.train)
+        log.info("%d sentences of the training text held out to choose the n-gram weight on", len(development))
     problem = space_problem(out.parent, estimated_file_bytes(model.parameter_count, model.vocab_size,
                                                              config.ngram_order, dataset.train_words))
     if problem:
@@ -208,7 +220,8 @@ def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> d
     final = info(trainer)
     mixture = None
     if config.ngram_order:
-        result = interpolate(model, dataset.train, dataset.valid, config.ngram_order, config.ngram_weight)
+        result = interpolate(model, dataset.train, dataset.valid, config.ngram_order, config.ngram_weight,
+                             config.ngram_prune, development)
         mixture = result.mixture
         final.update(result.figures(), val_loss=result.val_loss, val_perplexity=math.exp(result.val_loss),
                      seconds=round(final["seconds"] + result.seconds, 2))
@@ -217,7 +230,7 @@ def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> d
     summary = {k: final[k] for k in ("train_words", "seconds", "words_per_sec", "val_loss", "val_perplexity",
                                       "val_tokens", "lr_halvings", "stop_reason")}
     summary.update({k: final[k] for k in ("rnn_val_perplexity", "ngram_val_perplexity", "ngram_order",
-                                           "ngram_weight") if k in final})
+                                           "ngram_weight", "ngram_prune", "ngram_weight_choice") if k in final})
     summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     summary["out"] = str(out)
     return summary

@@ -1,0 +1,256 @@
+"""The generation engine of one worker process: a scheduler thread that owns every in-flight
+sequence, advances them all one word per step together, and hands each sequence's words to the
+request thread waiting for them.
+
+Admission: a request's sequences join the batch (at most ``max_batch`` sequences) between two
+steps; when the batch is full they wait in a queue of at most ``max_queue`` sequences. A
+request is refused (``Overloaded``, a 429 with Retry-After) only when the queue has no room for
+it, or when it could not start before its deadline. A sequence still running at its deadline
+gets ``GenerationTimeout``; one whose request thread went away (a client that disconnected
+from a stream) is dropped at the next step.
+
+How a step advances the sequences is the ``Decoder``'s business (``SamplerDecoder``: one
+single-sequence Sampler iterator per sequence), so the admission, deadlines and streaming here
+do not depend on it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from models.sampling import SampledWord, Sampler, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 1
+
+
+class Overloaded(Exception):
+    """No room for a request: the queue is full, or it could not start before its deadline
+    (answered 429 with Retry-After, see service.errors)."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"Model is overloaded: {reason}; try again shortly")
+        self.retry_after = RETRY_AFTER_SECONDS
+
+
+class SequenceTimeout(Exception):
+    """The sequence was still running at its deadline (the engine stopped it)."""
+
+
+@dataclass(frozen=True)
+class SequenceSpec:
+    """One sequence to generate: ``num_sentences`` sentences, the first continuing
+    ``prefix_ids``, all drawn with one ``numpy.random.Generator`` seeded with ``seed``. Its words
+    come as one stream: each sentence ends with SENTENCE_END or after ``max_new_tokens`` words."""
+
+    prefix_ids: tuple[int, ...]
+    sampling: SamplingParams
+    seed: int
+    repetition_penalty: float = 1.0
+    top_n: int = 0
+    num_sentences: int = 1
+
+
+def sentence_stream(sampler: Sampler, spec: SequenceSpec) -> Iterator[SampledWord]:
+    """The words of ``spec`` from the single-sequence Sampler: the reference every engine
+    decoder must equal token for token."""
+    rng = np.random.default_rng(spec.seed)
+    for index in range(spec.num_sentences):
+        prefix = list(spec.prefix_ids) if index == 0 else []
+        yield from sampler.iter_sentence(prefix, spec.sampling, rng, spec.repetition_penalty, spec.top_n)
+
+
+class Decoder(Protocol):
+    """Advances a set of sequences one word per step. Keys are the engine's own objects."""
+
+    def add(self, key: object, spec: SequenceSpec) -> None: ...
+
+    def remove(self, key: object) -> None: ...
+
+    def step(self) -> list[tuple[object, SampledWord | None]]:
+        """One word for every sequence added; None for a sequence that has ended (and is removed)."""
+        ...
+
+
+class SamplerDecoder:
+    """Steps each sequence with its own single-sequence Sampler iterator."""
+
+    def __init__(self, sampler: Sampler):
+        self.sampler = sampler
+        self._streams: dict[object, Iterator[SampledWord]] = {}
+
+    def add(self, key: object, spec: SequenceSpec) -> None:
+        self._streams[key] = sentence_stream(self.sampler, spec)
+
+    def remove(self, key: object) -> None:
+        self._streams.pop(key, None)
+
+    def step(self) -> list[tuple[object, SampledWord | None]]:
+        out: list[tuple[object, SampledWord | None]] = []
+        for key, stream in list(self._streams.items()):
+            word = next(stream, None)
+            if word is None:
+                del self._streams[key]
+            out.append((key, word))
+        return out
+
+
+_END = object()  # the last item a sequence's channel receives after its words
+
+
+class SequenceHandle:
+    """The request thread's side of one sequence: iterate it for its words (blocking until the
+    engine has drawn them); ``close`` tells the engine to drop it."""
+
+    def __init__(self, spec: SequenceSpec, deadline: float | None, per_word: bool):
+        self.spec = spec
+        self.deadline = deadline
+        self.per_word = per_word  # hand over each word at once (streams, stop strings), else all at the end
+        self.started = threading.Event()
+        self.cancelled = False
+        self.refusal: Overloaded | None = None
+        self._channel: queue.SimpleQueue = queue.SimpleQueue()
+        self._held: list[SampledWord] = []
+
+    # -- the engine's side
+    def deliver(self, word: SampledWord) -> None:
+        if self.per_word:
+            self._channel.put(word)
+        else:
+            self._held.append(word)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        if self._held:
+            self._channel.put(self._held)
+            self._held = []
+        self._channel.put(_END if error is None else error)
+
+    # -- the request thread's side
+    def __iter__(self) -> Iterator[SampledWord]:
+        while True:
+            item = self._channel.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, list):
+                yield from item
+            else:
+                yield item
+
+    def close(self) -> None:
+        self.cancelled = True
+
+
+class Engine:
+    """One per worker process; the scheduler thread starts with the first request in the process
+    (gunicorn forks the workers after building the app, and a thread does not survive a fork)."""
+
+    def __init__(self, decoder: Decoder, max_batch: int, max_queue: int):
+        self.decoder = decoder
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def _start_in_this_process(self) -> None:
+        self._pid = os.getpid()
+        self._cond = threading.Condition(threading.Lock())
+        self._waiting: deque[list[SequenceHandle]] = deque()  # requests, in order of arrival
+        self._queued = 0  # sequences waiting
+        self._active: list[SequenceHandle] = []
+        threading.Thread(target=self._run, name="rnnlm-engine", daemon=True).start()
+
+    def submit(self, specs: Sequence[SequenceSpec], deadline: float | None, per_word: bool) -> list[SequenceHandle]:
+        """Queue one request's sequences and wait until they have all joined the batch; raises
+        Overloaded if the queue has no room for them or they cannot start before ``deadline``."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._start_in_this_process()
+        handles = [SequenceHandle(spec, deadline, per_word) for spec in specs]
+        with self._cond:
+            held = len(self._active) + self._queued
+            if held + len(handles) > self.max_batch + self.max_queue and held:
+                raise Overloaded(f"{len(self._active)} sequences are running and {self._queued} waiting")
+            self._waiting.append(handles)
+            self._queued += len(handles)
+            self._cond.notify()
+        for handle in handles:
+            handle.started.wait()
+            if handle.refusal is not None:
+                raise handle.refusal
+        return handles
+
+    def load(self) -> tuple[int, int]:
+        """Sequences in the batch and sequences waiting, in this process."""
+        if self._pid != os.getpid():
+            return 0, 0
+        with self._cond:
+            return len(self._active), self._queued
+
+    # ------------------------------------------------------------- the scheduler thread
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._active and not self._waiting:
+                    self._cond.wait()
+                self._admit()
+            if self._active:
+                self._step()
+
+    def _admit(self) -> None:
+        """Move whole waiting requests into the batch while it has room, in order of arrival, and
+        refuse those still waiting at their deadline (the lock is held)."""
+        while self._waiting:
+            handles = self._waiting[0]
+            if len(self._active) + len(handles) > self.max_batch and self._active:
+                break
+            self._waiting.popleft()
+            self._queued -= len(handles)
+            for handle in handles:
+                self.decoder.add(handle, handle.spec)
+                self._active.append(handle)
+                handle.started.set()
+        now = time.monotonic()
+        for handles in [h for h in self._waiting if h[0].deadline is not None and now > h[0].deadline]:
+            self._waiting.remove(handles)
+            self._queued -= len(handles)
+            refusal = Overloaded("the request could not start before its deadline")
+            for handle in handles:
+                handle.refusal = refusal
+                handle.started.set()
+
+    def _step(self) -> None:
+        try:
+            words = self.decoder.step()
+        except Exception as exc:  # a fault in one step fails the sequences in it, not the engine
+            logger.exception("generation step failed")
+            for handle in list(self._active):
+                self._drop(handle, exc)
+            return
+        now = time.monotonic()
+        for handle, word in words:
+            assert isinstance(handle, SequenceHandle)
+            if word is None:
+                self._drop(handle, None)
+            elif handle.cancelled:
+                self._drop(handle, None)
+            elif handle.deadline is not None and now > handle.deadline:
+                self._drop(handle, SequenceTimeout())
+            else:
+                handle.deliver(word)
+
+    def _drop(self, handle: SequenceHandle, error: BaseException | None) -> None:
+        self.decoder.remove(handle)
+        self._active.remove(handle)
+        handle.finish(error)
