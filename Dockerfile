@@ -1,10 +1,15 @@
-# rnnlm: trains the default model during the build and serves it with gunicorn on port 8000.
+# rnnlm: trains the default model during the build and serves it on port 8000: nginx in front of
+# gunicorn (deploy/nginx.conf says why).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends nginx-light \
+    && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
 # The dependencies exactly as locked, every file checked against its SHA-256 (requirements.lock,
@@ -16,6 +21,7 @@ COPY pyproject.toml README.md ./
 COPY models ./models
 COPY training ./training
 COPY service ./service
+COPY deploy ./deploy
 RUN pip install --no-deps --no-build-isolation . && rm -rf build *.egg-info
 
 # The default corpus comes from Debian's r-cran-janeaustenr; the lists and the corpus are
@@ -28,13 +34,14 @@ RUN apt-get update -qq \
 RUN useradd --system --no-create-home --shell /usr/sbin/nologin rnnlm
 USER rnnlm
 
-# Nothing is written outside TMPDIR (the metrics folder, gunicorn's worker files), so the
-# container can run with a read-only root and a tmpfs there: docker run --read-only --tmpfs /tmp
+# nginx and gunicorn write only under /tmp (nginx's pid and buffers, gunicorn's socket and worker
+# files, the metrics folder), so the container can run with a read-only root and a tmpfs there:
+# docker run --read-only --tmpfs /tmp. RNNLM_BIND is where nginx listens (deploy/start.sh).
 ENV RNNLM_MODEL=/app/artifacts/model.joblib \
     RNNLM_BIND=0.0.0.0:8000 \
     TMPDIR=/tmp
 EXPOSE 8000
-# asks /health wherever RNNLM_BIND puts the service (service/healthcheck.py)
+# asks /health wherever RNNLM_BIND puts the service, through nginx (service/healthcheck.py)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-m", "service.healthcheck"]
-CMD ["gunicorn", "-c", "service/gunicorn.conf.py", "service.wsgi:app"]
+CMD ["deploy/start.sh"]

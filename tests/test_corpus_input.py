@@ -107,6 +107,6 @@ def test_a_one_line_document_is_cut_and_counted_in_the_progress_output(tmp_path)
     assert "; 1 sentences over 60 words cut" in done.stderr
 
     dataset = build_dataset(RawCorpus("toy", read_paragraphs(corpus), []), 40, max_sentence_words=60)
-    assert max(len(s) for s in dataset.train + dataset.valid) == 60 + 2  # with SENTENCE_START and _END
+    assert max(len(s) for s in [*dataset.train, *dataset.valid]) == 60 + 2  # with SENTENCE_START and _END
     uncut = build_dataset(RawCorpus("toy", read_paragraphs(corpus), []), 40)
-    assert max(len(s) for s in uncut.train + uncut.valid) == 1000 + 2
+    assert max(len(s) for s in [*uncut.train, *uncut.valid]) == 1000 + 2

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from models.text import tokenize_paragraphs
 from models.vocabulary import Vocabulary
 from training.corpus import CorpusError, RawCorpus
+from training.sentences import EncodedSentences
 
 log = logging.getLogger(__name__)
 
@@ -19,17 +23,17 @@ class Dataset:
 
     name: str
     vocab: Vocabulary
-    train: list[list[int]]
-    valid: list[list[int]]
+    train: EncodedSentences
+    valid: EncodedSentences
 
     @property
     def train_words(self) -> int:
         """Predicted tokens in one pass over the training sentences."""
-        return sum(len(s) - 1 for s in self.train)
+        return self.train.predicted_tokens
 
     @property
     def valid_words(self) -> int:
-        return sum(len(s) - 1 for s in self.valid)
+        return self.valid.predicted_tokens
 
 
 def sentences_of(paragraphs: list[str]) -> list[list[str]]:
@@ -77,9 +81,8 @@ def build_dataset(
         "corpus %s: %d training sentences, %d validation sentences, vocabulary %d%s",
         raw.name, len(train), len(valid), len(vocab), cut_note,
     )
-    return Dataset(
-        raw.name, vocab, [vocab.encode_sentence(s) for s in train], [vocab.encode_sentence(s) for s in valid]
-    )
+    return Dataset(raw.name, vocab, EncodedSentences.from_lists([vocab.encode_sentence(s) for s in train]),
+                   EncodedSentences.from_lists([vocab.encode_sentence(s) for s in valid]))
 
 
 # the sentences the interpolation weight is chosen on: one in DEV_STRIDE of the training text,
@@ -88,10 +91,13 @@ DEV_STRIDE = 50
 DEV_MAX_WORDS = 50_000
 
 
-def development_split(train: list[list[int]]) -> tuple[list[list[int]], list[list[int]]]:
+def development_split(train: Sequence[Sequence[int]]) -> tuple[EncodedSentences, EncodedSentences]:
     """(training sentences, development sentences): every DEV_STRIDE-th sentence (wider apart on a
     large corpus, to stay near DEV_MAX_WORDS) is held out of all training."""
-    words = sum(len(s) - 1 for s in train)
-    stride = max(DEV_STRIDE, -(-words // DEV_MAX_WORDS))
-    held = set(range(stride - 1, len(train), stride)) or ({len(train) - 1} if len(train) > 1 else set())
-    return [s for i, s in enumerate(train) if i not in held], [train[i] for i in sorted(held)]
+    train = EncodedSentences.from_lists(train)
+    stride = max(DEV_STRIDE, -(-train.predicted_tokens // DEV_MAX_WORDS))
+    held = np.zeros(len(train), dtype=bool)
+    held[stride - 1 :: stride] = True
+    if not held.any() and len(train) > 1:
+        held[-1] = True
+    return train.select(np.flatnonzero(~held)), train.select(np.flatnonzero(held))

@@ -18,13 +18,16 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import numpy as np
+
 from models.model_file import LoadedModel, ModelFileError, load_model
 from models.output_layer import available_cores, blas_limits_for
 from models.scoring import perplexity_from, score_sentences
 from models.vocabulary import Vocabulary
 from training.corpus import CorpusError, load_corpus, read_paragraphs
 from training.dataset import build_dataset, sentences_of
-from training.kneser_ney import KneserNey
+from training.ngram_counts import flat_tokens
+from training.ngram_fit import fit_tokens
 from training.train import positive
 
 log = logging.getLogger("rnnlm.evaluate")
@@ -99,9 +102,10 @@ def ngram_figures(train: list[list[int]], sentences: list[list[int]], orders: li
     figures = {}
     for order in sorted({1, *orders}):
         started = time.monotonic()
-        model = KneserNey.fit(train, order, vocab_size)
+        table = fit_tokens(flat_tokens(train), order, vocab_size, Vocabulary.start_id)
         fitted = time.monotonic()
-        perplexity = model.perplexity(sentences)
+        perplexity = perplexity_from(sum(float(np.log(table.token_probs(s)).sum()) for s in sentences),
+                                     sum(len(s) - 1 for s in sentences))
         figures[str(order)] = {
             "perplexity": perplexity,
             "fit_seconds": round(fitted - started, 2),
@@ -135,7 +139,7 @@ def run(args: argparse.Namespace) -> dict:
         if args.text is None:
             sentences = dataset.valid
     tokens = sum(len(s) - 1 for s in sentences)
-    unknown = sum(s[1:].count(Vocabulary.unknown_id) for s in sentences)
+    unknown = sum(int(np.count_nonzero(np.asarray(s[1:]) == Vocabulary.unknown_id)) for s in sentences)
     summary.update(sentences=len(sentences), tokens=tokens, unk_rate=unknown / tokens, vocab_size=len(vocab))
     log.info("scoring %s tokens in %s sentences (%.2f%% UNKNOWN_TOKEN)", f"{tokens:,}", f"{len(sentences):,}",
              100 * unknown / tokens)

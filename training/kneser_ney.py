@@ -218,7 +218,7 @@ class KneserNey:
 
     def sentence_log_likelihood(self, sentence: Sequence[int]) -> float:
         """Summed log-probability of every token after SENTENCE_START."""
-        if not sentence or sentence[0] != self.start_id:
+        if len(sentence) == 0 or sentence[0] != self.start_id:
             raise ValueError("a sentence must begin with SENTENCE_START")
         if max(sentence) >= self.vocab_size:
             raise ValueError(f"a word id is outside the vocabulary of {self.vocab_size}")

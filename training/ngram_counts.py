@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from training.sentences import EncodedSentences
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_TOKENS = 1 << 22
@@ -44,13 +46,7 @@ class GramCounts:
 
 def flat_tokens(sentences: Sequence[Sequence[int]]) -> np.ndarray:
     """Encoded sentences end to end, as the counting reads them."""
-    lengths = [len(s) for s in sentences]
-    flat = np.empty(sum(lengths), dtype=np.int32)
-    at = 0
-    for sentence, length in zip(sentences, lengths):
-        flat[at : at + length] = sentence
-        at += length
-    return flat
+    return EncodedSentences.from_lists(sentences).tokens
 
 
 class _Runs:

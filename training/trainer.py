@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from models.batching import Batch, length_buckets, make_batch, scoring_batches, sentence_pairs
 from models.recurrent_lm import RecurrentLM
 from training.schedule import HalvingSchedule
+from training.sentences import EncodedSentences
 from training.sgd import clip_by_global_norm, sgd_step
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class Trainer:
     def __init__(
         self,
         model: RecurrentLM,
-        train: list[list[int]],
+        train: Sequence[Sequence[int]],
         valid: list[list[int]],
         config: TrainConfig,
         schedule: HalvingSchedule,
@@ -89,8 +90,9 @@ class Trainer:
         clock: Callable[[], float] = time.monotonic,
     ):
         self.model = model
-        self.inputs, self.targets = sentence_pairs(train)
-        self.lengths = [len(x) for x in self.inputs]
+        # inputs and targets are cut per batch from the (maybe memory-mapped) arrays: no copy of the corpus
+        self.sentences = EncodedSentences.from_lists(train)
+        self.lengths = self.sentences.lengths() - 1
         self.valid_batches = scoring_batches(*sentence_pairs(valid), VALID_BATCH_SIZE)
         self.config = config
         self.schedule = schedule
@@ -98,7 +100,7 @@ class Trainer:
         self.deadline = deadline
         self.on_checkpoint = on_checkpoint
         self.clock = clock
-        self.words_per_epoch = sum(self.lengths)
+        self.words_per_epoch = int(self.lengths.sum())
         # Every token weighs the same: a batch's summed loss is divided by the *average* tokens per
         # batch, not its own count, so a batch of short sentences does not take a full-size step.
         self.tokens_per_batch = self.words_per_epoch / math.ceil(len(self.lengths) / config.batch_size)
@@ -226,7 +228,8 @@ class Trainer:
                     stop = True
                     break
                 chosen = order[p.batch_index]
-                batch = make_batch([self.inputs[i] for i in chosen], [self.targets[i] for i in chosen])
+                sentences = [self.sentences[i] for i in chosen]
+                batch = make_batch([s[:-1] for s in sentences], [s[1:] for s in sentences])
                 step_start = self.clock()
                 if self.train_batch(batch):
                     p.train_words += batch.n_tokens
