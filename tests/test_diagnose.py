@@ -15,16 +15,15 @@ from tests.toy_corpus import write_toy_model
 from training import diagnose
 from training.gradient_flow import truncation_share
 
-VARIANTS = [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh")]
+VARIANTS = [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh"), ("lstm", "tanh")]
 
 
 def output_loss_from_state(model, x, y, t: int, k: int, state: np.ndarray) -> float:
-    """E_{t+k} when the hidden state at step t is replaced by ``state`` (the oracle steps after it)."""
-    h = state
+    """E_{t+k} when the state at step t is replaced by ``state`` (the oracle steps after it)."""
     for step in range(t + 1, t + k + 1):
-        h = model._oracle_step(x[step], h)
+        state = model._oracle_step(x[step], state)
     c = model.output.c if model.bias else 0.0
-    return -log_softmax_at(model.output.V @ h + c, y[t + k])
+    return -log_softmax_at(model.output.V @ model.readout(state) + c, y[t + k])
 
 
 @pytest.mark.parametrize("cell, activation", VARIANTS)
@@ -32,7 +31,7 @@ def test_lagged_state_errors_are_the_derivatives_of_later_losses(cell, activatio
     model = tiny_model(None, cell=cell, activation=activation)
     batch = make_batch([SENTENCE_X, SENTENCE_X[:5]], [SENTENCE_Y, SENTENCE_Y[:5]])
     norms = model.lagged_state_errors(batch.inputs, batch.targets, batch.mask, 6)
-    _, states = model.forward_propagation(SENTENCE_X)
+    states = model._oracle_states(SENTENCE_X)
     for t, k in [(0, 0), (2, 0), (0, 3), (1, 6), (4, 2)]:
         state = states[t].copy()
         numeric = central_differences({"s": state}, lambda: output_loss_from_state(model, SENTENCE_X, SENTENCE_Y, t, k, state))["s"]
@@ -45,10 +44,11 @@ def test_lagged_state_errors_are_the_derivatives_of_later_losses(cell, activatio
 @pytest.mark.parametrize("cell, activation", VARIANTS)
 def test_state_jacobian_matches_central_differences(cell, activation):
     model = tiny_model(None, cell=cell, activation=activation)
-    prev = np.random.default_rng(0).normal(0, 0.7, model.hidden_size)
-    numeric = np.empty((model.hidden_size, model.hidden_size))
-    for j in range(model.hidden_size):
-        e = np.zeros(model.hidden_size)
+    size = model._oracle_start().size  # the state, which may be more than the hidden vector
+    prev = np.random.default_rng(0).normal(0, 0.7, size)
+    numeric = np.empty((size, size))
+    for j in range(size):
+        e = np.zeros(size)
         e[j] = STEP
         numeric[:, j] = (model._oracle_step(3, prev + e) - model._oracle_step(3, prev - e)) / (2 * STEP)
     np.testing.assert_allclose(model.state_jacobian(3, prev), numeric, rtol=1e-6, atol=1e-9)
@@ -73,7 +73,7 @@ def test_diagnose_command_writes_json_and_plot(toy_model_file, tmp_path):
     out_json, out_png = tmp_path / "flow.json", tmp_path / "flow.png"
     done = subprocess.run(
         [sys.executable, "training/diagnose.py", "--model", str(model_path), "--corpus", str(corpus),
-         "--fresh", "rnn:tanh:uniform", "--fresh", "rnn:relu:identity", "--fresh", "gru", "--max-lag", "5",
+         "--fresh", "rnn:tanh:uniform", "--fresh", "rnn:relu:identity", "--fresh", "gru", "--fresh", "lstm", "--max-lag", "5",
          "--sentences", "40", "--out-json", str(out_json), "--out-png", str(out_png)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )
@@ -82,7 +82,7 @@ def test_diagnose_command_writes_json_and_plot(toy_model_file, tmp_path):
     assert json.loads(out_json.read_text()) == summary
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     reports = {r["label"].split(" ")[0]: r for r in summary["models"]}
-    assert list(reports) == ["toy.joblib", "rnn:tanh:uniform", "rnn:relu:identity", "gru"]
+    assert list(reports) == ["toy.joblib", "rnn:tanh:uniform", "rnn:relu:identity", "gru", "lstm"]
     for report in reports.values():
         assert [row["lag"] for row in report["lags"]] == list(range(6))
         assert report["lags"][0]["log10_fall"] == 0.0 and report["truncation_window"] == 4
@@ -90,7 +90,8 @@ def test_diagnose_command_writes_json_and_plot(toy_model_file, tmp_path):
     # the tutorial's start at 100 units: a random W (largest singular value about 2/sqrt(3)) times
     # tanh's slopes shrinks the gradient every step; the IRNN's identity keeps it
     assert [(r["cell"], r["activation"], r["init"]) for r in reports.values()] == [
-        ("rnn", "tanh", "uniform"), ("rnn", "tanh", "uniform"), ("rnn", "relu", "identity"), ("gru", "tanh", "uniform")]
+        ("rnn", "tanh", "uniform"), ("rnn", "tanh", "uniform"), ("rnn", "relu", "identity"), ("gru", "tanh", "uniform"),
+        ("lstm", "tanh", "uniform")]
     tanh, relu = reports["rnn:tanh:uniform"], reports["rnn:relu:identity"]
     assert relu["largest_singular_value"] == pytest.approx(1.0) == relu["smallest_singular_value"]
     assert tanh["lags"][5]["log10_fall"] > 1.0 > relu["lags"][5]["log10_fall"] + 0.5
@@ -103,7 +104,7 @@ def test_diagnose_errors(tmp_path, capsys):
     assert diagnose.main(["--model", str(broken)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("diagnose.py: ") and str(broken) in err[0]
-    for flags in ([], ["--fresh", "lstm"], ["--fresh", "rnn:sigmoid"], ["--fresh", "rnn:relu:zeros"],
+    for flags in ([], ["--fresh", "transformer"], ["--fresh", "rnn:sigmoid"], ["--fresh", "rnn:relu:zeros"],
                   ["--fresh", "gru:relu"], ["--fresh", "gru:tanh:identity"], ["--fresh", "rnn:relu:identity:x"]):
         with pytest.raises(SystemExit) as exit_info:
             diagnose.main(flags)
