@@ -16,7 +16,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from models.model_file import ModelFileError, load_model
-from service import ops_api, openai_api, score_api, tgi_api
+from service import chat_api, ops_api, openai_api, score_api, tgi_api
 from service.concurrency import InFlightLimit
 from service.config import ServiceConfig
 from service.engine import Engine, SamplerDecoder
@@ -25,6 +25,7 @@ from service.generation import TextGenerator
 from service.http_body import drain_unread_body
 from service.metrics import ServiceMetrics, forget_process
 from service.metrics_bind import came_in_on
+from service.security_headers import add_security_headers
 from service.model_info import describe_model
 from service.scoring import TextScorer
 from service.state import EXTENSION_KEY, ServiceState, current_state
@@ -40,9 +41,11 @@ ROUTES = (
     ("/generate", ["POST"], tgi_api.generate),
     ("/generate_stream", ["POST"], tgi_api.generate_stream),
     ("/v1/completions", ["POST"], openai_api.completions),
+    ("/v1/chat/completions", ["POST"], chat_api.chat_completions),
     ("/v1/models", ["GET"], openai_api.list_models),
     ("/v1/models/<path:model_id>", ["GET"], openai_api.retrieve_model),
     ("/score", ["POST"], score_api.score),
+    ("/tokenize", ["POST"], score_api.tokenize),
     ("/health", ["GET"], ops_api.health),
     ("/info", ["GET"], ops_api.info),
     (METRICS_PATH, ["GET"], ops_api.metrics),
@@ -68,6 +71,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     app.before_request(_keep_metrics_apart)
     app.after_request(_count_request)
     app.after_request(drain_unread_body)
+    app.after_request(add_security_headers)
     return app
 
 
