@@ -25,9 +25,10 @@ from models.activations import ACTIVATIONS  # noqa: E402
 from models.cells import CELLS  # noqa: E402
 from models.initialisation import INITS  # noqa: E402
 from models.model_file import ModelFileError, load_model  # noqa: E402
+from models.output_layer import available_cores  # noqa: E402
 from models.recurrent_lm import RecurrentLM  # noqa: E402
-from training.corpus import CorpusError, load_corpus  # noqa: E402
-from training.dataset import build_dataset  # noqa: E402
+from training.corpus import CorpusError  # noqa: E402
+from training.dataset import load_dataset  # noqa: E402
 from training.gradient_flow import gradient_flow_report  # noqa: E402
 from training.train import build_parser as train_parser  # noqa: E402
 from training.train import initial_model, positive, rnn_only_problem  # noqa: E402
@@ -93,8 +94,8 @@ def models_to_compare(args: argparse.Namespace) -> tuple[list[tuple[str, Recurre
 def run(args: argparse.Namespace) -> dict:
     started = time.monotonic()
     compared, vocab = models_to_compare(args)
-    dataset = build_dataset(load_corpus(args.corpus, args.validation, Path(args.data_dir)),
-                            len(vocab) if vocab else args.vocab_size, vocab)
+    dataset = load_dataset(args.corpus, args.validation, Path(args.data_dir), len(vocab) if vocab else args.vocab_size,
+                           vocab, workers=available_cores())
     for flags in args.fresh:
         fresh_args = train_parser().parse_args(flags + ["--hidden", str(args.hidden), "--seed", str(args.seed)])
         model = initial_model(fresh_args, dataset.vocab.counts)

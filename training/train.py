@@ -28,8 +28,8 @@ from models.model_file import ModelFileError, atomic_dump, model_from_payload, m
 from models.output_layer import available_cores, blas_limits_for
 from models.recurrent_lm import RecurrentLM
 from models.word_classes import WordClasses
-from training.corpus import CorpusError, load_corpus
-from training.dataset import build_dataset, development_split
+from training.corpus import CorpusError
+from training.dataset import development_split, load_dataset
 from training.interpolation import RESERVE_SECONDS, interpolate
 from training.ngram_fit import parse_thresholds
 from training.output_space import estimated_file_bytes, space_problem
@@ -251,16 +251,17 @@ def run(args: argparse.Namespace) -> dict:
         args = argparse.Namespace(**saved)
         log.info("resuming from %s at %s training words", ckpt, f"{resumed['progress']['train_words']:,}")
 
-    raw = load_corpus(args.corpus, args.validation, Path(args.data_dir))
     if resumed is not None:
         loaded = model_from_payload(payload, ckpt)
         # a checkpoint from before --max-sentence-words cut nothing
-        dataset = build_dataset(raw, args.vocab_size, loaded.vocab, getattr(args, "max_sentence_words", None))
+        dataset = load_dataset(args.corpus, args.validation, Path(args.data_dir), args.vocab_size, loaded.vocab,
+                               getattr(args, "max_sentence_words", None), available_cores())
         model = loaded.model
         schedule = HalvingSchedule(**resumed["schedule"])
         progress = Progress.from_dict(resumed["progress"])
     else:
-        dataset = build_dataset(raw, args.vocab_size, max_sentence_words=args.max_sentence_words)
+        dataset = load_dataset(args.corpus, args.validation, Path(args.data_dir), args.vocab_size,
+                               max_sentence_words=args.max_sentence_words, workers=available_cores())
         model = initial_model(args, dataset.vocab.counts)
         schedule = HalvingSchedule(args.learning_rate, args.max_halvings, min_improvement=args.min_improvement)
         progress = Progress()
