@@ -1,4 +1,5 @@
-# rnnlm: trains the default model during the build and serves it with gunicorn on port 8000.
+# rnnlm: trains the default model during the build and serves it on port 8000: nginx in front of
+# gunicorn (deploy/nginx.conf says why).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -6,11 +7,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends nginx-light \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY models ./models
 COPY training ./training
 COPY service ./service
+COPY deploy ./deploy
 RUN pip install .
 
 # The default corpus comes from Debian's r-cran-janeaustenr; the lists and the corpus are
@@ -23,9 +29,8 @@ RUN apt-get update -qq \
 RUN useradd --system --no-create-home --shell /usr/sbin/nologin rnnlm
 USER rnnlm
 
-ENV RNNLM_MODEL=/app/artifacts/model.joblib \
-    RNNLM_BIND=0.0.0.0:8000
+ENV RNNLM_MODEL=/app/artifacts/model.joblib
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4).status != 200)"
-CMD ["gunicorn", "-c", "service/gunicorn.conf.py", "service.wsgi:app"]
+CMD ["deploy/start.sh"]
