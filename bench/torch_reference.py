@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from models.batching import length_buckets, make_batch, sentence_pairs
+from models.softmax import unigram_log_frequencies
 from training.corpus import load_corpus
 from training.dataset import build_dataset
 
@@ -83,11 +84,6 @@ def validation_loss(model: RNNLM, batches) -> tuple[float, float]:
         known_count += int(known.sum())
     model.train()
     return total / count, known_total / known_count
-
-
-def unigram_log_frequencies(counts) -> np.ndarray:
-    smoothed = np.asarray(counts, dtype=np.float64) + 1.0
-    return np.log(smoothed / smoothed.sum())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,8 +30,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bench.speed_data import BenchData, load_bench_data
+from models.build import build_model as build_from_config
+from models.cells import CELLS
+from models.model_config import ModelConfig
 from models.output_layer import available_cores, blas_limits_for
-from models.cells import CELLS, cell_class
 from models.recurrent_lm import RecurrentLM
 from models.sampling import Sampler, SamplingParams
 from models.word_classes import WordClasses
@@ -45,10 +47,9 @@ MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_
 
 
 def build_model(args, data: BenchData, softmax: str) -> RecurrentLM:
-    classes = None
-    if softmax == "class":
-        classes = WordClasses.from_counts(data.counts, WordClasses.default_count(args.vocab))
-    model = cell_class(args.cell)(args.vocab, args.hidden, bptt_truncate=args.bptt_truncate, seed=0, classes=classes)
+    config = ModelConfig(vocab_size=args.vocab, hidden_size=args.hidden, cell=args.cell,
+                         bptt_truncate=args.bptt_truncate, softmax=softmax).fitted_to(data.counts)
+    model = build_from_config(config)
     model.threads = args.threads
     return model
 

@@ -17,12 +17,12 @@ through the GRU's step Jacobian.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from models.recurrent_lm import RecurrentLM, input_column_gradients, uniform
+from models.initialisation import uniform
+from models.recurrent_lm import RecurrentLM, StreamObserver, backward_through_time, input_column_gradients
 
 INPUT_MATRICES = ("Uz", "Ur", "Uh")
 RECURRENT_MATRICES = ("Wz", "Wr", "Wh")
@@ -56,9 +56,10 @@ class GRU(RecurrentLM):
     """GRU language model; the tutorial's initialisation (uniform in +-1/sqrt(fan-in), biases zero)."""
 
     CELL = "gru"
-    NAMES_WITH_BIAS = INPUT_MATRICES + RECURRENT_MATRICES + BIASES + ("V", "c")
-    NAMES_NO_BIAS = INPUT_MATRICES + RECURRENT_MATRICES + ("V",)
+    NAMES_WITH_BIAS = INPUT_MATRICES + RECURRENT_MATRICES + BIASES
+    NAMES_NO_BIAS = INPUT_MATRICES + RECURRENT_MATRICES
     INPUT_NAMES = INPUT_MATRICES
+    INPUT_BIASES = BIASES
     RECURRENT_NAMES = RECURRENT_MATRICES
     MEMORY_MATRIX = "Wh"  # the candidate's recurrent matrix: the one the diagnosis reports
 
@@ -92,10 +93,10 @@ class GRU(RecurrentLM):
         ``parameter_names`` order (Uz, Ur, Uh, Wz, Wr, Wh, [bz, br, bh], V, [c], ...)."""
         T = len(y)
         o, s = self.forward_propagation(x)
-        grads, d_states = self._oracle_output_gradients(o, s, y)
+        grads, d_states = self.output.oracle_gradients(o, s, y)
         for name in INPUT_MATRICES + RECURRENT_MATRICES + BIASES:
             grads[name] = np.zeros_like(getattr(self, name))
-        zero_state = np.zeros(self.hidden_size, dtype=self.dtype)
+        zero_state = self._oracle_start()
         for t in range(T):
             error = d_states[t]  # d loss_t / d s_t, passed back one step at a time
             for step in range(t, self._window_start(t) - 1, -1):
@@ -123,9 +124,16 @@ class GRU(RecurrentLM):
         return np.diag(z) + (prev - candidate)[:, None] * d_update + (1.0 - z)[:, None] * d_candidate
 
     # ------------------------------------------------------------ batched fast path
+    _gate_weights: np.ndarray | None = None  # a generation copy's [Wz; Wr], made once
+    KEPT_FOR_GENERATION = RecurrentLM.KEPT_FOR_GENERATION + ("_gate_weights",)
+
     def _stacked_gate_weights(self) -> np.ndarray:
         """[Wz; Wr] (2H x H): both gates' recurrent products in one matrix product."""
-        return np.concatenate([self.Wz, self.Wr])
+        return self._gate_weights if self._gate_weights is not None else np.concatenate([self.Wz, self.Wr])
+
+    def _keep_for_generation(self) -> None:
+        super()._keep_for_generation()
+        self._gate_weights = self._stacked_gate_weights()
 
     def _run_forward(self, inputs: np.ndarray) -> tuple[np.ndarray, _GRUForward]:
         T, B = inputs.shape
@@ -148,7 +156,7 @@ class GRU(RecurrentLM):
             gates=np.empty((T, B, 2 * H), dtype=self.dtype), candidate=np.empty((T, B, H), dtype=self.dtype),
             reset_prev=np.empty((T, B, H), dtype=self.dtype), prev=np.empty((T, B, H), dtype=self.dtype),
         )
-        h = np.zeros((B, H), dtype=self.dtype)
+        h = self.initial_state(B)
         for t in range(T):
             saved.prev[t] = h
             gates = saved.gates[t]
@@ -169,7 +177,8 @@ class GRU(RecurrentLM):
         return S, saved
 
     def _cell_gradients(
-        self, inputs: np.ndarray, S: np.ndarray, saved: _GRUForward, dS: np.ndarray
+        self, inputs: np.ndarray, S: np.ndarray, saved: _GRUForward, dS: np.ndarray, truncate: int | None,
+        observe: StreamObserver | None = None,
     ) -> dict[str, np.ndarray]:
         T, B, H = dS.shape
         # per step, summed over the error streams: errors at the pre-activations of z, r and h~
@@ -191,7 +200,7 @@ class GRU(RecurrentLM):
             through_gates = (d_gates[:keep].reshape(-1, 2 * H) @ W_zr).reshape(keep, B, H)
             return errors[:keep] * z + d_reset_prev[:keep] * r + through_gates
 
-        self._carry_back(dS, step_back)
+        backward_through_time(dS, truncate, step_back, observe)
         flat = pre.reshape(T * B, 3 * H)
         d_input = input_column_gradients(inputs.ravel(), flat, self.vocab_size)  # (3H x C)
         d_W_zr = flat[:, : 2 * H].T @ saved.prev.reshape(T * B, H)
@@ -205,27 +214,22 @@ class GRU(RecurrentLM):
         return grads
 
     # ------------------------------------------------------------------ generation
-    def step_function(self, dtype: np.dtype | type = np.float32) -> Callable[[int, np.ndarray], np.ndarray]:
+    def step(self, words: np.ndarray, state: np.ndarray) -> np.ndarray:
         H = self.hidden_size
-        # word -> its three input columns (z, r, h~) as one contiguous row, biases added
-        input_rows = np.ascontiguousarray(np.concatenate([self.Uz, self.Ur, self.Uh]).T, dtype=dtype)
-        if self.bias:
-            input_rows += np.concatenate([self.bz, self.br, self.bh]).astype(dtype)
-        W_zr = self._stacked_gate_weights().astype(dtype)
-        Wh = self.Wh.astype(dtype)
-
-        def advance(word_id: int, h: np.ndarray) -> np.ndarray:
-            row = input_rows[word_id]
-            gates = W_zr @ h
-            gates += row[: 2 * H]
-            _sigmoid_in_place(gates)
-            z, r = gates[:H], gates[H:]
-            candidate = Wh @ (r * h)
-            candidate += row[2 * H :]
-            np.tanh(candidate, out=candidate)
-            new = h - candidate
-            new *= z
-            new += candidate
-            return new
-
-        return advance
+        W_zr = self._stacked_gate_weights()
+        Wh = self.Wh
+        if W_zr.dtype != state.dtype:
+            W_zr, Wh = W_zr.astype(state.dtype), Wh.astype(state.dtype)
+        rows = self._input_rows(words, state.dtype)  # z, r and h~ inputs, biases added
+        gates = state @ W_zr.T
+        gates += rows[:, : 2 * H]
+        _sigmoid_in_place(gates)
+        z, r = gates[:, :H], gates[:, H:]
+        candidate = (r * state) @ Wh.T
+        candidate += rows[:, 2 * H :]
+        np.tanh(candidate, out=candidate)
+        # s = (1 - z) h~ + z s_prev = h~ + z (s_prev - h~)
+        new = state - candidate
+        new *= z
+        new += candidate
+        return new

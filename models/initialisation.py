@@ -7,11 +7,20 @@ error as it is wherever units are active.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from models.recurrent_lm import RecurrentLM
+if TYPE_CHECKING:  # the model imports this module for ``uniform``
+    from models.recurrent_lm import RecurrentLM
 
 INITS = ("uniform", "orthogonal", "identity")
+
+
+def uniform(rng: np.random.Generator, fan_in: int, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
+    """The tutorial's initialisation: uniform in +-1/sqrt(fan-in)."""
+    bound = 1 / np.sqrt(fan_in)
+    return rng.uniform(-bound, bound, shape).astype(dtype)
 
 
 def orthogonal(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -31,7 +40,7 @@ def initialise_recurrent(matrices: list[np.ndarray], scheme: str, rng: np.random
             matrix[:] = np.eye(matrix.shape[0])
 
 
-def start_recurrent(model: RecurrentLM, scheme: str, rng: np.random.Generator) -> None:
+def start_recurrent(model: "RecurrentLM", scheme: str, rng: np.random.Generator) -> None:
     """Start every recurrent matrix of ``model`` with ``scheme`` and note it in ``model.init``, so
     that the model file records how training began."""
     initialise_recurrent([getattr(model, name) for name in model.RECURRENT_NAMES], scheme, rng)

@@ -15,13 +15,13 @@ from typing import Any
 import joblib
 import numpy as np
 
-from models.cells import FILE_DEFAULT_CELL, cell_class
+from models.build import build_model
 from models.mixture import NgramMixture
+from models.model_config import ModelConfig
 from models.model_digest import DIGEST_KEY, payload_digest, sealed
 from models.recurrent_lm import RecurrentLM
 from models.safe_pickle import RefusedPickle, safe_load
 from models.vocabulary import Vocabulary
-from models.word_classes import WordClasses
 
 FORMAT_NAME = "rnnlm"
 # 2 added the class-based output layer ("softmax", "class_starts") and "ngram"; 3 "cell" (the GRU);
@@ -81,17 +81,7 @@ def model_payload(
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "config": {
-            "cell": model.cell,
-            "activation": model.activation,
-            "init": model.init,
-            "vocab_size": model.vocab_size,
-            "hidden_size": model.hidden_size,
-            "bptt_truncate": model.bptt_truncate,
-            "bias": model.bias,
-            "softmax": model.softmax,
-            "class_starts": None if model.classes is None else [int(i) for i in model.classes.starts],
-        },
+        "config": ModelConfig.of(model).to_payload(),
         "params": {name: np.array(arr) for name, arr in model.parameters().items()},
         "vocabulary": list(vocab.words),
         "counts": [int(c) for c in vocab.counts],
@@ -125,21 +115,9 @@ def read_payload(path: str | os.PathLike, sha256: str | None = None) -> dict[str
 
 
 def model_from_payload(payload: dict[str, Any], path: str | os.PathLike = "<model>") -> LoadedModel:
-    """Rebuild the model (its cell from "cell"; none means an RNN) and vocabulary, checking shapes and values."""
+    """Rebuild the model from its stored config (``ModelConfig``) and the vocabulary, checking shapes and values."""
     try:
-        config = payload["config"]
-        softmax = config.get("softmax", "full")
-        if softmax not in ("full", "class"):
-            raise ValueError(f"unknown output layer {softmax!r}")
-        model = cell_class(config.get("cell", FILE_DEFAULT_CELL))(
-            int(config["vocab_size"]),
-            int(config["hidden_size"]),
-            bptt_truncate=config["bptt_truncate"],
-            bias=bool(config["bias"]),
-            classes=WordClasses(np.asarray(config["class_starts"])) if softmax == "class" else None,
-            activation=config.get("activation", "tanh"),
-        )
-        model.init = str(config.get("init", "uniform"))  # files from before --init: the tutorial's start
+        model = build_model(ModelConfig.from_payload(payload["config"]))
         params = payload["params"]
         for name in model.parameter_names:
             if not np.all(np.isfinite(params[name])):

@@ -1,56 +1,73 @@
 """What every recurrent language model here shares, whatever its cell (``models.rnn``, ``models.gru``).
 
-A model reads one-hot words into a hidden state s_t and predicts the next word from s_t with the
-same output layer: o_t = softmax(V s_t + c), or, with word classes, the class-factored softmax of
-``models.class_output``. This base class owns that output layer, the parameter bookkeeping, the
-scoring helpers and the output half of the batched gradient; a subclass supplies the cell: its
-parameters, one oracle step, the batched forward pass and its backward pass.
+A model reads words into a state and predicts the next word from the hidden vector it reads out
+of that state, through its output layer (``models.softmax``: the full or the class softmax). The
+contract a cell fulfils, for training, scoring and generation alike:
+
+* ``initial_state(batch)``: the state before SENTENCE_START is read, for B sequences;
+* ``step(words, state)``: the state after each sequence reads its word (B words at once), in the
+  precision of the state it is given (generation runs float32);
+* ``readout(state)``: the B x H hidden vectors the output layer reads;
+* ``take_states(state, rows)`` and ``join_states(states)``: a batch's states of some sequences,
+  and several batches' states as one (a decoder admits and retires sequences between steps).
+
+The state is the cell's business (the RNN's and the GRU's is the hidden vector itself); nothing
+outside the cell builds one. This base class owns the output layer, the parameter bookkeeping,
+the scoring helpers and the output half of the batched gradient; a subclass supplies the cell:
+its parameters, one oracle step, ``step``, the batched forward pass and its backward pass.
 
 Truncation (``bptt_truncate = k``) means the same for every cell: the error of output t flows
 back through the hidden states of steps t, t-1, ..., t-k and no further (``None``: full BPTT).
+The model's own setting is the default of every gradient; a caller may ask for another.
 """
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from models.batching import Batch, scoring_batches
-from models.class_output import (
-    all_word_log_probs, class_output_backward, class_target_log_probs, log_softmax,
-)
-from models.output_layer import output_backward, target_log_probs
+from models.softmax import OutputLayer, output_layer
 from models.word_classes import WordClasses
-
-CLASS_PARAMETER_NAMES_WITH_BIAS = ("V_class", "c_class")
-CLASS_PARAMETER_NAMES_NO_BIAS = ("V_class",)
 
 # step_back(t, errors on s_t (n x B x H), keep) -> errors on s_{t-1} of the first ``keep`` streams
 StepBack = Callable[[int, np.ndarray, int], np.ndarray]
+# observe(t, error streams on s_t): sees the backward pass's streams (the gradient-flow report)
+StreamObserver = Callable[[int, np.ndarray], None]
+
+
+class Truncation(enum.Enum):
+    AS_BUILT = "the model's own bptt_truncate"
+
+
+AS_BUILT = Truncation.AS_BUILT  # the default truncation of a gradient: the model's own
 
 
 class RecurrentLM:
     """The output layer and everything around the cell; subclasses define the recurrence.
 
     A subclass sets ``CELL`` (its name in model files), ``NAMES_WITH_BIAS`` / ``NAMES_NO_BIAS``
-    (its parameters, the output layer's ``V`` and ``c`` included, in the order ``bptt`` returns
-    them), ``INPUT_NAMES`` (the matrices with one column per input word), and implements
-    ``_init_cell``, ``_oracle_step``, ``bptt``, ``_run_forward``, ``_cell_gradients`` and
-    ``step_function``.
+    (the cell's parameters, in the order ``bptt`` returns them, before the output layer's),
+    ``INPUT_NAMES`` (the matrices with one column per input word), and implements
+    ``_init_cell``, ``_oracle_step``, ``bptt``, ``step``, ``_run_forward``, ``_cell_gradients``
+    and ``state_jacobian``.
     """
 
     CELL = ""
     NAMES_WITH_BIAS: tuple[str, ...] = ()
     NAMES_NO_BIAS: tuple[str, ...] = ()
     INPUT_NAMES: tuple[str, ...] = ()
+    # biases ``step`` adds together with the input columns (one per input matrix, or none)
+    INPUT_BIASES: tuple[str, ...] = ()
     RECURRENT_NAMES: tuple[str, ...] = ()  # the H x H matrices applied to s_{t-1} (``--init``)
     MEMORY_MATRIX = ""  # the recurrent matrix whose singular values the gradient-flow report gives
     ACTIVATIONS: tuple[str, ...] = ("tanh",)  # the nonlinearities the cell can have
+    INITS: tuple[str, ...] = ("uniform", "orthogonal")  # the starts of its recurrent matrices (``--init``)
     init = "uniform"  # how the recurrent matrices started (``--init``): a record, kept in the model file
-    # when set, called as observe(t, streams) with the error streams on s_t during the backward
-    # pass (``lagged_state_errors``); None in training
-    _stream_observer: Callable[[int, np.ndarray], None] | None = None
+    _word_rows: np.ndarray | None = None  # a generation copy's input rows of every word (``for_generation``)
+    KEPT_FOR_GENERATION: tuple[str, ...] = ("_word_rows",)  # what ``_keep_for_generation`` makes
 
     def __init__(
         self,
@@ -69,44 +86,33 @@ class RecurrentLM:
             raise ValueError("bptt_truncate must be >= 0 or None")
         if activation not in self.ACTIVATIONS:
             raise ValueError(f"the {self.CELL.upper()} cell takes activation {' or '.join(self.ACTIVATIONS)}, not {activation!r}")
-        if classes is not None and classes.vocab_size != vocab_size:
-            raise ValueError(f"the word classes cover {classes.vocab_size} words, not {vocab_size}")
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.bptt_truncate = bptt_truncate
         self.bias = bias
-        self.classes = classes
         self.activation = activation
         self.threads = 1  # worker threads of the batched output layer (a speed setting, not saved)
         rng = np.random.default_rng(seed)
         self._init_cell(rng, dtype)
-        self._init_output_layer(rng, dtype)
+        self.output: OutputLayer = output_layer(vocab_size, hidden_size, bias, rng, dtype, classes)
 
     def _init_cell(self, rng: np.random.Generator, dtype: np.dtype | type) -> None:
         raise NotImplementedError
 
-    def _init_output_layer(self, rng: np.random.Generator, dtype: np.dtype | type) -> None:
-        """The tutorial's start: V uniform in +-1/sqrt(H), biases zero."""
-        C, H = self.vocab_size, self.hidden_size
-        self.V = uniform(rng, H, (C, H), dtype)
-        self.c = np.zeros(C, dtype=dtype)
-        if self.classes is not None:
-            K = self.classes.n_classes
-            self.V_class = uniform(rng, H, (K, H), dtype)
-            self.c_class = np.zeros(K, dtype=dtype)
-
     # ----------------------------------------------------------------- parameters
     @property
     def cell(self) -> str:
-        """"rnn" or "gru": the recurrence, as model files and ``--cell`` name it."""
+        """The recurrence, as model files and ``--cell`` name it ("rnn", "gru")."""
         return self.CELL
 
     @property
+    def cell_parameter_names(self) -> tuple[str, ...]:
+        return self.NAMES_WITH_BIAS if self.bias else self.NAMES_NO_BIAS
+
+    @property
     def parameter_names(self) -> tuple[str, ...]:
-        names = self.NAMES_WITH_BIAS if self.bias else self.NAMES_NO_BIAS
-        if self.classes is None:
-            return names
-        return names + (CLASS_PARAMETER_NAMES_WITH_BIAS if self.bias else CLASS_PARAMETER_NAMES_NO_BIAS)
+        """The cell's parameters, then the output layer's."""
+        return self.cell_parameter_names + self.output.parameter_names
 
     @property
     def input_matrix_names(self) -> tuple[str, ...]:
@@ -115,71 +121,130 @@ class RecurrentLM:
         return self.INPUT_NAMES
 
     @property
+    def classes(self) -> WordClasses | None:
+        """The output layer's word classes (None for the full softmax)."""
+        return self.output.classes
+
+    @property
     def softmax(self) -> str:
         """"full" or "class": which output layer the model has."""
-        return "full" if self.classes is None else "class"
+        return self.output.KIND
 
     @property
     def dtype(self) -> np.dtype:
-        return self.V.dtype
-
-    @property
-    def output_bias(self) -> np.ndarray | None:
-        """``c`` where the model has biases, else None (the output layer then adds nothing)."""
-        return self.c if self.bias else None
-
-    @property
-    def class_bias(self) -> np.ndarray | None:
-        return self.c_class if self.bias else None
+        return self.output.V.dtype
 
     def parameters(self) -> dict[str, np.ndarray]:
         """The trainable arrays by name (the live arrays, not copies)."""
-        return {name: getattr(self, name) for name in self.parameter_names}
+        cell = {name: getattr(self, name) for name in self.cell_parameter_names}
+        return {**cell, **self.output.parameters()}
+
+    @property
+    def parameter_count(self) -> int:
+        """How many numbers the trainable arrays hold together."""
+        return sum(p.size for p in self.parameters().values())
 
     def set_parameters(self, params: dict[str, np.ndarray]) -> None:
         """Replace the arrays (copied, cast to the model's dtype) after checking shapes."""
         for name in self.parameter_names:
+            owner = self if name in self.cell_parameter_names else self.output
             new = np.asarray(params[name])
-            old = getattr(self, name)
+            old = getattr(owner, name)
             if new.shape != old.shape:
                 raise ValueError(f"parameter {name} has shape {new.shape}, expected {old.shape}")
-            setattr(self, name, new.astype(old.dtype, copy=True))
+            setattr(owner, name, new.astype(old.dtype, copy=True))
 
     def astype(self, dtype: np.dtype | type) -> "RecurrentLM":
         """A copy of the model with parameters cast to ``dtype`` (float64 for gradient checks)."""
         other = type(self).__new__(type(self))
         other.__dict__.update(self.__dict__)
-        for name in self.NAMES_WITH_BIAS + (CLASS_PARAMETER_NAMES_WITH_BIAS if self.classes else ()):
+        for name in self.NAMES_WITH_BIAS:
             setattr(other, name, getattr(self, name).astype(dtype, copy=True))
+        other.output = self.output.astype(dtype)
+        for name in self.KEPT_FOR_GENERATION:  # what a generation copy keeps belongs to it alone
+            other.__dict__.pop(name, None)
         return other
+
+    def for_generation(self) -> "RecurrentLM":
+        """A read-only float32 copy to generate from: its output layer makes the copies sampling
+        needs once (``OutputLayer.freeze``), and nothing can train it by mistake."""
+        other = self.astype(np.float32)
+        for name in other.NAMES_WITH_BIAS:
+            getattr(other, name).flags.writeable = False
+        other._keep_for_generation()
+        other.output.freeze()
+        return other
+
+    def _keep_for_generation(self) -> None:
+        """Make what ``step`` reads on every word once, laid out for speed: the input rows of
+        every word (a cell may keep more)."""
+        self._word_rows = self._input_rows(slice(None), self.dtype)
 
     def _ordered(self, grads: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
         """Gradients as the tuple ``bptt`` returns: in ``parameter_names`` order."""
         return tuple(grads[name] for name in self.parameter_names)
+
+    # ------------------------------------------------------------ the state
+    def initial_state(self, batch: int, dtype: np.dtype | type | None = None) -> np.ndarray:
+        """The state of ``batch`` sequences before anything is read (zeros, B x H), in ``dtype``
+        (default: the model's). A cell whose state is more than its hidden vector overrides this
+        and ``readout``."""
+        return np.zeros((batch, self.hidden_size), dtype=self.dtype if dtype is None else dtype)
+
+    def step(self, words: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """The state after each of the B sequences reads its word (``words``: B ids), computed in
+        ``state``'s precision; ``state`` itself is left as it was."""
+        raise NotImplementedError
+
+    def readout(self, state: np.ndarray) -> np.ndarray:
+        """The hidden vectors (B x H) the output layer reads from ``state``."""
+        return state
+
+    def take_states(self, state: np.ndarray, rows: np.ndarray | list[int]) -> np.ndarray:
+        """The states of the sequences at ``rows`` of a batch, in that order."""
+        return state[rows]
+
+    def join_states(self, states: list[np.ndarray]) -> np.ndarray:
+        """Several batches' states as one batch, in order."""
+        return np.concatenate(states)
+
+    def _weights_in(self, dtype: np.dtype, *names: str) -> list[np.ndarray]:
+        """The cell's arrays in ``dtype`` (no copy when they already are)."""
+        if dtype == self.dtype:
+            return [getattr(self, name) for name in names]
+        return [getattr(self, name).astype(dtype) for name in names]
+
+    def _input_rows(self, words: np.ndarray | slice, dtype: np.dtype) -> np.ndarray:
+        """Each word's columns of the input matrices side by side (B x kH), ``INPUT_BIASES``
+        added: the input part of a step. A generation copy keeps them for every word as
+        contiguous rows (a row is one read; a column of an H x C matrix is H scattered ones)."""
+        if self._word_rows is not None and dtype == self._word_rows.dtype:
+            return self._word_rows[words]
+        rows = np.concatenate(self._weights_in(dtype, *self.INPUT_NAMES))[:, words].T
+        if self.bias and self.INPUT_BIASES:
+            rows = rows + np.concatenate(self._weights_in(dtype, *self.INPUT_BIASES))
+        return np.ascontiguousarray(rows)
 
     # ----------------------------------------------------- one sentence: the oracle
     def _oracle_step(self, word: int, prev: np.ndarray) -> np.ndarray:
         """The hidden state after reading ``word`` in state ``prev`` (one sentence, for clarity)."""
         raise NotImplementedError
 
+    def _oracle_start(self) -> np.ndarray:
+        """The one-sentence oracle's state before its first word."""
+        return self.initial_state(1)[0]
+
     def forward_propagation(self, x: list[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Output probabilities o (T x C) and hidden states s (T x H) of one sentence."""
         T = len(x)
         s = np.zeros((T, self.hidden_size), dtype=self.dtype)
         o = np.zeros((T, self.vocab_size), dtype=self.dtype)
-        prev = np.zeros(self.hidden_size, dtype=self.dtype)
+        prev = self._oracle_start()
         for t in range(T):
             s[t] = self._oracle_step(x[t], prev)
-            o[t] = np.exp(self._output_log_probs(s[t]))
+            o[t] = np.exp(self.output.oracle_log_probs(s[t]))
             prev = s[t]
         return o, s
-
-    def _output_log_probs(self, state: np.ndarray) -> np.ndarray:
-        """log o_t: the next word's log-probabilities given one hidden state."""
-        if self.classes is None:
-            c = self.c if self.bias else 0.0
-            return log_softmax(self.V @ state + c)
-        return all_word_log_probs(state[None], self.V, self.output_bias, self.V_class, self.class_bias, self.classes)[0]
 
     def calculate_loss(self, X: list, Y: list) -> float:
         """Mean cross-entropy per predicted word over lists of sentences (inputs X, targets Y)."""
@@ -189,42 +254,6 @@ class RecurrentLM:
         """Gradients of one sentence's summed loss under the model's truncation, in
         ``parameter_names`` order."""
         raise NotImplementedError
-
-    def _oracle_output_gradients(
-        self, o: np.ndarray, s: np.ndarray, y: list[int]
-    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """The output layer's part of ``bptt``: gradients of V, c (and V_class, c_class), and the
-        error each output puts on its own hidden state (T x H)."""
-        d_logits, d_class_logits = self._output_errors(o, s, y)
-        grads = {"V": d_logits.T @ s, "c": d_logits.sum(axis=0)}
-        d_states = d_logits @ self.V
-        if self.classes is not None:
-            grads["V_class"] = d_class_logits.T @ s
-            grads["c_class"] = d_class_logits.sum(axis=0)
-            d_states += d_class_logits @ self.V_class
-        return grads, d_states
-
-    def _output_errors(self, o: np.ndarray, s: np.ndarray, y: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
-        """d loss / d logits for each step: the word logits (T x C) and, with classes, the class
-        logits (T x K). Softmax with cross-entropy gives p - onehot(target); with classes, the
-        word part only concerns the words of the target's class."""
-        T = len(y)
-        if self.classes is None:
-            d_logits = o.copy()
-            d_logits[np.arange(T), y] -= 1.0
-            return d_logits, None
-        c = self.c if self.bias else np.zeros_like(self.c)
-        c_class = self.c_class if self.bias else np.zeros_like(self.c_class)
-        d_logits = np.zeros((T, self.vocab_size), dtype=self.dtype)
-        d_class_logits = np.zeros((T, self.classes.n_classes), dtype=self.dtype)
-        for t in range(T):
-            k = self.classes.word_class[y[t]]
-            words = self.classes.words_of(k)
-            d_class_logits[t] = np.exp(log_softmax(self.V_class @ s[t] + c_class))
-            d_class_logits[t, k] -= 1.0
-            d_logits[t, words] = np.exp(log_softmax(self.V[words] @ s[t] + c[words]))
-            d_logits[t, y[t]] -= 1.0
-        return d_logits, d_class_logits
 
     def state_jacobian(self, word: int, prev: np.ndarray) -> np.ndarray:
         """ds_t / ds_{t-1} (H x H) of one step (one sentence, for the gradient-flow report)."""
@@ -240,8 +269,12 @@ class RecurrentLM:
         the cell's backward pass needs besides them."""
         raise NotImplementedError
 
-    def _cell_gradients(self, inputs: np.ndarray, S: np.ndarray, cache: Any, dS: np.ndarray) -> dict[str, np.ndarray]:
-        """The cell's parameter gradients, given the error each output puts on its state (dS)."""
+    def _cell_gradients(
+        self, inputs: np.ndarray, S: np.ndarray, cache: Any, dS: np.ndarray, truncate: int | None,
+        observe: StreamObserver | None = None,
+    ) -> dict[str, np.ndarray]:
+        """The cell's parameter gradients under truncation ``truncate``, given the error each
+        output puts on its state (dS); ``observe`` sees the error streams (``backward_through_time``)."""
         raise NotImplementedError
 
     def _hidden_states(self, inputs: np.ndarray) -> np.ndarray:
@@ -253,10 +286,7 @@ class RecurrentLM:
         S = self._hidden_states(inputs)
         real = np.flatnonzero(mask.ravel())
         states = S.reshape(-1, self.hidden_size)[real]
-        if self.classes is None:
-            return target_log_probs(states, targets.ravel()[real], self.V, self.output_bias, self.threads)
-        return class_target_log_probs(states, targets.ravel()[real], self.V, self.output_bias, self.V_class,
-                                      self.class_bias, self.classes, self.threads)
+        return self.output.target_log_probs(states, targets.ravel()[real], self.threads)
 
     def batch_loss(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> float:
         """Summed cross-entropy over the real tokens of a batch (forward pass only)."""
@@ -272,6 +302,7 @@ class RecurrentLM:
     def batch_loss_and_gradients(
         self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray, scale: float = 1.0,
         dropout: float = 0.0, rng: np.random.Generator | None = None,
+        bptt_truncate: int | None | Truncation = AS_BUILT,
     ) -> tuple[float, dict[str, np.ndarray]]:
         """Summed loss of a padded batch and the gradients of ``scale`` times that loss.
 
@@ -280,15 +311,13 @@ class RecurrentLM:
         ``dropout`` > 0 zeroes that share of the hidden units on their way to the output layer
         (drawn from ``rng``; the rest scaled up to keep the mean), a regulariser of training
         only: the recurrence itself is left intact, so the memory of the sentence is not.
+        ``bptt_truncate``: the truncation of this gradient (default: the model's own).
         """
+        truncate = self.bptt_truncate if bptt_truncate is AS_BUILT else bptt_truncate
         S, cache = self._run_forward(inputs)
         loss, grads, dS = self._output_layer_gradients(S, targets, mask, scale, dropout, rng)
-        grads.update(self._cell_gradients(inputs, S, cache, dS))
+        grads.update(self._cell_gradients(inputs, S, cache, dS, truncate))
         return loss, grads
-
-    def _carry_back(self, dS: np.ndarray, step_back: StepBack) -> None:
-        """Run the cell's ``step_back`` from the last step to the first under the model's truncation."""
-        backward_through_time(dS, self.bptt_truncate, step_back, self._stream_observer)
 
     def lagged_state_errors(self, inputs: np.ndarray, targets: np.ndarray, mask: np.ndarray, max_lag: int) -> np.ndarray:
         """||dE_{t+k} / ds_t|| for k = 0..max_lag (array (max_lag + 1) x T x B; NaN where output
@@ -306,12 +335,7 @@ class RecurrentLM:
 
         S, cache = self._run_forward(inputs)
         _, _, dS = self._output_layer_gradients(S, targets, mask, 1.0, 0.0, None)
-        saved = self.bptt_truncate
-        self.bptt_truncate, self._stream_observer = max_lag, observe
-        try:
-            self._cell_gradients(inputs, S, cache, dS)
-        finally:
-            self.bptt_truncate, self._stream_observer = saved, None
+        self._cell_gradients(inputs, S, cache, dS, max_lag, observe)
         output_step = np.arange(max_lag + 1)[:, None] + np.arange(T)[None, :]  # (lags x T)
         inside = output_step < T
         real = np.zeros((max_lag + 1, T, B), dtype=bool)
@@ -334,31 +358,10 @@ class RecurrentLM:
                 raise ValueError("dropout needs a random generator")
             keep = (rng.random(states.shape, dtype=np.float32) >= dropout).astype(self.dtype) / self.dtype.type(1 - dropout)
             states = states * keep
-        if self.classes is None:
-            out = output_backward(states, targets.ravel()[real], self.V, self.output_bias, scale, self.threads)
-            grads = {"V": out.dV}
-        else:
-            out = class_output_backward(states, targets.ravel()[real], self.V, self.output_bias, self.V_class,
-                                        self.class_bias, self.classes, scale, self.threads)
-            grads = {"V": out.dV, "V_class": out.dV_class}
-            if self.bias:
-                grads["c_class"] = out.dc_class
-        if self.bias:
-            grads["c"] = out.dc
+        loss, grads, d_states = self.output.backward(states, targets.ravel()[real], scale, self.threads)
         dS = np.zeros((T * B, H), dtype=self.dtype)
-        dS[real] = out.d_states if keep is None else out.d_states * keep
-        return out.loss, grads, dS.reshape(T, B, H)
-
-    def step_function(self, dtype: np.dtype | type = np.float32) -> Callable[[int, np.ndarray], np.ndarray]:
-        """One step of the recurrence for generation, ``(word_id, h) -> next h``, on its own
-        contiguous copies of the weights in ``dtype`` (a word's input weights as a row)."""
-        raise NotImplementedError
-
-
-def uniform(rng: np.random.Generator, fan_in: int, shape: tuple[int, ...], dtype: np.dtype | type) -> np.ndarray:
-    """The tutorial's initialisation: uniform in +-1/sqrt(fan-in)."""
-    bound = 1 / np.sqrt(fan_in)
-    return rng.uniform(-bound, bound, shape).astype(dtype)
+        dS[real] = d_states if keep is None else d_states * keep
+        return loss, grads, dS.reshape(T, B, H)
 
 
 def input_column_gradients(words: np.ndarray, errors: np.ndarray, vocab_size: int) -> np.ndarray:
@@ -370,7 +373,7 @@ def input_column_gradients(words: np.ndarray, errors: np.ndarray, vocab_size: in
 
 
 def backward_through_time(
-    dS: np.ndarray, truncate: int | None, step_back: StepBack, observe: Callable[[int, np.ndarray], None] | None = None
+    dS: np.ndarray, truncate: int | None, step_back: StepBack, observe: StreamObserver | None = None
 ) -> None:
     """Carry the outputs' errors back from the last step to the first, under truncation.
 

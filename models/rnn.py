@@ -19,15 +19,11 @@ Gradients are always of the summed loss over the given tokens, times ``scale``.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from models.activations import ACTIVATIONS, activation_named
-from models.recurrent_lm import RecurrentLM, input_column_gradients, uniform
-
-PARAMETER_NAMES_WITH_BIAS = ("U", "V", "W", "b", "c")
-PARAMETER_NAMES_NO_BIAS = ("U", "V", "W")
+from models.initialisation import uniform
+from models.recurrent_lm import RecurrentLM, StreamObserver, backward_through_time, input_column_gradients
 
 
 class RNN(RecurrentLM):
@@ -35,12 +31,13 @@ class RNN(RecurrentLM):
     nonlinearity f is tanh (the tutorial's) or ReLU (``activation="relu"``)."""
 
     CELL = "rnn"
-    NAMES_WITH_BIAS = PARAMETER_NAMES_WITH_BIAS
-    NAMES_NO_BIAS = PARAMETER_NAMES_NO_BIAS
+    NAMES_WITH_BIAS = ("U", "W", "b")
+    NAMES_NO_BIAS = ("U", "W")
     INPUT_NAMES = ("U",)
     RECURRENT_NAMES = ("W",)
     MEMORY_MATRIX = "W"
     ACTIVATIONS = tuple(ACTIVATIONS)
+    INITS = ("uniform", "orthogonal", "identity")  # with ReLU, the identity start is the IRNN
 
     @property
     def _f(self):
@@ -60,15 +57,16 @@ class RNN(RecurrentLM):
     def bptt(self, x: list[int], y: list[int]) -> tuple[np.ndarray, ...]:
         """Gradients of one sentence's summed loss under the model's truncation.
 
-        Returns (dLdU, dLdV, dLdW, dLdb, dLdc), or (dLdU, dLdV, dLdW) for a model without biases.
+        Returns (dLdU, dLdW, dLdb) and then the output layer's (dLdV, dLdc, ...), without the
+        biases for a model that has none.
         """
         T = len(y)
         o, s = self.forward_propagation(x)
-        grads, d_states = self._oracle_output_gradients(o, s, y)
+        grads, d_states = self.output.oracle_gradients(o, s, y)
         dLdU = np.zeros_like(self.U)
         dLdW = np.zeros_like(self.W)
         dLdb = np.zeros_like(self.b)
-        zero_state = np.zeros(self.hidden_size, dtype=self.dtype)
+        zero_state = self._oracle_start()
         for t in range(T):
             # error at the pre-activation of step t, caused by output t
             delta = d_states[t] * self._f.slope_from_output(s[t])
@@ -93,16 +91,19 @@ class RNN(RecurrentLM):
         pre = self.U[:, inputs.ravel()].T.reshape(T, B, self.hidden_size)
         if self.bias:
             pre += self.b
-        h = np.zeros((B, self.hidden_size), dtype=self.dtype)
+        h = self.initial_state(B)
         f = self._f.apply
         for t in range(T):
             f(pre[t] + h @ self.W.T, out=S[t])
             h = S[t]
         return S, None
 
-    def _cell_gradients(self, inputs: np.ndarray, S: np.ndarray, cache: None, dS: np.ndarray) -> dict[str, np.ndarray]:
+    def _cell_gradients(
+        self, inputs: np.ndarray, S: np.ndarray, cache: None, dS: np.ndarray, truncate: int | None,
+        observe: StreamObserver | None = None,
+    ) -> dict[str, np.ndarray]:
         H = self.hidden_size
-        D = self._backward_through_time(dS, S)
+        D = self._backward_through_time(dS, S, truncate, observe)
         D_flat = D.reshape(-1, H)
         grads = {
             "W": D[1:].reshape(-1, H).T @ S[:-1].reshape(-1, H),
@@ -112,7 +113,9 @@ class RNN(RecurrentLM):
             grads["b"] = D_flat.sum(axis=0)
         return grads
 
-    def _backward_through_time(self, dS: np.ndarray, S: np.ndarray) -> np.ndarray:
+    def _backward_through_time(
+        self, dS: np.ndarray, S: np.ndarray, truncate: int | None, observe: StreamObserver | None
+    ) -> np.ndarray:
         """Error at each step's pre-activation (T x B x H), summed over the outputs that reach it."""
         D = np.empty_like(dS)
         W = self.W
@@ -124,20 +127,14 @@ class RNN(RecurrentLM):
             D[t] = pre.sum(axis=0)
             return (pre[:keep].reshape(-1, H) @ W).reshape(keep, *errors.shape[1:])
 
-        self._carry_back(dS, step_back)
+        backward_through_time(dS, truncate, step_back, observe)
         return D
 
     # ------------------------------------------------------------------ generation
-    def step_function(self, dtype: np.dtype | type = np.float32) -> Callable[[int, np.ndarray], np.ndarray]:
-        U_rows = np.ascontiguousarray(self.U.T, dtype=dtype)  # word -> its input column, contiguous
-        W = self.W.astype(dtype)
-        b = (self.b if self.bias else np.zeros(self.hidden_size)).astype(dtype)
-        f = self._f.apply
-
-        def advance(word_id: int, h: np.ndarray) -> np.ndarray:
-            h = W @ h
-            h += U_rows[word_id]
+    def step(self, words: np.ndarray, state: np.ndarray) -> np.ndarray:
+        W, b = self._weights_in(state.dtype, "W", "b")
+        h = state @ W.T
+        h += self._input_rows(words, state.dtype)
+        if self.bias:
             h += b
-            return f(h, out=h)
-
-        return advance
+        return self._f.apply(h, out=h)

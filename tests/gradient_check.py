@@ -33,10 +33,11 @@ def tiny_model(bptt_truncate, bias=True, seed=3, softmax="full", cell="rnn", act
     if cell == "rnn":  # the draws the RNN's checks have always made
         names = ("U", "W", "V", "b", "c") + (("V_class", "c_class") if classes is not None else ())
     else:
-        names = model.NAMES_WITH_BIAS + (("V_class", "c_class") if classes is not None else ())
+        names = model.NAMES_WITH_BIAS + model.output.NAMES_WITH_BIAS
     for name in names:
-        value = getattr(model, name)
-        setattr(model, name, rng.normal(0, 0.3 if value.ndim == 1 else 0.8, value.shape))
+        owner = model.output if name in model.output.NAMES_WITH_BIAS else model
+        value = getattr(owner, name)
+        setattr(owner, name, rng.normal(0, 0.3 if value.ndim == 1 else 0.8, value.shape))
     return model
 
 
@@ -104,7 +105,7 @@ def truncated_loss(model: RecurrentLM, frozen: dict, x, y, step: CellStep) -> fl
     total = 0.0
     for t in range(len(y)):
         first_live = 0 if k is None else max(0, t - k)
-        h = np.zeros(model.hidden_size)
+        h = np.zeros(model.hidden_size)  # written out, independent of the model's own start
         for position in range(t + 1):
             h = step(live if position >= first_live else frozen, x[position], h, model.bias)
         total -= output_log_prob(model, live, h, y[t])

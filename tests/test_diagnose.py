@@ -23,8 +23,8 @@ def output_loss_from_state(model, x, y, t: int, k: int, state: np.ndarray) -> fl
     h = state
     for step in range(t + 1, t + k + 1):
         h = model._oracle_step(x[step], h)
-    c = model.c if model.bias else 0.0
-    return -log_softmax_at(model.V @ h + c, y[t + k])
+    c = model.output.c if model.bias else 0.0
+    return -log_softmax_at(model.output.V @ h + c, y[t + k])
 
 
 @pytest.mark.parametrize("cell, activation", VARIANTS)
@@ -108,4 +108,4 @@ def test_diagnose_errors(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:
             diagnose.main(flags)
         assert exit_info.value.code == 2, flags
-    assert "are for --cell rnn" in capsys.readouterr().err
+    assert "the GRU cell takes --activation tanh and --init uniform or orthogonal" in capsys.readouterr().err

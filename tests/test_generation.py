@@ -10,7 +10,8 @@ import numpy as np
 
 from models.rnn import RNN
 from models.mixture import NgramMixture
-from models.sampling import Sampler, SamplingParams, _draw
+from models.draws import draw_index
+from models.sampling import Sampler, SamplingParams
 from models.vocabulary import SPECIAL_TOKENS
 from models.word_classes import WordClasses
 from training.kneser_ney import KneserNey
@@ -23,7 +24,7 @@ def class_layer_twin(model: RNN, n_classes: int = 8) -> RNN:
     twin = RNN(model.vocab_size, model.hidden_size, seed=1, classes=classes)
     # untrained, SENTENCE_END's class of one would outweigh every word of a shared class; make it
     # as rare as in text, so sentences run on as with the full-softmax model
-    twin.c_class[classes.word_class[2]] = -3.0
+    twin.output.c_class[classes.word_class[2]] = -3.0
     return twin
 
 
@@ -232,7 +233,7 @@ def test_two_level_draw_follows_the_weights_and_never_picks_a_zero():
     weights[-1] = 0.0
     expected = weights / weights.sum()
     draws = 40_000
-    counts = np.bincount([_draw(weights, rng) for _ in range(draws)], minlength=1000)
+    counts = np.bincount([draw_index(weights, rng) for _ in range(draws)], minlength=1000)
     assert counts[weights == 0].sum() == 0
     # per block of 50 words: within 5 standard errors
     block_expected = expected.reshape(20, 50).sum(axis=1)

@@ -32,15 +32,14 @@ def test_sigmoid_does_not_overflow():
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_step_function_follows_the_oracle(bias):
+def test_float32_step_follows_the_oracle(bias):
     model = tiny_model(None, bias=bias, cell="gru")
     _, states = model.forward_propagation(SENTENCE_X)
-    advance = model.step_function(np.float32)
-    h = np.zeros(H, dtype=np.float32)
+    h = model.initial_state(1, np.float32)
     for t, word in enumerate(SENTENCE_X):
-        h = advance(word, h)
+        h = model.step(np.array([word]), h)
         assert h.dtype == np.float32
-        np.testing.assert_allclose(h, states[t], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(model.readout(h)[0], states[t], rtol=1e-5, atol=1e-6)
 
 
 def test_cell_bookkeeping():
@@ -54,7 +53,7 @@ def test_cell_bookkeeping():
     assert model.Wh.dtype == np.float32  # the original is untouched
     other = GRU(C, H, seed=2, classes=TINY_CLASSES)
     other.set_parameters(model.parameters())
-    for name in model.parameter_names:
-        np.testing.assert_array_equal(getattr(other, name), getattr(model, name))
+    for name, value in model.parameters().items():
+        np.testing.assert_array_equal(other.parameters()[name], value)
     with pytest.raises(ValueError, match="shape"):
         other.set_parameters({**model.parameters(), "Wz": np.zeros((H, H + 1))})

@@ -23,7 +23,7 @@ PLAIN_TYPES = (dict, list, str, int, float, bool, type(None), np.ndarray)
 def small_model():
     vocab = Vocabulary([*SPECIAL_TOKENS, "a", "b", "c"], [1, 5, 5, 3, 2, 1])
     model = RNN(len(vocab), 4, bptt_truncate=2, seed=1)
-    model.c += 0.5
+    model.output.c += 0.5
     return model, vocab
 
 
@@ -44,8 +44,8 @@ def test_round_trip(tmp_path):
     save_model(path, model, vocab, {"corpus": "toy", "val_perplexity": 12.5})
     loaded = load_model(path)
     for name in model.parameter_names:
-        np.testing.assert_array_equal(getattr(loaded.model, name), getattr(model, name))
-        assert getattr(loaded.model, name).dtype == np.float32
+        np.testing.assert_array_equal(loaded.model.parameters()[name], model.parameters()[name])
+        assert loaded.model.parameters()[name].dtype == np.float32
     assert loaded.model.bptt_truncate == 2
     assert loaded.vocab.words == vocab.words and loaded.vocab.counts == vocab.counts
     assert loaded.info == {"corpus": "toy", "val_perplexity": 12.5}
@@ -56,14 +56,14 @@ def test_round_trip(tmp_path):
 def test_class_layer_round_trip(tmp_path):
     vocab = Vocabulary([*SPECIAL_TOKENS, "a", "b", "c", "d"], [1, 5, 5, 9, 3, 2, 1])
     model = RNN(len(vocab), 4, seed=2, classes=WordClasses.from_counts(vocab.counts, 5))
-    model.c_class += 0.25
+    model.output.c_class += 0.25
     save_model(tmp_path / "m.joblib", model, vocab, {})
     loaded = load_model(tmp_path / "m.joblib").model
     assert loaded.softmax == "class"
     np.testing.assert_array_equal(loaded.classes.starts, model.classes.starts)
     assert loaded.parameter_names == model.parameter_names
     for name in model.parameter_names:
-        np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
+        np.testing.assert_array_equal(loaded.parameters()[name], model.parameters()[name])
     assert joblib.load(tmp_path / "m.joblib")["config"]["softmax"] == "class"
 
 
@@ -95,7 +95,7 @@ def test_version_one_files_still_load_as_full_softmax(tmp_path):
     joblib.dump(payload, tmp_path / "old.joblib")
     loaded = load_model(tmp_path / "old.joblib")
     assert loaded.model.softmax == "full" and loaded.format_version == 1
-    np.testing.assert_array_equal(loaded.model.V, model.V)
+    np.testing.assert_array_equal(loaded.model.output.V, model.output.V)
 
 
 def test_gru_round_trip(tmp_path):
@@ -110,7 +110,7 @@ def test_gru_round_trip(tmp_path):
     assert isinstance(loaded, GRU) and loaded.cell == "gru" and loaded.bptt_truncate is None
     assert loaded.parameter_names == model.parameter_names
     for name in model.parameter_names:
-        np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
+        np.testing.assert_array_equal(loaded.parameters()[name], model.parameters()[name])
 
 
 def test_a_file_without_a_cell_is_an_rnn_and_an_unknown_cell_is_refused(tmp_path):
@@ -197,7 +197,7 @@ def test_a_damaged_or_unsealed_file_is_refused(tmp_path):
     good = tmp_path / "good.joblib"
     save_model(good, model, vocab, {})
     raw = bytearray(good.read_bytes())
-    at = raw.index(model.V.astype(np.float32).tobytes()[:16])  # a bit of V's bytes on disk
+    at = raw.index(model.output.V.astype(np.float32).tobytes()[:16])  # a bit of V's bytes on disk
     raw[at + 5] ^= 0x10
     flipped = tmp_path / "flipped.joblib"
     flipped.write_bytes(bytes(raw))

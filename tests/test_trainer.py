@@ -67,7 +67,7 @@ def test_class_layer_with_dropout_trains_and_samples(tmp_path):
     assert loaded.mixture is None and "rnn_val_perplexity" not in loaded.info
     assert loaded.model.softmax == "class" and loaded.model.classes.n_classes <= 8
     assert loaded.info["val_perplexity"] < 10
-    assert loaded.info["args"]["dropout"] == 0.2
+    assert loaded.info["run"]["train"]["dropout"] == 0.2
     sample = Sampler(loaded.model, loaded.vocab).sample_sentence([], SamplingParams(), np.random.default_rng(0))
     assert sample.new_ids and loaded.vocab.unknown_id not in sample.new_ids
 
@@ -75,7 +75,7 @@ def test_class_layer_with_dropout_trains_and_samples(tmp_path):
 def test_gru_trains_samples_and_is_served(tmp_path):
     assert train_cli.main(toy_args(tmp_path, "--cell", "gru", "--ngram-order", "0")) == 0
     loaded = load_model(tmp_path / "model.joblib")
-    assert loaded.model.cell == "gru" and loaded.info["args"]["cell"] == "gru"
+    assert loaded.model.cell == "gru" and loaded.info["run"]["model"]["cell"] == "gru"
     assert loaded.info["val_perplexity"] < 10  # a template language: far below the vocabulary of 40
     sample = Sampler(loaded.model, loaded.vocab).sample_sentence([], SamplingParams(), np.random.default_rng(0))
     assert sample.new_ids and loaded.vocab.unknown_id not in sample.new_ids
@@ -113,8 +113,8 @@ def test_a_step_updates_only_the_input_columns_used_and_equals_the_dense_step(ce
     for name, value in model.parameters().items():
         np.testing.assert_allclose(value, before[name] - grads[name], rtol=1e-6, atol=1e-7, err_msg=name)
     for name in model.input_matrix_names:
-        np.testing.assert_array_equal(getattr(model, name)[:, unused], before[name][:, unused])
-        assert not np.array_equal(getattr(model, name)[:, [1, 3, 5]], before[name][:, [1, 3, 5]])
+        np.testing.assert_array_equal(model.parameters()[name][:, unused], before[name][:, unused])
+        assert not np.array_equal(model.parameters()[name][:, [1, 3, 5]], before[name][:, [1, 3, 5]])
 
 
 @pytest.mark.parametrize("bad", [["--cell", "lstm"], ["--dropout", "1"], ["--dropout", "-0.1"], ["--softmax", "tree"], ["--classes", "0"],
@@ -171,7 +171,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, monkeypatch, flags)
     assert train_cli.main(toy_args(crashed_dir, "--resume")) == 0
     resumed = load_model(crashed_dir / "model.joblib")
     for name in reference.model.parameter_names:
-        np.testing.assert_array_equal(getattr(resumed.model, name), getattr(reference.model, name))
+        np.testing.assert_array_equal(resumed.model.parameters()[name], reference.model.parameters()[name])
     assert resumed.info["train_words"] == reference.info["train_words"]
 
 
@@ -179,7 +179,7 @@ def test_non_finite_batch_is_skipped_and_never_reaches_the_parameters():
     model = RNN(10, 4, seed=0)
     sentences = [[1, 3, 4, 2], [1, 5, 6, 7, 2]]
     trainer = Trainer(model, sentences, sentences, TrainConfig(batch_size=2), HalvingSchedule(1.0, 3))
-    model.V[0, 0] = np.inf
+    model.output.V[0, 0] = np.inf
     before = {k: v.copy() for k, v in model.parameters().items()}
     batch = make_batch([s[:-1] for s in sentences], [s[1:] for s in sentences])
     assert trainer.train_batch(batch) is False
@@ -194,10 +194,10 @@ def test_halving_restores_the_best_parameters():
     trainer = Trainer(model, sentences, sentences, TrainConfig(batch_size=2), HalvingSchedule(1.0, 3))
     trainer.evaluate()
     best = {k: v.copy() for k, v in model.parameters().items()}
-    model.V += 5.0  # make the model worse
+    model.output.V += 5.0  # make the model worse
     trainer.evaluate()
     assert trainer.schedule.halvings == 1 and trainer.schedule.learning_rate == 0.5
-    np.testing.assert_array_equal(model.V, best["V"])
+    np.testing.assert_array_equal(model.output.V, best["V"])
     assert math.isfinite(trainer.progress.val_loss)
 
 
@@ -213,7 +213,21 @@ def test_a_full_disk_fails_before_training(tmp_path, monkeypatch, capsys):
 
 def test_the_size_estimate_covers_the_default_file():
     """Measured: the default GRU + 5-gram file is 74.3 MB (784,002 training words)."""
+    from models.gru import GRU
     from training.output_space import estimated_file_bytes
 
-    estimate = estimated_file_bytes("gru", 8000, 100, 5, 784_002)
+    estimate = estimated_file_bytes(GRU(8000, 100).parameter_count, 8000, 5, 784_002)
     assert 74.3e6 < estimate < 2 * 74.3e6
+
+
+def test_a_checkpoint_from_an_older_train_py_is_refused_with_a_reason(tmp_path):
+    """Before the run config, checkpoints held the command's argparse values; they are not guessed at."""
+    from models.model_file import atomic_dump, model_payload
+    from models.vocabulary import Vocabulary
+
+    vocab = Vocabulary(["UNKNOWN_TOKEN", "SENTENCE_START", "SENTENCE_END", "a", "b"])
+    payload = model_payload(RNN(5, 3), vocab, {})
+    payload["trainer"] = {"args": {"cell": "rnn"}, "progress": {}, "schedule": {}}
+    atomic_dump(payload, tmp_path / "model.joblib.ckpt")
+    with pytest.raises(SystemExit, match="written by an older train.py; start the run again"):
+        train_cli.main(toy_args(tmp_path, "--resume"))

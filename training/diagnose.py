@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -22,39 +23,38 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np  # noqa: E402
 
 from models.activations import ACTIVATIONS  # noqa: E402
+from models.build import initial_model  # noqa: E402
 from models.cells import CELLS  # noqa: E402
 from models.initialisation import INITS  # noqa: E402
+from models.model_config import ModelConfig  # noqa: E402
 from models.model_file import ModelFileError, load_model  # noqa: E402
 from models.output_layer import available_cores  # noqa: E402
 from models.recurrent_lm import RecurrentLM  # noqa: E402
 from training.corpus import CorpusError  # noqa: E402
 from training.dataset import load_dataset  # noqa: E402
+from training.flags import positive  # noqa: E402
 from training.gradient_flow import gradient_flow_report  # noqa: E402
-from training.train import build_parser as train_parser  # noqa: E402
-from training.train import initial_model, positive, rnn_only_problem  # noqa: E402
+from training.run_config import DEFAULT_VOCAB_SIZE  # noqa: E402
 
 log = logging.getLogger("rnnlm.diagnose")
 PROG = "diagnose.py"
 
 
-def fresh_spec(value: str) -> list[str]:
-    """'rnn:relu:identity' -> the train.py flags that start such a model."""
+def fresh_spec(value: str) -> tuple[str, ModelConfig]:
+    """'rnn:relu:identity' -> that label and the model config train.py would start (what is left
+    out: its default)."""
     parts = value.split(":")
     if (len(parts) > 3 or parts[0] not in CELLS or parts[1:2] and parts[1] not in ACTIVATIONS
             or parts[2:3] and parts[2] not in INITS):
         raise argparse.ArgumentTypeError(
             f"expected CELL[:ACTIVATION[:INIT]] from {'/'.join(CELLS)}, {'/'.join(ACTIVATIONS)}, {'/'.join(INITS)} "
             f"such as rnn:relu:identity or gru, got {value!r}")
-    cell, activation, init = parts + ["tanh", "uniform"][len(parts) - 1 :]  # what is left out: train.py's default
-    problem = rnn_only_problem(cell, activation, init)
+    given = dict(zip(("cell", "activation", "init"), parts))
+    config = ModelConfig(vocab_size=DEFAULT_VOCAB_SIZE, **given)
+    problem = config.problem()
     if problem:
         raise argparse.ArgumentTypeError(f"{value}: {problem}")
-    flags = ["--cell", parts[0]]
-    if len(parts) > 1:
-        flags += ["--activation", parts[1]]
-    if len(parts) > 2:
-        flags += ["--init", parts[2]]
-    return flags
+    return value, config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", default=[], help="a trained model file (repeat to compare)")
     p.add_argument("--fresh", action="append", default=[], type=fresh_spec, metavar="CELL[:ACT[:INIT]]",
                    help="an untrained model as train.py starts it, e.g. rnn:tanh:uniform, rnn:relu:identity, gru")
-    p.add_argument("--hidden", type=positive(int), default=100, help="hidden units of the fresh models")
-    p.add_argument("--vocab-size", type=positive(int), default=8000,
+    p.add_argument("--hidden", type=positive(int), default=ModelConfig(DEFAULT_VOCAB_SIZE).hidden_size,
+                   help="hidden units of the fresh models")
+    p.add_argument("--vocab-size", type=positive(int), default=DEFAULT_VOCAB_SIZE,
                    help="vocabulary of the fresh models when no --model gives one")
     p.add_argument("--sentences", type=positive(int), default=300, help="held-out sentences measured")
     p.add_argument("--max-lag", type=positive(int), default=20, help="largest k in dE_t / ds_{t-k}")
@@ -96,10 +97,10 @@ def run(args: argparse.Namespace) -> dict:
     compared, vocab = models_to_compare(args)
     dataset = load_dataset(args.corpus, args.validation, Path(args.data_dir), len(vocab) if vocab else args.vocab_size,
                            vocab, workers=available_cores())
-    for flags in args.fresh:
-        fresh_args = train_parser().parse_args(flags + ["--hidden", str(args.hidden), "--seed", str(args.seed)])
-        model = initial_model(fresh_args, dataset.vocab.counts)
-        compared.append((f"{':'.join(flags[1::2])} (untrained)", model))
+    for label, config in args.fresh:
+        counts = dataset.vocab.counts
+        model = initial_model(replace(config, hidden_size=args.hidden).fitted_to(counts), counts, args.seed)
+        compared.append((f"{label} (untrained)", model))
     sentences = dataset.valid[: args.sentences]
     reports = []
     for label, model in compared:

@@ -26,9 +26,9 @@ from models.scoring import perplexity_from, score_sentences
 from models.vocabulary import Vocabulary
 from training.corpus import CorpusError, read_paragraphs
 from training.dataset import load_dataset, sentences_of
+from training.flags import positive
 from training.ngram_counts import flat_tokens
 from training.ngram_fit import fit_tokens
-from training.train import positive
 
 log = logging.getLogger("rnnlm.evaluate")
 

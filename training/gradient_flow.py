@@ -58,7 +58,7 @@ def jacobian_profile(model: RecurrentLM, sentences: list[list[int]], max_lag: in
     log_norms: list[np.ndarray] = []  # per sentence: log10 ||J_t|| for each step t >= 1
     for sentence in sentences:
         words = sentence[:-1]
-        h = np.zeros(model.hidden_size)
+        h = model64.initial_state(1)[0]
         steps = []
         for position, word in enumerate(words):
             if position > 0:
@@ -78,24 +78,19 @@ def jacobian_profile(model: RecurrentLM, sentences: list[list[int]], max_lag: in
 def truncation_share(model: RecurrentLM, batches: list, window: int) -> dict[str, float]:
     """For each recurrent-cell parameter, ||g_full - g_window|| / ||g_full||: the share of its
     full-BPTT gradient that truncation at ``window`` steps throws away."""
-    saved = model.bptt_truncate
     totals: dict[int | None, dict[str, np.ndarray]] = {}
-    try:
-        for truncate in (None, window):
-            model.bptt_truncate = truncate
-            summed: dict[str, np.ndarray] = {}
-            for batch in batches:
-                _, grads = model.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask)
-                for name, grad in grads.items():
-                    summed[name] = summed.get(name, 0) + grad.astype(np.float64)
-            totals[truncate] = summed
-    finally:
-        model.bptt_truncate = saved
+    for truncate in (None, window):
+        summed: dict[str, np.ndarray] = {}
+        for batch in batches:
+            _, grads = model.batch_loss_and_gradients(batch.inputs, batch.targets, batch.mask, bptt_truncate=truncate)
+            for name, grad in grads.items():
+                summed[name] = summed.get(name, 0) + grad.astype(np.float64)
+        totals[truncate] = summed
     full, cut = totals[None], totals[window]
-    output_names = {"V", "c", "V_class", "c_class"}  # the output layer does not depend on truncation
+    # the output layer's gradients do not depend on truncation
     return {
         name: float(np.linalg.norm(full[name] - cut[name]) / np.linalg.norm(full[name]))
-        for name in model.parameter_names if name not in output_names and np.linalg.norm(full[name]) > 0
+        for name in model.cell_parameter_names if np.linalg.norm(full[name]) > 0
     }
 
 

@@ -11,18 +11,15 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-CELL_MATRICES = {"rnn": 1, "gru": 3}  # H x C input matrices (and H x H recurrent ones) per cell
 NGRAM_BYTES_PER_TRAINING_WORD = 80
 COPIES_AT_ONCE = 3  # the checkpoint, the final file and the temporary file being written
 MARGIN_BYTES = 32 * 1024 * 1024
 
 
-def estimated_file_bytes(cell: str, vocab_size: int, hidden: int, ngram_order: int, training_words: int) -> int:
-    """A generous estimate of one saved model file's size."""
-    matrices = CELL_MATRICES[cell]
-    parameters = (matrices + 1) * hidden * vocab_size + matrices * hidden * hidden + 4 * hidden + vocab_size
+def estimated_file_bytes(parameter_count: int, vocab_size: int, ngram_order: int, training_words: int) -> int:
+    """A generous estimate of one saved model file's size (``parameter_count``: the model's, as it says)."""
     ngram = NGRAM_BYTES_PER_TRAINING_WORD * training_words if ngram_order > 0 else 0
-    return 4 * parameters + ngram + 16 * vocab_size  # the vocabulary and its counts
+    return 4 * parameter_count + ngram + 16 * vocab_size  # the vocabulary and its counts
 
 
 def free_bytes(folder: Path) -> int:

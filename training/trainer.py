@@ -28,9 +28,12 @@ VALID_BATCH_SIZE = 128
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 32
-    epochs: int = 20
-    eval_every: int = 250_000
+    """How the loop trains: ``batch_size`` sentences a step, at most ``epochs`` passes, an evaluation
+    every ``eval_every`` training words, the global gradient norm clipped at ``clip`` (None: not)."""
+
+    batch_size: int = 16
+    epochs: int = 30
+    eval_every: int = 500_000
     clip: float | None = 0.25
     seed: int = 0
     progress_seconds: float = 10.0
