@@ -6,7 +6,7 @@ MODEL   ?= artifacts/model.joblib
 CORPUS  := data/r-cran-janeaustenr/usr/lib/R/site-library/janeaustenr/data/Rdata.rdx
 PORT    ?= 8000
 
-.PHONY: install corpus model serve test bench clean
+.PHONY: install corpus model serve test bench lock clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON3) -m venv $(VENV) || { echo "make: could not create $(VENV); on Debian install the venv module: apt-get install python3-venv" >&2; exit 1; }
@@ -32,6 +32,14 @@ serve: $(MODEL)
 
 test: $(VENV)/.installed $(CORPUS)
 	$(PY) -m pytest
+
+# requirements.lock: the image's dependencies pinned with their hashes, from pyproject.toml
+# (pip-compile in a throwaway environment; the image installs it with --require-hashes)
+lock:
+	$(PYTHON3) -m venv .lock-venv && .lock-venv/bin/pip install --quiet pip-tools
+	.lock-venv/bin/pip-compile --quiet --generate-hashes --allow-unsafe --build-deps-for=wheel --strip-extras \
+		--no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	rm -rf .lock-venv
 
 bench: $(VENV)/.installed
 	$(PY) bench/train_speed.py

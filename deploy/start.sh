@@ -1,11 +1,13 @@
 #!/bin/bash
-# The container's command: gunicorn on a unix socket behind nginx on port 8000 (deploy/nginx.conf
-# says why). If either exits, the other is stopped and the container exits with that status;
-# SIGTERM (docker stop) is passed to both, gunicorn finishing its requests.
+# The container's command: gunicorn on a unix socket behind nginx, which listens on RNNLM_BIND
+# (HOST:PORT or unix:PATH, as the HEALTHCHECK asks; deploy/nginx.conf says why). If either exits,
+# the other is stopped and the container exits with that status; SIGTERM (docker stop) is passed
+# to both, gunicorn finishing its requests.
 set -u
 cd "$(dirname "$0")/.."
-export RNNLM_BIND=unix:/tmp/rnnlm-gunicorn.sock
-gunicorn -c service/gunicorn.conf.py service.wsgi:app &
+printf 'listen %s backlog=4096;\n' "${RNNLM_BIND:?RNNLM_BIND must name the address to serve on}" \
+    > /tmp/rnnlm-nginx-listen.conf
+RNNLM_BIND=unix:/tmp/rnnlm-gunicorn.sock gunicorn -c service/gunicorn.conf.py service.wsgi:app &
 gunicorn_pid=$!
 nginx -e stderr -c "$PWD/deploy/nginx.conf" -g 'daemon off;' &
 nginx_pid=$!

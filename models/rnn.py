@@ -33,7 +33,7 @@ class RNN(RecurrentLM):
     CELL = "rnn"
     NAMES_WITH_BIAS = ("U", "W", "b")
     NAMES_NO_BIAS = ("U", "W")
-    INPUT_NAMES = ("U",)
+    INPUT_NAMES = ("U",)  # INPUT_BIASES stays empty: ``step`` adds b after U x, as generation always has
     RECURRENT_NAMES = ("W",)
     MEMORY_MATRIX = "W"
     ACTIVATIONS = tuple(ACTIVATIONS)

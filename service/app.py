@@ -25,6 +25,7 @@ from service.generation import TextGenerator
 from service.http_body import drain_unread_body
 from service.metrics import ServiceMetrics, forget_process
 from service.metrics_bind import came_in_on
+from service.security_headers import add_security_headers
 from service.model_info import describe_model
 from service.scoring import TextScorer
 from service.state import EXTENSION_KEY, ServiceState, current_state
@@ -68,6 +69,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     app.before_request(_keep_metrics_apart)
     app.after_request(_count_request)
     app.after_request(drain_unread_body)
+    app.after_request(add_security_headers)
     return app
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_BIND = "0.0.0.0:8000"  # RNNLM_BIND, read by service/gunicorn.conf.py and service/healthcheck.py
 
 
 class ConfigError(ValueError):

@@ -27,10 +27,12 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import atexit  # noqa: E402
 import sys  # noqa: E402
 
-from service.config import ConfigError, ServiceConfig, bind_port, env_int, env_log_level, env_str  # noqa: E402  (no NumPy)
+from service.config import (  # noqa: E402  (no NumPy)
+    DEFAULT_BIND, ConfigError, ServiceConfig, bind_port, env_int, env_log_level, env_str,
+)
 
 try:
-    bind = [env_str(os.environ, "RNNLM_BIND", "0.0.0.0:8000")]
+    bind = [env_str(os.environ, "RNNLM_BIND", DEFAULT_BIND)]
     _config = ServiceConfig.from_env()
     # RNNLM_METRICS_BIND: a second listener, where alone GET /metrics is answered (service/metrics_bind.py)
     _metrics_bind = _config.metrics_bind

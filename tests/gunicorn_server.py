@@ -44,12 +44,12 @@ def gunicorn_command() -> list[str]:
 class Server:
     """A running gunicorn whose stdout (access log) and stderr are collected as they come."""
 
-    def __init__(self, env: dict[str, str], base_url: str):
+    def __init__(self, env: dict[str, str], base_url: str, command: list[str] | None = None):
         self.base_url = base_url
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self.process = subprocess.Popen(
-            gunicorn_command(), cwd=REPO_ROOT, env=env, text=True,
+            command or gunicorn_command(), cwd=REPO_ROOT, env=env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         # drain both pipes so a chatty server never blocks on a full pipe

@@ -46,12 +46,14 @@ def test_nothing_is_fetched_from_elsewhere():
         assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/|@import", text, re.IGNORECASE), path.name
 
 
-def test_no_inline_script_style_or_handler():
-    """What a strict Content-Security-Policy would refuse: the page carries one (a meta element)."""
+def test_no_inline_script_style_or_handler(client):
+    """What a strict Content-Security-Policy would refuse: the page is served with one
+    (service/security_headers.py; the browser tests fail on any violation it logs)."""
     html = (STATIC / "playground.html").read_text()
     assert not re.search(r"<script(?![^>]*\bsrc=)", html)
     assert not re.search(r"<style|\sstyle=|\son[a-z]+=", html, re.IGNORECASE)
-    assert "script-src 'self'" in html and "style-src 'self'" in html
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "style-src 'self'" in policy and "frame-ancestors 'none'" in policy
     for path in STATIC.glob("*.js"):
         code = path.read_text()
         assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|setAttribute\(\"style",
@@ -354,3 +356,27 @@ def test_a_refused_request_shows_the_server_message(page, server):
     page.find_element(By.ID, "generate").click()
     wait_for(page, lambda d: state_of(d, "output") == "failed")
     assert "parameters.top_p must be > 0 and <= 1" in page.find_element(By.ID, "error").text
+
+
+def test_the_served_policy_is_enforced_and_the_page_cannot_be_framed(server):
+    """In a browser session of its own: injected inline code does not run, and a page that frames
+    the playground gets nothing (frame-ancestors, which only a header can set)."""
+    with chromium() as driver:
+        open_playground(driver, server.base_url)
+        ran = driver.execute_script("""
+            const script = document.createElement('script');
+            script.textContent = 'window.injectedRan = true;';
+            document.head.appendChild(script);
+            return window.injectedRan === true;""")
+        assert ran is False
+        assert any("Content Security Policy" in entry["message"] for entry in driver.get_log("browser"))
+        driver.get(f"{server.base_url}/health")  # even a page of its own origin may not frame it
+        driver.execute_script("""
+            const frame = document.createElement('iframe');
+            frame.id = 'framed';
+            frame.src = '/';
+            document.body.appendChild(frame);""")
+        wait_for(driver, lambda d: any("frame-ancestors 'none'" in entry["message"] for entry in d.get_log("browser")))
+        assert driver.execute_script("""
+            const inside = document.getElementById('framed').contentDocument;
+            return inside !== null && inside.getElementById('prompt') !== null;""") is False

@@ -27,8 +27,9 @@ from models.initialisation import INITS
 from models.model_config import SOFTMAXES, ModelConfig
 from models.model_file import ModelFileError, atomic_dump, model_from_payload, model_payload, read_payload
 from models.output_layer import available_cores, blas_limits_for
+from models.recurrent_lm import RecurrentLM
 from training.corpus import CorpusError
-from training.dataset import development_split, load_dataset
+from training.dataset import Dataset, development_split, load_dataset
 from training.flags import ngram_order_flag, ngram_prune_flag, positive, probability_below_one, share, truncation
 from training.interpolation import RESERVE_SECONDS, interpolate
 from training.output_space import estimated_file_bytes, space_problem
@@ -145,29 +146,53 @@ def resumed_run(ckpt: Path, progress_seconds: float) -> tuple[dict, RunConfig]:
     return payload, replace(config, train=replace(config.train, progress_seconds=progress_seconds))
 
 
+def starting_point(
+    config: RunConfig, data_dir: Path, checkpoint: dict | None, ckpt: Path
+) -> tuple[Dataset, RecurrentLM, HalvingSchedule, Progress]:
+    """The dataset (through the token cache), and the model, schedule and progress to train from:
+    the checkpoint's, or new."""
+    if checkpoint is not None:
+        loaded = model_from_payload(checkpoint, ckpt)
+        dataset = load_dataset(config.corpus, config.validation, data_dir, config.model.vocab_size, loaded.vocab,
+                               config.max_sentence_words, available_cores())
+        trainer_state = checkpoint["trainer"]
+        return (dataset, loaded.model, HalvingSchedule(**trainer_state["schedule"]),
+                Progress.from_dict(trainer_state["progress"]))
+    dataset = load_dataset(config.corpus, config.validation, data_dir, config.model.vocab_size,
+                           max_sentence_words=config.max_sentence_words, workers=available_cores())
+    schedule = HalvingSchedule(config.learning_rate, config.max_halvings, min_improvement=config.min_improvement)
+    return dataset, config.initial_model(dataset.vocab.counts), schedule, Progress()
+
+
+def run_info(trainer: Trainer, dataset: Dataset, config: RunConfig) -> dict:
+    """What the model file's ``info`` records about the run so far."""
+    p = trainer.progress
+    return {
+        "corpus": dataset.name,
+        "train_words": p.train_words,
+        "seconds": round(p.seconds, 2),
+        "words_per_sec": round(p.train_words / p.train_seconds, 1) if p.train_seconds else 0.0,
+        "val_loss": p.val_loss if math.isfinite(p.val_loss) else None,
+        "val_perplexity": math.exp(p.val_loss) if math.isfinite(p.val_loss) else None,
+        "val_tokens": dataset.valid_words,
+        "lr_halvings": trainer.schedule.halvings,
+        "learning_rate": trainer.schedule.learning_rate,
+        "stop_reason": p.stop_reason,
+        "history": p.history,
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run": config.to_dict(),
+    }
+
+
 def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> dict:
     started = time.monotonic()
     check_writable(out)
     ckpt = checkpoint_path(out)
-    resumed = None
+    checkpoint = None
     if resume:
-        payload, config = resumed_run(ckpt, config.train.progress_seconds)
-        resumed = payload["trainer"]
-        log.info("resuming from %s at %s training words", ckpt, f"{resumed['progress']['train_words']:,}")
-
-    if resumed is not None:
-        loaded = model_from_payload(payload, ckpt)
-        dataset = load_dataset(config.corpus, config.validation, data_dir, config.model.vocab_size, loaded.vocab,
-                               config.max_sentence_words, available_cores())
-        model = loaded.model
-        schedule = HalvingSchedule(**resumed["schedule"])
-        progress = Progress.from_dict(resumed["progress"])
-    else:
-        dataset = load_dataset(config.corpus, config.validation, data_dir, config.model.vocab_size,
-                               max_sentence_words=config.max_sentence_words, workers=available_cores())
-        model = config.initial_model(dataset.vocab.counts)
-        schedule = HalvingSchedule(config.learning_rate, config.max_halvings, min_improvement=config.min_improvement)
-        progress = Progress()
+        checkpoint, config = resumed_run(ckpt, config.train.progress_seconds)
+        log.info("resuming from %s at %s training words", ckpt, f"{checkpoint['trainer']['progress']['train_words']:,}")
+    dataset, model, schedule, progress = starting_point(config, data_dir, checkpoint, ckpt)
     development = None
     if config.ngram_order and config.ngram_weight is None:
         dataset.train, development = development_split(dataset.train)
@@ -183,26 +208,8 @@ def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> d
         dataset.name, f"{dataset.train_words:,}", model.cell.upper(), model.hidden_size, model.vocab_size, f"{budget / 60:.1f} min",
     )
 
-    def info(trainer: Trainer) -> dict:
-        p = trainer.progress
-        return {
-            "corpus": dataset.name,
-            "train_words": p.train_words,
-            "seconds": round(p.seconds, 2),
-            "words_per_sec": round(p.train_words / p.train_seconds, 1) if p.train_seconds else 0.0,
-            "val_loss": p.val_loss if math.isfinite(p.val_loss) else None,
-            "val_perplexity": math.exp(p.val_loss) if math.isfinite(p.val_loss) else None,
-            "val_tokens": dataset.valid_words,
-            "lr_halvings": trainer.schedule.halvings,
-            "learning_rate": trainer.schedule.learning_rate,
-            "stop_reason": p.stop_reason,
-            "history": p.history,
-            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "run": config.to_dict(),
-        }
-
     def save_checkpoint(trainer: Trainer) -> None:
-        payload = model_payload(trainer.model, dataset.vocab, info(trainer))
+        payload = model_payload(trainer.model, dataset.vocab, run_info(trainer, dataset, config))
         payload["trainer"] = {
             "run": config.to_dict(),
             "progress": trainer.progress.to_dict(),
@@ -214,11 +221,11 @@ def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> d
         model, dataset.train, dataset.valid, config.train, schedule, progress,
         deadline=started + budget - (RESERVE_SECONDS if config.ngram_order else 0.0), on_checkpoint=save_checkpoint,
     )
-    if resumed is not None:
+    if checkpoint is not None:
         trainer.adopt_best(model.parameters())
     with blas_limits_for(config.threads):
         trainer.run()
-    final = info(trainer)
+    final = run_info(trainer, dataset, config)
     mixture = None
     if config.ngram_order:
         result = interpolate(model, dataset.train, dataset.valid, config.ngram_order, config.ngram_weight,
