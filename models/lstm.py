@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.gru import sigmoid
-from models.initialisation import uniform
 from models.recurrent_lm import RecurrentLM, StreamObserver, backward_through_time, input_column_gradients
 
 GATES = ("i", "f", "o", "g")  # the stacked order: three sigmoid gates, then the tanh candidate
@@ -58,13 +57,7 @@ class LSTM(RecurrentLM):
     MEMORY_MATRIX = "Wg"  # the candidate's recurrent matrix, as the GRU's Wh
 
     def _init_cell(self, rng: np.random.Generator, dtype: np.dtype | type) -> None:
-        C, H = self.vocab_size, self.hidden_size
-        for name in INPUT_MATRICES:
-            setattr(self, name, uniform(rng, C, (H, C), dtype))
-        for name in RECURRENT_MATRICES:
-            setattr(self, name, uniform(rng, H, (H, H), dtype))
-        for name in BIASES:
-            setattr(self, name, np.zeros(H, dtype=dtype))
+        self._start_as_tutorial(rng, dtype, BIASES)
         self.bf += FORGET_BIAS_START
 
     # ------------------------------------------------------------ the state

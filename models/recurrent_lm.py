@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from models.batching import Batch, scoring_batches
+from models.initialisation import uniform
 from models.softmax import OutputLayer, output_layer
 from models.word_classes import WordClasses
 
@@ -99,6 +100,17 @@ class RecurrentLM:
 
     def _init_cell(self, rng: np.random.Generator, dtype: np.dtype | type) -> None:
         raise NotImplementedError
+
+    def _start_as_tutorial(self, rng: np.random.Generator, dtype: np.dtype | type, biases: tuple[str, ...]) -> None:
+        """The tutorial's start: input matrices (H x C) uniform in +-1/sqrt(C), recurrent ones
+        (H x H) in +-1/sqrt(H), ``biases`` zero."""
+        C, H = self.vocab_size, self.hidden_size
+        for name in self.INPUT_NAMES:
+            setattr(self, name, uniform(rng, C, (H, C), dtype))
+        for name in self.RECURRENT_NAMES:
+            setattr(self, name, uniform(rng, H, (H, H), dtype))
+        for name in biases:
+            setattr(self, name, np.zeros(H, dtype=dtype))
 
     # ----------------------------------------------------------------- parameters
     @property

@@ -49,17 +49,6 @@ def test_bptt_matches_central_differences_at_the_other_truncations(bptt_truncate
     assert_bptt_matches_central_differences(model, SENTENCE_X, SENTENCE_Y, CELL_STEPS["lstm"])
 
 
-@pytest.mark.parametrize("bias", [True, False])
-def test_float32_step_follows_the_oracle(bias):
-    model = tiny_model(None, bias=bias, cell="lstm")
-    _, hidden = model.forward_propagation(SENTENCE_X)
-    state = model.initial_state(1, np.float32)
-    for t, word in enumerate(SENTENCE_X):
-        state = model.step(np.array([word]), state)
-        assert state.dtype == np.float32
-        np.testing.assert_allclose(model.readout(state)[0], hidden[t], rtol=1e-5, atol=1e-6)
-
-
 def test_cell_bookkeeping():
     model = LSTM(C, H, seed=1, classes=TINY_CLASSES)
     assert isinstance(model, RecurrentLM) and model.cell == "lstm" and model.softmax == "class"
