@@ -180,9 +180,9 @@ class TextGenerator:
         """Words not in the vocabulary, each once, in order of first appearance."""
         return list(dict.fromkeys(w for w in words if w not in self.vocab))
 
-    def sequence_spec(self, request: GenerationRequest, seed: int) -> SequenceSpec:
+    def sequence_spec(self, request: GenerationRequest, seed: int, prompt_words: list[str]) -> SequenceSpec:
         """What the Sampler or the engine must draw for ``request`` with ``seed``."""
-        return SequenceSpec(tuple(self.vocab.encode(tokenize_words(request.inputs))), request.sampling, seed,
+        return SequenceSpec(tuple(self.vocab.encode(prompt_words)), request.sampling, seed,
                             request.repetition_penalty, request.top_n_tokens, request.num_sentences)
 
     def start(self, request: GenerationRequest, deadline: float | None = None, stream: bool = False) -> Generation:
@@ -197,13 +197,15 @@ class TextGenerator:
         asks for each word as soon as it is drawn (stop strings ask for it too)."""
         deadline = self.deadline() if deadline is None else deadline
         seeds = [fresh_seed() if r.seed is None else r.seed for r in requests]
-        specs = [self.sequence_spec(r, seed) for r, seed in zip(requests, seeds)]
+        prompts = {inputs: tokenize_words(inputs) if inputs.strip() else [] for inputs in {r.inputs for r in requests}}
+        specs = [self.sequence_spec(r, seed, prompts[r.inputs]) for r, seed in zip(requests, seeds)]
         if self.engine is None:
             sources: list[Iterable[SampledWord]] = [sentence_stream(self.sampler, spec) for spec in specs]
         else:
             per_word = stream or any(r.stop for r in requests)
             sources = list(self.engine.submit(specs, deadline, per_word))
-        return [Generation(self, r, seed, deadline, source) for r, seed, source in zip(requests, seeds, sources)]
+        return [Generation(self, r, seed, deadline, source, prompts[r.inputs])
+                for r, seed, source in zip(requests, seeds, sources)]
 
     def generate(self, request: GenerationRequest, deadline: float | None = None) -> GenerationResult:
         """Sentences for a checked request; the result carries the seed that was used."""
@@ -258,13 +260,13 @@ class Generation:
     iterator): each sentence ends with SENTENCE_END or after ``max_new_tokens`` words."""
 
     def __init__(self, generator: TextGenerator, request: GenerationRequest, seed: int, deadline: float | None,
-                 words: Iterable[SampledWord]):
+                 words: Iterable[SampledWord], prompt_words: list[str]):
         self.generator = generator
         self.request = request
         self.seed = seed
         self.deadline = deadline
         self.words = words
-        self.prompt_words = tokenize_words(request.inputs)
+        self.prompt_words = prompt_words  # the request's inputs, tokenized
         self._result: GenerationResult | None = None
 
     @property

@@ -2,9 +2,10 @@
 
 Each word is given the characters its arrival adds to the detokenized text (NLTK's Treebank
 detokenizer, as for a finished sentence). Detokenizing costs about 30 regular-expression passes
-per call whatever the length, which made it 40% of a request's CPU; so the common case, a word of
-letters after a word of letters or a closing punctuation mark, which always adds a space and the
-word, takes a short path, and any other word detokenizes the sentence again
+per call whatever the length, which made it 40% of a request's CPU; so the common cases take a
+short path: a word of letters after a word of letters or a closing punctuation mark (a space and
+the word), a closing punctuation mark after a word of letters (the mark alone), and a sentence's
+first word of letters (capitalised); any other word detokenizes the sentence again
 (``tests/test_generation_stream.py`` checks both against detokenizing the whole sentence after
 every word, on random sentences). The detokenizer very rarely re-spaces text already sent
 (``a --`` becomes ``a--b`` once a word follows the dash); that word is then sent with a single
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 from models.text import detokenize
 
-# a word of letters after one of these gets " word", whatever came before
+# a word of letters after one of these gets " word", whatever came before; and one of these
+# after a word of letters is added as it is
 PLAIN_BEFORE = frozenset([",", ".", ";", ":", "!", "?"])
 
 
@@ -32,8 +34,15 @@ class IncrementalText:
     def add(self, word: str) -> str:
         """Append ``word`` to the current sentence; returns the characters it adds to the text."""
         self._words.append(word)
-        if len(self._words) > 1 and word.isalpha() and (self._words[-2].isalpha() or self._words[-2] in PLAIN_BEFORE):
+        words = self._words
+        if len(words) > 1 and word.isalpha() and (words[-2].isalpha() or words[-2] in PLAIN_BEFORE):
             added = f" {word}"
+            render = self._last_render + added
+        elif len(words) > 1 and word in PLAIN_BEFORE and words[-2].isalpha():
+            added = word
+            render = self._last_render + added
+        elif len(words) == 1 and word.isalpha():  # a sentence's first word: capitalised
+            added = (" " if self._before else "") + word[:1].upper() + word[1:]
             render = self._last_render + added
         else:
             sentence = detokenize(self._words)

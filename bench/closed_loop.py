@@ -1,0 +1,94 @@
+"""Closed-loop load with wrk: each of N connections sends a one-sentence POST /generate as soon
+as its previous answer is in.
+
+    URL=http://127.0.0.1:8000 .venv/bin/python bench/closed_loop.py [--connections 1,16,64,256]
+        [--duration 15]
+    .venv/bin/python bench/closed_loop.py --tree /work/wt-old --tree . --model artifacts/model.joblib
+
+For each connection count, one JSON line: responses and answered (2xx) per second, the latency
+percentiles over all responses (ms), how many were refused (429) or got any other status, and
+how many timed out (``--timeout``). The request body and the counting are in bench/generate.lua.
+With ``--tree`` (repeatable) it starts each checkout's own gunicorn with that checkout's own
+settings (``make serve``'s command, its .venv), serving ``--model``, runs the rows against it
+and stops it, one tree after the other: an old-against-new comparison in one run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+LUA = Path(__file__).resolve().parent / "generate.lua"
+
+
+def run_wrk(url: str, connections: int, duration: float, timeout: float, threads: int) -> dict:
+    command = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration:g}s",
+               f"--timeout={timeout:g}s", "-s", str(LUA), f"{url.rstrip('/')}/generate"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    statuses = {int(code): int(count) for code, count in re.findall(r"^STATUS (\d+) (\d+)$", out, re.M)}
+    seconds = float(re.search(r"^SECONDS ([\d.]+)$", out, re.M).group(1))
+    percentile = {p: float(v) for p, v in re.findall(r"^P(\d+) ([\d.]+)$", out, re.M)}
+    responses = sum(statuses.values())
+    answered = sum(count for code, count in statuses.items() if 200 <= code < 300)
+    return {
+        "connections": connections, "seconds": round(seconds, 1),
+        "responses_per_s": round(responses / seconds, 1), "answered_2xx_per_s": round(answered / seconds, 1),
+        "p50_ms": percentile["50"], "p90_ms": percentile["90"], "p99_ms": percentile["99"],
+        "refused_429": statuses.get(429, 0),
+        "other_non_2xx": responses - answered - statuses.get(429, 0),
+        "timeouts": int(re.search(r"^TIMEOUTS (\d+)$", out, re.M).group(1)),
+    }
+
+
+def start_tree(tree: Path, model: Path, port: int) -> subprocess.Popen:
+    """``make serve``'s gunicorn of ``tree`` on loopback, healthy (RNNLM_ settings of the caller dropped)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLM_")}
+    env.update(RNNLM_MODEL=str(model), RNNLM_BIND=f"127.0.0.1:{port}", RNNLM_LOG_LEVEL="WARNING")
+    server = subprocess.Popen([str(tree / ".venv" / "bin" / "gunicorn"), "-c", "service/gunicorn.conf.py",
+                               "service.wsgi:app"], cwd=tree, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as answer:
+                if answer.status == 200:
+                    time.sleep(2)  # every worker up
+                    return server
+        except OSError:
+            time.sleep(0.2)
+    server.terminate()
+    raise SystemExit(f"{tree}: gunicorn not healthy after 60 s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default=os.environ.get("URL", "http://127.0.0.1:8000"))
+    parser.add_argument("--connections", type=lambda v: [int(c) for c in v.split(",")], default=[1, 16, 64, 256])
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per connection count")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds before wrk counts a request timed out")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--tree", action="append", type=Path, help="start this checkout's server (repeatable)")
+    parser.add_argument("--model", type=Path, default=Path("artifacts/model.joblib"))
+    parser.add_argument("--port", type=int, default=18731)
+    args = parser.parse_args()
+    for tree in args.tree or [None]:
+        server = None if tree is None else start_tree(tree.resolve(), args.model.resolve(), args.port)
+        url = args.url if tree is None else f"http://127.0.0.1:{args.port}"
+        try:
+            for connections in args.connections:
+                row = run_wrk(url, connections, args.duration, args.timeout, args.threads)
+                print(json.dumps({"server": str(tree or url), **row}), flush=True)
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
