@@ -42,7 +42,7 @@ def hub(server: Server) -> InferenceClient:
 
 @pytest.fixture(scope="module")
 def oai(server: Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="not-needed", max_retries=0, timeout=10)
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="not-needed", timeout=10)  # retries on
 
 
 def tgi(server: Server, route: str, body: dict) -> requests.Response:
