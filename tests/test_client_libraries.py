@@ -18,7 +18,7 @@ from langchain_openai import ChatOpenAI, OpenAI
 
 from service.app import create_app
 from service.config import ServiceConfig
-from tests.gunicorn_server import Server, start_server
+from tests.gunicorn_server import Server, serve_cleanly
 
 MODEL = "rnnlm"
 USER = [{"role": "user", "content": "The cat sat on"}]
@@ -26,13 +26,7 @@ USER = [{"role": "user", "content": "The cat sat on"}]
 
 @pytest.fixture(scope="module")
 def server(tiny_model_path: Path) -> Iterator[Server]:
-    running = start_server(tiny_model_path)
-    try:
-        yield running
-    finally:
-        returncode = running.stop()
-    assert returncode == 0, "".join(running.stderr)
-    assert "Traceback" not in "".join(running.stderr)
+    yield from serve_cleanly(tiny_model_path)
 
 
 def generate(server: Server, inputs: str, parameters: dict) -> str:

@@ -17,7 +17,7 @@ import requests
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import ValidationError
 
-from tests.gunicorn_server import Server, start_server
+from tests.gunicorn_server import Server, serve_cleanly, start_server
 from tests.prometheus_text import metric
 from tests.sse import sse_data
 
@@ -26,13 +26,7 @@ MODEL = "rnnlm"
 
 @pytest.fixture(scope="module")
 def server(tiny_model_path: Path) -> Iterator[Server]:
-    running = start_server(tiny_model_path)
-    try:
-        yield running
-    finally:
-        returncode = running.stop()
-    assert returncode == 0, "".join(running.stderr)
-    assert "Traceback" not in "".join(running.stderr)
+    yield from serve_cleanly(tiny_model_path)
 
 
 @pytest.fixture(scope="module")
