@@ -8,7 +8,8 @@
 Cho et al.'s convention: z_t near 1 keeps the old state, and the reset gate multiplies s_{t-1}
 before ``Wh`` (not after, as cuDNN does). x_t is one-hot, so ``U? x_t`` is a column of each input
 matrix, and the gradient of those matrices is a scatter-add over the words read. The output layer
-(full or class-based softmax), scoring and parameter bookkeeping are ``models.recurrent_lm``'s.
+(``models.softmax``: full or class-based), scoring and parameter bookkeeping come through
+``models.recurrent_lm``.
 
 As for the RNN, ``forward_propagation``/``bptt`` are the one-sentence oracle written for clarity,
 and ``batch_loss_and_gradients`` the batched fast path; truncation k means the error of output t
