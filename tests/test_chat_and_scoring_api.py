@@ -9,6 +9,7 @@ import pytest
 from service.chat_api import chat_prompt
 from tests.sse import sse_data
 from tests.test_openai_api import assert_openai_error
+from tests.test_openapi import check_response
 
 MODEL = "rnnlm"
 
@@ -115,6 +116,17 @@ def test_echo_logprobs_cover_the_prompt_then_the_new_words(client):
     assert greedy["logprobs"]["token_logprobs"][-1] == max(greedy["logprobs"]["top_logprobs"][-1].values())
 
 
+def test_tgi_prefill_scores_the_prompt_as_score_does(client):
+    details = client.post("/generate", json={"inputs": "The cat sat on", "parameters": {
+        "details": True, "decoder_input_details": True, "max_new_tokens": 3}}).get_json()["details"]
+    words = client.post("/score", json={"inputs": "The cat sat on"}).get_json()["sentences"][0]["words"]
+    tokens = client.post("/tokenize", json={"inputs": "The cat sat on"}).get_json()
+    assert details["prefill"] == [{"id": t["id"], "text": t["text"], "logprob": w["logprob"]}
+                                  for t, w in zip(tokens, words[:4])]
+    plain = client.post("/generate", json={"inputs": "The cat", "parameters": {"details": True}}).get_json()
+    assert plain["details"]["prefill"] == []
+
+
 # ------------------------------------------------------------------------------- /tokenize
 def test_tokenize_is_tgis_shape(client, tiny_loaded_model):
     vocab = tiny_loaded_model.vocab
@@ -160,3 +172,16 @@ def test_tgi_typical_p_and_frequency_penalty_change_the_draws(client):
     # LangChain's HuggingFaceEndpoint defaults: typical_p 0.95 and max_new_tokens 512, taken
     assert client.post("/generate", json={"inputs": "the", "parameters": {
         "typical_p": 0.95, "max_new_tokens": 512, "temperature": 0.8, "top_p": 0.95}}).status_code == 200
+
+
+def test_the_new_answers_fit_the_openapi_document(client):
+    document = client.get("/openapi.json").get_json()
+    chat_body = {"model": MODEL, "messages": user("the cat"), "seed": 1, "logprobs": True, "top_logprobs": 1}
+    without_model = {key: value for key, value in chat_body.items() if key != "model"}  # optional, as TGI's
+    check_response(document, "/v1/chat/completions", "POST", client.post("/v1/chat/completions", json=without_model))
+    check_response(document, "/v1/chat/completions", "POST", client.post("/v1/chat/completions", json={
+        **chat_body, "stream": True, "stream_options": {"include_usage": True}}))
+    check_response(document, "/tokenize", "POST", client.post("/tokenize", json={"inputs": "The cat."}))
+    check_response(document, "/v1/completions", "POST", client.post("/v1/completions", json={
+        "model": MODEL, "prompt": ["the cat", "a dog"], "echo": True, "logprobs": 2, "max_tokens": 0}))
+    check_response(document, "/info", "GET", client.get("/info"))
