@@ -107,13 +107,16 @@ def tokenize_rates(corpus: Path, data_dir: Path) -> dict:
 
 
 def serve_figures(model: Path) -> dict:
-    """Load time and the resident memory the model file adds to a fresh process."""
-    code = ("import resource, time, json; from models.model_file import load_model;"
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; t = time.monotonic();"
+    """Load time, the resident memory the loaded model holds in a fresh process (VmRSS after less
+    before, as a service worker keeps it) and the n-gram table's own bytes."""
+    code = ("import re, time, json; from pathlib import Path; from models.model_file import load_model;"
+            "rss = lambda: int(re.search(r'VmRSS:\\s+(\\d+)', Path('/proc/self/status').read_text()).group(1)) / 1024;"
+            "before = rss(); t = time.monotonic();"
             f"m = load_model({str(model)!r}); s = time.monotonic() - t;"
-            "print(json.dumps({'load_seconds': round(s, 2), 'rss_added_mb': "
-            "round((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024, 1),"
-            "'ngrams': sum(l.words.size for l in m.mixture.ngram.levels) if m.mixture else 0}))")
+            "levels = m.mixture.ngram.levels if m.mixture else [];"
+            "print(json.dumps({'load_seconds': round(s, 2), 'rss_held_mb': round(rss() - before, 1),"
+            "'table_mb': round(sum(a.nbytes for l in levels for a in l.to_payload().values()) / 1e6, 1),"
+            "'ngrams': sum(l.words.size for l in levels)}))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
