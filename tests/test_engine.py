@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from models.sampling import SampledWord, Sampler, SamplingParams
-from service.engine import Engine, Overloaded, SamplerDecoder, SequenceSpec, SequenceTimeout, sentence_stream
+from models.batch_sampling import BatchSampler, SequenceSpec, sentence_stream
+from service.engine import Engine, Overloaded, SequenceTimeout
 
 
 class HandStepped:
@@ -195,10 +196,10 @@ def sampler(tiny_loaded_model) -> Sampler:
     return Sampler(tiny_loaded_model.model, tiny_loaded_model.vocab)
 
 
-def test_the_sampler_decoder_gives_each_sequence_the_reference_words(sampler):
-    """Sequences of mixed parameters run together, joining at different times, each gets exactly
-    what it gets alone."""
-    engine = Engine(SamplerDecoder(sampler), max_batch=8, max_queue=64)
+def test_requests_from_many_threads_get_the_reference_words(sampler):
+    """Sequences of mixed parameters submitted from many threads, joining the batch at
+    different times, each get the single-sequence Sampler's words."""
+    engine = Engine(BatchSampler(sampler, most=9), max_batch=8, max_queue=64)
     rng = np.random.default_rng(0)
     specs = [SequenceSpec((), SamplingParams(max_new_tokens=int(rng.integers(1, 20)),
                                              top_k=[None, 3][i % 2], do_sample=i % 5 != 0),
@@ -216,4 +217,6 @@ def test_the_sampler_decoder_gives_each_sequence_the_reference_words(sampler):
     for thread in threads:
         thread.join(30)
     for i, s in enumerate(specs):
-        assert results[i] == list(sentence_stream(sampler, s)), i
+        alone = list(sentence_stream(sampler, s))
+        assert [w.word_id for w in results[i]] == [w.word_id for w in alone], i
+        np.testing.assert_allclose([w.logprob for w in results[i]], [w.logprob for w in alone], atol=1e-5)
