@@ -1,11 +1,12 @@
 """Sentence generation, one sequence at a time: the model's ``step`` per word, with temperature,
-top-k, top-p, greedy choice and a repetition penalty.
+top-k, top-p, typical-p, greedy choice, a repetition penalty, and OpenAI's frequency and
+presence penalties and logit bias (the transforms of ``models.logits_processors``).
 
 The state is carried forward, so a prefix is read once and each new word costs one step. Random
 draws come only from a ``numpy.random.Generator`` seeded per request, so the same seed gives the
 same text on every worker.
 
-Plain sampling (no top-k, no top-p, no penalty) asks the output layer for a draw (its short
+Plain sampling (no cut, no penalty, no bias) asks the output layer for a draw (its short
 paths: one float32 product and one pass of exponentials for the full softmax; class then word
 for the class softmax at temperature 1). Greedy choice, top-k, top-p and the other temperatures
 of the class softmax (which reshape the joint distribution, not each factor) need every word's
@@ -21,6 +22,9 @@ from typing import NamedTuple
 import numpy as np
 
 from models.draws import draw_index, tempered
+from models.logits_processors import (
+    add_logit_bias, bias_vector, penalize_frequency_presence, typical_filter, word_counts,
+)
 from models.mixture import NgramMixture
 from models.recurrent_lm import RecurrentLM
 from models.vocabulary import Vocabulary
@@ -28,7 +32,9 @@ from models.vocabulary import Vocabulary
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to choose each next word. ``top_k``/``top_p`` of None mean no cut."""
+    """How to choose each next word. ``top_k``/``top_p``/``typical_p`` of None mean no cut; the
+    penalties count the words this sentence has generated (``models.logits_processors``);
+    ``logit_bias`` holds (word id, amount) pairs added to the scores."""
 
     max_new_tokens: int = 50
     min_words: int = 0
@@ -36,6 +42,15 @@ class SamplingParams:
     top_k: int | None = None
     top_p: float | None = None
     do_sample: bool = True
+    typical_p: float | None = None
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+
+    @property
+    def transforms_scores(self) -> bool:
+        """Whether a penalty or a bias changes the scores before the choice."""
+        return bool(self.frequency_penalty or self.presence_penalty or self.logit_bias)
 
 
 @dataclass
@@ -68,6 +83,17 @@ def penalize_repetition(logp: np.ndarray, seen_ids: Sequence[int], penalty: floa
         return logp
     scores = logp.copy()
     scores[np.unique(np.asarray(seen_ids, dtype=np.int64))] *= penalty
+    return scores
+
+
+def transformed_scores(scores: np.ndarray, params: SamplingParams, generated_ids: Sequence[int]) -> np.ndarray:
+    """The scores after OpenAI's frequency and presence penalties (over ``generated_ids``, the
+    words this sentence has generated) and its logit_bias."""
+    if params.frequency_penalty or params.presence_penalty:
+        counts = word_counts(generated_ids, scores.size)
+        scores = penalize_frequency_presence(scores, counts, params.frequency_penalty, params.presence_penalty)
+    if params.logit_bias:
+        scores = add_logit_bias(scores, bias_vector(params.logit_bias, scores.size))
     return scores
 
 
@@ -129,11 +155,14 @@ class Sampler:
             cut = np.zeros_like(probs)
             cut[order[:keep]] = probs[order[:keep]]
             probs = cut / cut.sum()
+        if params.typical_p is not None and params.typical_p < 1.0:
+            probs = typical_filter(probs, params.typical_p)
         return draw_index(probs, rng)
 
     def _is_plain(self, params: SamplingParams) -> bool:
         """Sampling that needs no probability but the chosen word's: the output layer draws."""
-        plain = params.do_sample and params.top_k is None and params.top_p is None
+        plain = (params.do_sample and params.top_k is None and params.top_p is None and params.typical_p is None
+                 and not params.transforms_scores)
         return plain and self.model.output.draws_at(params.temperature)
 
     def iter_sentence(
@@ -173,6 +202,8 @@ class Sampler:
                 if self.mixture is not None:
                     logp = self.mixture.next_word_log_probs(logp, [self.vocab.start_id, *seen])
                 scores = penalize_repetition(logp, seen, repetition_penalty)
+                if params.transforms_scores:
+                    scores = transformed_scores(scores, params, seen[len(prefix_ids):])
                 choice = self._choose(scores, params, allow_end, rng)
                 logprob, alternatives = float(logp[choice]), top_alternatives(logp, top_n)
             yield SampledWord(choice, logprob, alternatives)

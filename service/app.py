@@ -16,7 +16,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from models.model_file import ModelFileError, load_model
-from service import ops_api, openai_api, score_api, tgi_api
+from service import chat_api, ops_api, openai_api, score_api, tgi_api
 from service.concurrency import InFlightLimit
 from service.config import ServiceConfig
 from models.batch_sampling import BatchSampler
@@ -42,9 +42,11 @@ ROUTES = (
     ("/generate", ["POST"], tgi_api.generate),
     ("/generate_stream", ["POST"], tgi_api.generate_stream),
     ("/v1/completions", ["POST"], openai_api.completions),
+    ("/v1/chat/completions", ["POST"], chat_api.chat_completions),
     ("/v1/models", ["GET"], openai_api.list_models),
     ("/v1/models/<path:model_id>", ["GET"], openai_api.retrieve_model),
     ("/score", ["POST"], score_api.score),
+    ("/tokenize", ["POST"], score_api.tokenize),
     ("/health", ["GET"], ops_api.health),
     ("/info", ["GET"], ops_api.info),
     (METRICS_PATH, ["GET"], ops_api.metrics),

@@ -123,15 +123,20 @@ def text(name: str, value: Any, max_chars: int) -> str:
     return value
 
 
-def word_budget(factors: dict[str, int], budget: int) -> None:
-    """A 422 when the most words a request may generate (the product of ``factors``: sequences,
-    sentences, words each) is over ``budget``, before any is generated. The error names the
-    last factor, the words of each sentence."""
+def word_budget(factors: dict[str, int], budget: int) -> int:
+    """Each sequence's share of the request's ``budget`` of words (RNNLM_MAX_REQUEST_WORDS): a
+    sequence stops when it has generated its share, so a client's large length (LangChain's 512,
+    OpenAI's batches of 20 prompts) is taken and still bounded. ``factors`` are what the request
+    must generate, the number of sequences first (then sentences, words each a sentence must
+    have): a 422 naming the last factor when their product is over the budget, or when the
+    sequences alone leave each less than one word, before any word is generated."""
     total = math.prod(factors.values())
-    if total > budget:
+    sequences = next(iter(factors.values()))
+    if total > budget or sequences > budget:
         asked = " x ".join(f"{name} {value}" for name, value in factors.items())
-        raise ApiError(422, f"this request may generate {asked} = {total:,} words, over the limit of {budget:,} "
+        raise ApiError(422, f"this request must generate {asked} = {total:,} words, over the limit of {budget:,} "
                             "words a request (RNNLM_MAX_REQUEST_WORDS); ask for fewer", field=list(factors)[-1])
+    return budget // sequences
 
 
 def stop_strings(name: str, value: Any, max_count: int, max_chars: int, allow_single: bool) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, Reque
 from werkzeug.wrappers import Response as BaseResponse
 
 from service.engine import Overloaded
-from service.generation import GenerationTimeout
+from service.generation import GenerationFailed, GenerationTimeout
 from service.scoring import ScoringTimeout
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ _VALIDATION_STATUSES = {400, 413, 415, 422}
 # the rnnlm/TGI error_type of an error -> OpenAI's error type
 _OPENAI_TYPES = {"validation": "invalid_request_error", "not_found": "invalid_request_error",
                  "method_not_allowed": "invalid_request_error", "overloaded": "overloaded_error",
-                 "timeout": "timeout_error"}
+                 "timeout": "timeout_error", "generation": "server_error"}
 
 
 class ApiError(Exception):
@@ -110,9 +110,17 @@ def _http_error(exc: HTTPException) -> BaseResponse:
 
 
 def _timeout(exc: GenerationTimeout | ScoringTimeout) -> tuple[Response, int]:
-    """A generation or scoring stopped at the per-request time limit: 503, the server's limit, not a fault."""
+    """A generation or scoring stopped at the per-request time limit: 503, the server's limit, not
+    a fault. ``x-should-retry: false`` tells openai-python not to run the same long request again."""
     logger.warning("request stopped at the time limit of %g s", exc.limit)
-    return jsonify(_error_body(503, str(exc), "timeout")), 503
+    response = jsonify(_error_body(503, str(exc), "timeout"))
+    response.headers["x-should-retry"] = "false"
+    return response, 503
+
+
+def _failed(exc: GenerationFailed) -> tuple[Response, int]:
+    """The model failed while generating (logged where it happened): TGI's 424."""
+    return jsonify(_error_body(424, str(exc), "generation")), 424
 
 
 def _unexpected_error(exc: Exception) -> tuple[Response, int]:
@@ -126,5 +134,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(Overloaded, _overloaded)
     app.register_error_handler(GenerationTimeout, _timeout)
     app.register_error_handler(ScoringTimeout, _timeout)
+    app.register_error_handler(GenerationFailed, _failed)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

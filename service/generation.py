@@ -51,7 +51,8 @@ class GenerationRequest:
     ``inputs`` are the words the first sentence starts with; later sentences start fresh.
     ``seed`` None means: draw a fresh one. ``stop`` strings end the whole generation where
     they first appear in the new text, and are cut from it. ``top_n_tokens`` asks for that
-    many likeliest alternatives at every step.
+    many likeliest alternatives at every step. ``max_words`` ends the whole generation
+    (finish_reason ``length``) once it has that many new words in all its sentences.
     """
 
     inputs: str = ""
@@ -61,6 +62,7 @@ class GenerationRequest:
     repetition_penalty: float = 1.0
     stop: tuple[str, ...] = ()
     top_n_tokens: int = 0
+    max_words: int | None = None  # this sequence's share of the request's word budget
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,7 @@ class GenerationResult:
     prompt_text: str  # the starting words as the model read them, detokenized
     new_text: str  # the text after the prompt (cut at a stop sequence)
     stopped: bool = False  # a stop sequence ended the generation
+    queue_seconds: float = field(default=0.0, compare=False)  # how long its request waited for room in the batch
 
     @property
     def texts(self) -> list[str]:
@@ -154,6 +157,14 @@ class GenerationTimeout(Exception):
         super().__init__(f"the generation was stopped at the time limit of {limit:g} s per request; "
                          "ask for fewer sentences, tokens or sequences")
         self.limit = limit
+
+
+class GenerationFailed(Exception):
+    """The model failed while generating (a fault of the server, logged where it happened):
+    answered 424, as TGI answers a failed generation."""
+
+    def __init__(self) -> None:
+        super().__init__("the generation failed; the fault is logged on the server")
 
 
 class TextGenerator:
@@ -197,6 +208,7 @@ class TextGenerator:
         they have all joined its batch when this returns (or Overloaded is raised). ``stream``
         asks for each word as soon as it is drawn (stop strings ask for it too)."""
         deadline = self.deadline() if deadline is None else deadline
+        queued = time.perf_counter()
         seeds = [fresh_seed() if r.seed is None else r.seed for r in requests]
         prompts = {inputs: tokenize_words(inputs) if inputs.strip() else [] for inputs in {r.inputs for r in requests}}
         specs = [self.sequence_spec(r, seed, prompts[r.inputs]) for r, seed in zip(requests, seeds)]
@@ -205,7 +217,8 @@ class TextGenerator:
         else:
             per_word = stream or any(r.stop for r in requests)
             sources = list(self.engine.submit(specs, deadline, per_word))
-        return [Generation(self, r, seed, deadline, source, prompts[r.inputs])
+        queue_seconds = time.perf_counter() - queued
+        return [Generation(self, r, seed, deadline, source, prompts[r.inputs], queue_seconds)
                 for r, seed, source in zip(requests, seeds, sources)]
 
     def generate(self, request: GenerationRequest, deadline: float | None = None) -> GenerationResult:
@@ -261,14 +274,19 @@ class Generation:
     iterator): each sentence ends with SENTENCE_END or after ``max_new_tokens`` words."""
 
     def __init__(self, generator: TextGenerator, request: GenerationRequest, seed: int, deadline: float | None,
-                 words: Iterable[SampledWord], prompt_words: list[str]):
+                 words: Iterable[SampledWord], prompt_words: list[str], queue_seconds: float = 0.0):
         self.generator = generator
+        self.queue_seconds = queue_seconds
         self.request = request
         self.seed = seed
         self.deadline = deadline
         self.words = words
         self.prompt_words = prompt_words  # the request's inputs, tokenized
         self._result: GenerationResult | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self._result is not None
 
     @property
     def result(self) -> GenerationResult:
@@ -290,7 +308,7 @@ class Generation:
         released: list[GeneratedToken] = []
         sentence_ends: list[str] = []
         stop_at: int | None = None
-        words_in_sentence = 0
+        words_in_sentence = words_in_all = 0
         try:
             for sampled in self.words:
                 if self.deadline is not None and time.monotonic() > self.deadline:
@@ -301,7 +319,8 @@ class Generation:
                 else:
                     added = text.add(vocab.words[sampled.word_id])
                     words_in_sentence += 1
-                    if words_in_sentence == request.sampling.max_new_tokens:
+                    words_in_all += 1
+                    if words_in_sentence == request.sampling.max_new_tokens or words_in_all == request.max_words:
                         finish = "length"
                 pending.append(_Pending(sampled, added, len(new_text), len(sentence_ends)))
                 new_text += added
@@ -316,11 +335,17 @@ class Generation:
                     text.end_sentence()
                     sentence_ends.append(finish)
                     words_in_sentence = 0
-                    if stop_at is not None or len(sentence_ends) == request.num_sentences:
+                    if (stop_at is not None or len(sentence_ends) == request.num_sentences
+                            or words_in_all == request.max_words):
                         break
                 yield from self._release(pending, released, settled, None)
         except SequenceTimeout:
             raise GenerationTimeout(self.generator.time_limit) from None
+        except GenerationTimeout:
+            raise
+        except Exception as exc:  # the engine has logged it, or the Sampler raised it here
+            logger.error("generation failed: %r", exc)
+            raise GenerationFailed() from exc
         finally:
             self.close()
         yield from self._release(pending, released, len(new_text), stop_at)
@@ -371,4 +396,5 @@ class Generation:
             prompt_text=prompt_text,
             new_text=new_text,
             stopped="stop_sequence" in finishes,
+            queue_seconds=self.queue_seconds,
         )

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 import os
+from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 
 from models.model_file import LoadedModel
 from service.config import ServiceConfig
+from service.params import MAX_PROMPTS, MAX_STOP_SEQUENCES
 
 TRAINING_KEYS = ("corpus", "train_words", "val_perplexity", "val_loss", "rnn_val_perplexity", "ngram_val_perplexity",
                  "trained_at", "seconds")
@@ -57,6 +59,7 @@ def describe_model(loaded: LoadedModel, config: ServiceConfig, max_input_chars: 
     }
     description.update({key: json_safe(loaded.info.get(key)) for key in TRAINING_KEYS})
     description["history"] = training_history(loaded.info)
+    description.update(tgi_info(loaded, config))
     description["limits"] = {
         "max_new_tokens": config.max_new_tokens,
         "max_sentences": config.max_sentences,
@@ -65,3 +68,24 @@ def describe_model(loaded: LoadedModel, config: ServiceConfig, max_input_chars: 
         "max_body_bytes": config.max_body_bytes,
     }
     return description
+
+
+def tgi_info(loaded: LoadedModel, config: ServiceConfig) -> dict[str, Any]:
+    """The fields of TGI's Info that mean something here. ``max_total_tokens`` is the words one
+    request may generate (RNNLM_MAX_REQUEST_WORDS; prompts are bounded in characters, not words),
+    ``model_sha`` the pinned RNNLM_MODEL_SHA256 (null when none is pinned)."""
+    return {
+        "model_sha": config.model_sha256,
+        "model_dtype": str(loaded.model.dtype),
+        "model_device_type": "cpu",
+        "model_pipeline_tag": "text-generation",
+        "max_concurrent_requests": config.max_concurrent_requests,
+        "max_best_of": config.max_sequences,
+        "max_stop_sequences": MAX_STOP_SEQUENCES,
+        "max_total_tokens": config.max_request_words,
+        "max_batch_size": config.max_batch,
+        "max_client_batch_size": MAX_PROMPTS,
+        "router": "rnnlm",
+        "version": version("rnnlm"),
+    }
+

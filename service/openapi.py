@@ -1,8 +1,9 @@
 """The OpenAPI 3.1 document served at /openapi.json: every route, its request and its responses.
 
-Schemas are JSON Schema 2020-12 (as OpenAPI 3.1 has it) and closed (``additionalProperties:
-false``), and the tests validate real responses against them, so a field added to a response
-without being documented here fails a test. Limits come from the running configuration.
+Schemas are JSON Schema 2020-12 (as OpenAPI 3.1 has it). Response schemas are closed
+(``additionalProperties: false``) and the tests validate real responses against them, so a field
+added to a response without being documented here fails a test; request schemas are open, as
+the server ignores fields it does not know. Limits come from the running configuration.
 Streamed routes document their event payloads under the media type's ``x-sse-data``: each
 ``data:`` line of the stream holds one value of that schema.
 """
@@ -12,7 +13,9 @@ from typing import Any
 
 from models.cells import CELLS
 from service.config import ServiceConfig
-from service.params import OPENAI_COMPLETION, TGI_BODY, TGI_PARAMETERS, TGI_STREAM_FIELD, object_schema
+from service.params import (
+    MAX_INPUT_CHARS, OPENAI_CHAT, OPENAI_COMPLETION, TGI_BODY, TGI_PARAMETERS, TGI_STREAM_FIELD, object_schema,
+)
 from service.score_api import MAX_SCORE_CHARS
 
 JSON = "application/json"
@@ -58,6 +61,21 @@ def _errors(schema: str, statuses: dict[str, str]) -> dict[str, Any]:
     """The error responses of an operation, sorted by status, each with ``schema`` as its body."""
     every = {**statuses, **_COMMON_ERRORS}
     return {status: response(every[status], json_content(ref(schema))) for status in sorted(every)}
+
+
+_FAILED = "The model failed while generating (the fault is logged on the server), as TGI answers it"
+_TIMING_HEADERS = {name: {"description": description, "schema": {"type": "string"}} for name, description in (
+    ("x-compute-time", "Seconds the request took, to its answer"),
+    ("x-total-time", "Milliseconds the request took"), ("x-validation-time", "Milliseconds checking the body"),
+    ("x-queue-time", "Milliseconds waiting for room in the engine's batch"),
+    ("x-inference-time", "Milliseconds generating"), ("x-time-per-token", "Milliseconds per generated token"),
+    ("x-prompt-tokens", "Words of the prompt"), ("x-generated-tokens", "Tokens generated (words and sentence ends)"),
+    ("x-compute-type", "cpu+numpy"), ("x-compute-characters", "Characters of the prompt as the model read it"))}
+
+
+def _generation_errors(errors: dict[str, Any], schema: str) -> dict[str, Any]:
+    """A generation route's errors: those of its family, and TGI's 424 for a failed generation."""
+    return dict(sorted({**errors, "424": response(_FAILED, json_content(ref(schema)))}.items()))
 
 
 def _tgi_errors() -> dict[str, Any]:
@@ -109,12 +127,21 @@ def _schemas(config: ServiceConfig) -> dict[str, Any]:
                                   "details": nullable(ref("StreamDetails"))},
                                  required=["index", "token", "generated_text", "details"],
                                  description="One event per token; the last carries generated_text and details"),
-        "StreamError": closed({"error": {"type": "string"}, "error_type": {"const": "generation"}},
-                              description="Sent instead of further tokens if generation fails mid-stream"),
+        "StreamError": closed({"error": {"type": "string"}, "error_type": {"enum": ["generation", "timeout"]}},
+                              description="Sent instead of further tokens if generation fails or reaches the time "
+                                          "limit mid-stream"),
         "Error": closed({"error": {"type": "string"},
                          "error_type": {"enum": ["validation", "overloaded", "not_found", "method_not_allowed",
-                                                 "internal"]}}),
-        "CompletionRequest": object_schema(OPENAI_COMPLETION, config, required=["model"]),
+                                                 "timeout", "generation", "internal"]}}),
+        "CompletionRequest": {**object_schema(OPENAI_COMPLETION, config, required=["model"]),
+                              # max_tokens 0 only with echo: the prompt scored, nothing generated
+                              "if": {"properties": {"max_tokens": {"const": 0}}, "required": ["max_tokens"]},
+                              "then": {"properties": {"echo": {"const": True}}, "required": ["echo"]}},
+        **_chat_schemas(config),
+        "TokenizeRequest": {"type": "object",
+                            "properties": {"inputs": {"type": ["string", "null"], "maxLength": MAX_INPUT_CHARS}}},
+        "SimpleToken": closed({"id": {"type": "integer", "description": "The word's number in the vocabulary"},
+                               "text": {"type": "string"}, "start": {"type": "integer"}, "stop": {"type": "integer"}}),
         "CompletionLogprobs": closed({
             "tokens": {"type": "array", "items": {"type": "string"}},
             "token_logprobs": {"type": "array", "items": {"type": "number"}},
@@ -144,7 +171,7 @@ def _schemas(config: ServiceConfig) -> dict[str, Any]:
         "ModelList": closed({"object": {"const": "list"}, "data": {"type": "array", "items": ref("Model")}}),
         "OpenAIError": closed({"error": closed({
             "message": {"type": "string"},
-            "type": {"enum": ["invalid_request_error", "overloaded_error", "server_error"]},
+            "type": {"enum": ["invalid_request_error", "overloaded_error", "timeout_error", "server_error"]},
             "param": {"type": ["string", "null"]},
             "code": {"enum": ["model_not_found", "overloaded", None]},
         })}),
@@ -198,13 +225,63 @@ def _info_schema() -> dict[str, Any]:
         "limits": closed({name: {"type": "integer"} for name in
                           ("max_new_tokens", "max_sentences", "max_request_words", "max_input_chars",
                            "max_body_bytes")}),
+        # TGI's Info fields that mean something here (service/model_info.py says how)
+        "model_sha": {"type": ["string", "null"], "description": "RNNLM_MODEL_SHA256, when one is pinned"},
+        "model_dtype": {"type": "string"}, "model_device_type": {"const": "cpu"},
+        "model_pipeline_tag": {"const": "text-generation"},
+        **{name: {"type": "integer"} for name in ("max_concurrent_requests", "max_best_of", "max_stop_sequences",
+                                                  "max_batch_size", "max_client_batch_size")},
+        "max_total_tokens": {"type": "integer", "description": "Words one request may generate "
+                                                               "(RNNLM_MAX_REQUEST_WORDS)"},
+        "router": {"const": "rnnlm"}, "version": {"type": "string"},
     })
+
+
+def _chat_schemas(config: ServiceConfig) -> dict[str, Any]:
+    envelope = {"id": {"type": "string"}, "created": {"type": "integer"}, "model": {"type": "string"},
+                "system_fingerprint": {"type": "string"}}
+    top = closed({"token": {"type": "string"}, "logprob": {"type": "number"},
+                  "bytes": {"type": "array", "items": {"type": "integer"}}})
+    logprobs = nullable(closed({"content": {"type": "array", "items": closed({
+        "token": {"type": "string"}, "logprob": {"type": "number"},
+        "bytes": {"type": "array", "items": {"type": "integer"}}, "top_logprobs": {"type": "array", "items": top}})}}))
+    return {
+        "ChatCompletionRequest": object_schema(OPENAI_CHAT, config, required=["model", "messages"]),
+        "ChatCompletion": closed({
+            **envelope, "object": {"const": "chat.completion"},
+            "choices": {"type": "array", "items": closed({
+                "index": {"type": "integer"},
+                "message": closed({"role": {"const": "assistant"}, "content": {"type": "string"}}),
+                "logprobs": logprobs, "finish_reason": {"enum": ["stop", "length"]}})},
+            "usage": ref("Usage")}),
+        "ChatCompletionChunk": closed({
+            **envelope, "object": {"const": "chat.completion.chunk"},
+            "choices": {"type": "array", "maxItems": 1, "items": closed({
+                "index": {"type": "integer"},
+                "delta": closed({"role": {"const": "assistant"}, "content": {"type": "string"}}, required=[]),
+                "logprobs": logprobs, "finish_reason": {"enum": ["stop", "length", None]}})},
+            "usage": ref("Usage")}, required=["id", "object", "created", "model", "system_fingerprint", "choices"],
+            description="The role first, then one event per word, one with the finish_reason per choice, one with "
+                        "only the usage if stream_options.include_usage; the stream ends with the event [DONE]"),
+    }
 
 
 def _tgi_operation(summary: str, request_schema: str, ok: dict[str, Any]) -> dict[str, Any]:
     return {"tags": ["text-generation-inference"], "summary": summary,
             "requestBody": {"required": True, "content": json_content(ref(request_schema))},
-            "responses": {"200": ok, **_tgi_errors()}}
+            "responses": {"200": ok, **_generation_errors(_tgi_errors(), "Error")}}
+
+
+def _openai_operation(summary: str, request_schema: str, answer: str, chunk: str) -> dict[str, Any]:
+    return {
+        "tags": ["openai"], "summary": summary,
+        "requestBody": {"required": True, "content": json_content(ref(request_schema))},
+        "responses": {"200": {**response("The answer, or Server-Sent Events when stream is true", {
+            JSON: {"schema": ref(answer)},
+            SSE: {"schema": {"type": "string"}, "x-sse-data": {"oneOf": [
+                ref(chunk), ref("OpenAIError"), {"const": "[DONE]"}]}},
+        }), "headers": _TIMING_HEADERS}, **_generation_errors(_openai_errors(), "OpenAIError")},
+    }
 
 
 def _stream_content(*event_schemas: dict[str, Any]) -> dict[str, Any]:
@@ -227,18 +304,14 @@ def _paths() -> dict[str, Any]:
                     **_stream_content(ref("StreamResponse"), ref("StreamError")),
                 })),
         },
-        "/generate": {"post": _tgi_operation("Generate sentences", "GenerateRequest",
-                                             response("The answer", json_content(ref("GenerateResponse"))))},
+        "/generate": {"post": _tgi_operation("Generate sentences", "GenerateRequest", {
+            **response("The answer", json_content(ref("GenerateResponse"))), "headers": _TIMING_HEADERS})},
         "/generate_stream": {"post": _tgi_operation("Generate sentences, streamed", "GenerateRequest", stream_ok)},
-        "/v1/completions": {"post": {
-            "tags": ["openai"], "summary": "OpenAI-compatible completions",
-            "requestBody": {"required": True, "content": json_content(ref("CompletionRequest"))},
-            "responses": {"200": response("The completion, or Server-Sent Events when stream is true", {
-                JSON: {"schema": ref("Completion")},
-                SSE: {"schema": {"type": "string"}, "x-sse-data": {"oneOf": [
-                    ref("CompletionChunk"), ref("OpenAIError"), {"const": "[DONE]"}]}},
-            }), **_openai_errors()},
-        }},
+        "/v1/completions": {"post": _openai_operation("OpenAI-compatible completions", "CompletionRequest",
+                                                      "Completion", "CompletionChunk")},
+        "/v1/chat/completions": {"post": _openai_operation(
+            "OpenAI-compatible chat: the answer continues the last user message (see the README)",
+            "ChatCompletionRequest", "ChatCompletion", "ChatCompletionChunk")},
         "/v1/models": {"get": {"tags": ["openai"], "summary": "The model served",
                                "responses": {"200": response("One model", json_content(ref("ModelList")))}}},
         "/v1/models/{model_id}": {"get": {
@@ -251,6 +324,13 @@ def _paths() -> dict[str, Any]:
             "tags": ["scoring"], "summary": "Per-word log-probabilities and perplexities of a text",
             "requestBody": {"required": True, "content": json_content(ref("ScoreRequest"))},
             "responses": {"200": response("The scores", json_content(ref("ScoreResponse"))), **_tgi_errors()},
+        }},
+        "/tokenize": {"post": {
+            "tags": ["text-generation-inference"], "summary": "The words of a prompt as generation reads them",
+            "requestBody": {"required": True, "content": json_content(ref("TokenizeRequest"))},
+            "responses": {"200": response("Each word with its vocabulary number and place in the text",
+                                          json_content({"type": "array", "items": ref("SimpleToken")})),
+                          **_tgi_errors()},
         }},
         "/health": {"get": {"tags": ["operations"], "summary": "Ready once the model is loaded",
                             "responses": {"200": response("Ready", json_content(ref("Health")))}}},

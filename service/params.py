@@ -9,6 +9,7 @@ up as the same ``GenerationRequest``.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,12 +19,20 @@ from service.config import ServiceConfig
 from service.errors import ApiError
 from service.generation import MAX_SEED
 
+logger = logging.getLogger(__name__)
+
 MAX_INPUT_CHARS = 2000
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 200
 MAX_TOP_N_TOKENS = 5
 MAX_REPETITION_PENALTY = 10.0
 MAX_USER_CHARS = 256
+# the largest length a client may ask for (TGI's u32): the work is bounded by the word budget
+MAX_TOKENS_ASKED = 2**32 - 1
+MAX_PENALTY = 2.0  # OpenAI's bound on frequency_penalty and presence_penalty
+MAX_LOGIT_BIAS = 100.0  # OpenAI's bound on a logit_bias value
+# prompts in one OpenAI completions request (LangChain batches 20), and choices in all (prompts x n)
+MAX_PROMPTS = 32
 
 # a bound or default that is a function of the running configuration (RNNLM_MAX_NEW_TOKENS, ...)
 Configured = Callable[[ServiceConfig], Any]
@@ -131,19 +140,33 @@ def _json_literal(value: Any) -> str:
 
 def parse_fields(obj: dict, specs: Sequence[FieldSpec], config: ServiceConfig, *, kind: str = "field",
                  prefix: str = "") -> dict[str, Any]:
-    """Every spec's checked value, by name; unknown names are a 422 naming what is allowed.
+    """Every spec's checked value, by name. Unknown names are ignored, as TGI and OpenAI ignore
+    them (a field a client adds later must not break it), and logged once at debug level.
     Unsupported parameters are checked first, so their message is the one a client sees."""
-    checks.reject_unknown(obj, [spec.name for spec in specs], kind, prefix)
+    known = {spec.name for spec in specs}
+    for name in obj:
+        if name not in known:
+            _note_ignored(kind, prefix + name)
     parsed: dict[str, Any] = {}
     for spec in sorted(specs, key=lambda s: s.kind != "unsupported"):
         parsed[spec.name] = spec.parse(obj, config, prefix, parsed)
     return parsed
 
 
+_IGNORED_LOGGED: set[str] = set()
+_MAX_IGNORED_LOGGED = 256  # the names a client invents are not kept without bound
+
+
+def _note_ignored(kind: str, name: str) -> None:
+    if name not in _IGNORED_LOGGED and len(_IGNORED_LOGGED) < _MAX_IGNORED_LOGGED:
+        _IGNORED_LOGGED.add(name)
+        logger.debug("ignoring the unknown %s %r (logged once)", kind, checks.shorten(name))
+
+
 def object_schema(specs: Sequence[FieldSpec], config: ServiceConfig, required: Sequence[str] = ()) -> dict[str, Any]:
-    """A closed JSON Schema object of these fields."""
+    """A JSON Schema object of these fields; other fields are allowed and ignored."""
     return {"type": "object", "properties": {spec.name: spec.json_schema(config) for spec in specs},
-            "required": list(required), "additionalProperties": False}
+            "required": list(required), "additionalProperties": True}
 
 
 # ------------------------------------------------------------- the fields both families share
@@ -161,9 +184,19 @@ STOP = FieldSpec("stop", "stop", default=(), doc="Strings that end the generatio
 TOP_N = FieldSpec("top_n_tokens", "integer", default=0, minimum=0, maximum=MAX_TOP_N_TOKENS,
                   doc="How many likeliest alternatives to report at every step")
 MAX_NEW_TOKENS = FieldSpec(
-    "max_new_tokens", "integer", default=lambda c: min(50, c.max_new_tokens), minimum=1,
-    maximum=lambda c: c.max_new_tokens, doc="Cap on the new words of each sentence",
+    "max_new_tokens", "integer", default=lambda c: min(50, c.max_new_tokens), minimum=1, maximum=MAX_TOKENS_ASKED,
+    doc="Cap on the new words of each sentence. Any value is taken: a sentence is also cut at "
+        "RNNLM_MAX_NEW_TOKENS words, and a request's sequences share RNNLM_MAX_REQUEST_WORDS words",
 )
+TYPICAL_P = FieldSpec("typical_p", "number", minimum=0, maximum=1.0,
+                      doc="Locally typical sampling: draw from the words whose surprise is closest to the "
+                          "distribution's entropy, up to this probability mass")
+FREQUENCY_PENALTY = FieldSpec("frequency_penalty", "number", default=0.0, minimum=-MAX_PENALTY, maximum=MAX_PENALTY,
+                              minimum_included=True,
+                              doc="Subtracted from a word's score once per time the sequence has generated it")
+PRESENCE_PENALTY = FieldSpec("presence_penalty", "number", default=0.0, minimum=-MAX_PENALTY, maximum=MAX_PENALTY,
+                             minimum_included=True,
+                             doc="Subtracted from a word's score if the sequence has generated it")
 SEQUENCES = FieldSpec("best_of", "integer", default=1, minimum=1, maximum=lambda c: c.max_sequences,
                       doc="Sequences to sample (seeds seed, seed+1, ...)")
 INPUTS = FieldSpec("inputs", "string", default="", maximum=MAX_INPUT_CHARS,
@@ -174,11 +207,16 @@ TGI_PARAMETERS = (
     MAX_NEW_TOKENS,
     FieldSpec("num_sentences", "integer", default=1, minimum=1, maximum=lambda c: c.max_sentences),
     FieldSpec("min_words", "integer", default=0, minimum=0, maximum_field="max_new_tokens",
-              doc="Words per sentence (starting words included) before it may end; at most max_new_tokens"),
+              doc="Words per sentence (starting words included) before it may end; at most max_new_tokens "
+                  "(a sentence cut at RNNLM_MAX_NEW_TOKENS words ends there)"),
     FieldSpec("temperature", "number", default=1.0, minimum=0, maximum=100.0),
     TOP_K,
     TOP_P,
-    FieldSpec("do_sample", "boolean", default=True),
+    TYPICAL_P,
+    FieldSpec("do_sample", "boolean", default=False,
+              doc="Sample rather than choose the likeliest word; as TGI, a temperature other than 1, top_k, "
+                  "top_p < 1 or typical_p < 1 samples too"),
+    FREQUENCY_PENALTY,
     SEED,
     FieldSpec("details", "boolean", default=False),
     STOP.variant(doc=STOP.doc + " (finish_reason stop_sequence)"),
@@ -189,8 +227,8 @@ TGI_PARAMETERS = (
                                           "Not with streaming or do_sample false"),
     # TGI's other parameters, with the only value each may take here besides null
     *(FieldSpec(name, "unsupported", neutral=neutral, doc="TGI parameter this model does not support")
-      for name, neutral in (("decoder_input_details", False), ("watermark", False), ("frequency_penalty", 0),
-                            ("typical_p", 1), ("truncate", None), ("grammar", None), ("adapter_id", None))),
+      for name, neutral in (("decoder_input_details", False), ("watermark", False), ("truncate", None),
+                            ("grammar", None), ("adapter_id", None))),
 )
 TGI_BODY = (INPUTS.variant(schema={"type": ["string", "null"], "maxLength": MAX_INPUT_CHARS}),
             FieldSpec("parameters", "raw", schema={"oneOf": [{"$ref": "#/components/schemas/GenerateParameters"},
@@ -218,15 +256,36 @@ def _prompts(value: Any, config: ServiceConfig, parsed: dict[str, Any]) -> list[
     if not isinstance(value, list) or not value:
         raise ApiError(422, "prompt must be a string or a non-empty array of strings "
                             f"(token arrays are not supported), got {checks.json_type(value)}", field="prompt")
+    if len(value) > MAX_PROMPTS:
+        raise ApiError(422, f"prompt must have at most {MAX_PROMPTS} strings, got {len(value)}", field="prompt")
     return [checks.text("prompt", item, MAX_INPUT_CHARS) for item in value]
 
 
-def _choices(value: Any, config: ServiceConfig, parsed: dict[str, Any]) -> int:
+def choices_per_prompt(value: Any, config: ServiceConfig, parsed: dict[str, Any]) -> int:
+    """``n``: at most RNNLM_MAX_SEQUENCES, and at most MAX_PROMPTS choices in all."""
     n = checks.integer("n", 1 if value is None else value, 1, config.max_sequences)
-    if n * len(parsed["prompt"]) > config.max_sequences:
-        raise ApiError(422, f"n times the number of prompts must be at most {config.max_sequences}, "
-                            f"got {n * len(parsed['prompt'])}", field="n")
+    prompts = len(parsed.get("prompt", [""]))
+    if n * prompts > MAX_PROMPTS:
+        raise ApiError(422, f"n times the number of prompts must be at most {MAX_PROMPTS}, got {n * prompts}",
+                       field="n")
     return n
+
+
+def _logit_bias(value: Any, config: ServiceConfig, parsed: dict[str, Any]) -> tuple[tuple[int, float], ...]:
+    """OpenAI's map of token id (a string) to a bias in [-100, 100]; the ids are the vocabulary's
+    word numbers (GET /tokenize shows them), checked against its size by the route."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise checks.wrong_type("logit_bias", "an object", value)
+    bias = []
+    for key, amount in value.items():
+        if not (isinstance(key, str) and key.isdigit() and len(key) < 10):
+            raise ApiError(422, f"logit_bias keys must be word ids (non-negative integers), got "
+                                f"{checks.shorten(repr(key))}", field="logit_bias")
+        bias.append((int(key), checks.number(f"logit_bias[{key}]", amount, MAX_LOGIT_BIAS, -MAX_LOGIT_BIAS,
+                                             low_included=True)))
+    return tuple(bias)
 
 
 def _include_usage(options: Any, config: ServiceConfig, parsed: dict[str, Any]) -> bool:
@@ -236,19 +295,26 @@ def _include_usage(options: Any, config: ServiceConfig, parsed: dict[str, Any]) 
         raise ApiError(422, "stream_options is only allowed when stream is true", field="stream_options")
     if not isinstance(options, dict):
         raise checks.wrong_type("stream_options", "an object", options)
-    checks.reject_unknown(options, ("include_usage",), "field", "stream_options.")
     return checks.boolean("stream_options.include_usage", checks.field(options, "include_usage", False))
 
 
+LOGIT_BIAS = FieldSpec("logit_bias", "raw", check=_logit_bias, schema={
+    "type": ["object", "null"], "propertyNames": {"pattern": "^[0-9]{1,9}$"},
+    "additionalProperties": {"type": "number", "minimum": -MAX_LOGIT_BIAS, "maximum": MAX_LOGIT_BIAS},
+    "description": "Added to the score of each word id (the vocabulary's numbering, as GET /tokenize shows it) "
+                   "before the draw; -100 all but bans a word"})
 _PROMPT = {"type": "string", "maxLength": MAX_INPUT_CHARS}
 OPENAI_COMPLETION = (
     FieldSpec("model", "raw", check=_model, schema=lambda c: {"type": "string", "const": c.model_id}),
     FieldSpec("prompt", "raw", check=_prompts, schema={
-        "oneOf": [_PROMPT, {"type": "array", "minItems": 1, "items": _PROMPT}, {"type": "null"}]}),
-    FieldSpec("n", "raw", check=_choices, schema=lambda c: {
+        "oneOf": [_PROMPT, {"type": "array", "minItems": 1, "maxItems": MAX_PROMPTS, "items": _PROMPT},
+                  {"type": "null"}]}),
+    FieldSpec("n", "raw", check=choices_per_prompt, schema=lambda c: {
         "type": ["integer", "null"], "minimum": 1, "maximum": c.max_sequences, "default": 1,
-        "description": f"Choices per prompt (seeds seed, seed+1, ...); n x prompts <= {c.max_sequences}"}),
-    MAX_NEW_TOKENS.variant(name="max_tokens", default=lambda c: min(16, c.max_new_tokens)),  # OpenAI's default
+        "description": f"Choices per prompt (seeds seed, seed+1, ...); n x prompts <= {MAX_PROMPTS}"}),
+    # OpenAI's default; 0 only with echo (score the prompt, generate nothing)
+    MAX_NEW_TOKENS.variant(name="max_tokens", default=lambda c: min(16, c.max_new_tokens), minimum=0,
+                           doc=MAX_NEW_TOKENS.doc + "; 0 only with echo"),
     FieldSpec("temperature", "number", default=1.0, minimum=0, maximum=2.0, minimum_included=True,
               doc="0 means greedy"),
     TOP_P.variant(default=1.0),
@@ -258,15 +324,117 @@ OPENAI_COMPLETION = (
     SEED,
     TOP_N.variant(name="logprobs", default=None, doc="Report each word's log-probability and this many "
                                                      "likeliest alternatives"),
-    FieldSpec("echo", "boolean", default=False),
+    FieldSpec("echo", "boolean", default=False, doc="Return the prompt before the new text; with logprobs, the "
+                                                    "prompt's words are scored too (as POST /score scores them)"),
     FieldSpec("stream", "boolean", default=False),
     FieldSpec("stream_options", "raw", check=_include_usage, schema={"oneOf": [
         {"type": "object", "properties": {"include_usage": {"type": ["boolean", "null"]}}, "required": [],
          "additionalProperties": False}, {"type": "null"}]}),
     FieldSpec("user", "string", maximum=MAX_USER_CHARS),
+    PRESENCE_PENALTY,
+    FREQUENCY_PENALTY,
+    LOGIT_BIAS,
     # OpenAI's other fields, with the only value each may take here besides null
-    FieldSpec("presence_penalty", "unsupported", neutral=0, doc="Not supported"),
-    FieldSpec("frequency_penalty", "unsupported", neutral=0, doc="Not supported"),
     FieldSpec("best_of", "unsupported", neutral=1, doc="Not supported (use n)"),
     FieldSpec("suffix", "unsupported", doc="Not supported"),
+)
+_OPENAI_SHARED = {spec.name: spec for spec in OPENAI_COMPLETION}
+
+
+# ------------------------------------------------------------------------------- OpenAI chat
+MAX_MESSAGES = 256
+CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
+def _message_text(content: Any, name: str) -> str:
+    """A message's text: a string, or an array of text parts (joined); null is empty."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise checks.wrong_type(name, "a string or an array of text parts", content)
+    texts = []
+    for part in content:
+        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+            raise ApiError(422, f"{name} parts must be text parts ({{\"type\": \"text\", \"text\": ...}}): "
+                                "this model reads text only", field=name)
+        texts.append(part["text"])
+    return "\n".join(texts)
+
+
+def _last_user_message(value: Any, config: ServiceConfig, parsed: dict[str, Any]) -> str:
+    """The text of the last user message: the chat template's prompt (the model knows no turns)."""
+    if not isinstance(value, list) or not value:
+        raise ApiError(422, "messages must be a non-empty array of messages", field="messages")
+    if len(value) > MAX_MESSAGES:
+        raise ApiError(422, f"messages must have at most {MAX_MESSAGES} messages, got {len(value)}", field="messages")
+    last_user = None
+    for i, message in enumerate(value):
+        if not isinstance(message, dict):
+            raise checks.wrong_type(f"messages[{i}]", "an object", message)
+        role = message.get("role")
+        if role not in CHAT_ROLES:
+            raise ApiError(422, f"messages[{i}].role must be one of {', '.join(CHAT_ROLES)}", field="messages")
+        text = _message_text(message.get("content"), f"messages[{i}].content")
+        if role == "user":
+            last_user = text
+    if last_user is None:
+        raise ApiError(422, "messages must include a user message: it is the prompt", field="messages")
+    return checks.text("messages: the last user message", last_user, MAX_INPUT_CHARS)
+
+
+def _top_logprobs(value: Any, config: ServiceConfig, parsed: dict[str, Any]) -> int:
+    if value is None:
+        return 0
+    if not parsed["logprobs"]:
+        raise ApiError(422, "top_logprobs needs logprobs true", field="top_logprobs")
+    return checks.integer("top_logprobs", value, 0, MAX_TOP_N_TOKENS)
+
+
+def _chat_max_tokens(value: Any, config: ServiceConfig, parsed: dict[str, Any]) -> int:
+    """max_completion_tokens, else the older max_tokens, else the sentence cap."""
+    chosen = parsed["max_tokens"] if value is None else value
+    if chosen is None:
+        return config.max_new_tokens
+    return checks.integer("max_completion_tokens" if value is not None else "max_tokens", chosen, 1, MAX_TOKENS_ASKED)
+
+
+_MESSAGE = {"type": "object", "properties": {
+    "role": {"enum": list(CHAT_ROLES)},
+    "content": {"oneOf": [{"type": "string"}, {"type": "null"}, {"type": "array", "items": {
+        "type": "object", "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
+        "required": ["type", "text"]}}]}}, "required": ["role"]}
+OPENAI_CHAT = (
+    _OPENAI_SHARED["model"],
+    FieldSpec("messages", "raw", check=_last_user_message, schema={
+        "type": "array", "minItems": 1, "maxItems": MAX_MESSAGES, "items": _MESSAGE,
+        "description": "The prompt is the last user message (its last sentence if it is unfinished, else a new "
+                       "sentence is started); the other messages are read for their shape only"}),
+    FieldSpec("n", "raw", check=choices_per_prompt, schema=lambda c: {
+        "type": ["integer", "null"], "minimum": 1, "maximum": c.max_sequences, "default": 1,
+        "description": "Choices (seeds seed, seed+1, ...)"}),
+    FieldSpec("max_tokens", "integer", minimum=1, maximum=MAX_TOKENS_ASKED, doc="Older name of max_completion_tokens"),
+    FieldSpec("max_completion_tokens", "raw", check=_chat_max_tokens, schema=lambda c: {
+        "type": ["integer", "null"], "minimum": 1, "maximum": MAX_TOKENS_ASKED,
+        "description": f"Cap on the answer's words; default and sentence cap RNNLM_MAX_NEW_TOKENS ({c.max_new_tokens})"}),
+    _OPENAI_SHARED["temperature"],
+    _OPENAI_SHARED["top_p"],
+    _OPENAI_SHARED["top_k"],
+    _OPENAI_SHARED["repetition_penalty"],
+    _OPENAI_SHARED["stop"],
+    SEED,
+    FieldSpec("logprobs", "boolean", default=False, doc="Report each word's log-probability"),
+    FieldSpec("top_logprobs", "raw", check=_top_logprobs, schema={
+        "type": ["integer", "null"], "minimum": 0, "maximum": MAX_TOP_N_TOKENS,
+        "description": "With logprobs: this many likeliest alternatives at every step"}),
+    _OPENAI_SHARED["stream"],
+    _OPENAI_SHARED["stream_options"],
+    _OPENAI_SHARED["user"],
+    PRESENCE_PENALTY,
+    FREQUENCY_PENALTY,
+    LOGIT_BIAS,
+    # OpenAI's features a word model cannot honour, with the only value each may take here
+    *(FieldSpec(name, "unsupported", doc="Not supported") for name in
+      ("tools", "tool_choice", "functions", "function_call", "response_format", "audio", "prediction")),
 )

@@ -1,4 +1,5 @@
-"""POST /score: how likely the model finds a text, word by word and sentence by sentence."""
+"""POST /score: how likely the model finds a text, word by word and sentence by sentence; and
+POST /tokenize: a prompt's words as generation reads them (TGI's route)."""
 from __future__ import annotations
 
 import math
@@ -11,6 +12,8 @@ from service.errors import ApiError
 from service.http_body import json_body
 from models.scoring import SentenceScore, TextScore
 from models.vocabulary import SENTENCE_END
+from service.params import MAX_INPUT_CHARS
+from service.prompt_tokens import prompt_tokens
 from service.state import current_state
 
 MAX_SCORE_CHARS = 10000
@@ -30,6 +33,15 @@ def score() -> Response:
     finally:
         release()
     return jsonify(_score_json(scored))
+
+
+def tokenize() -> Response:
+    """POST /tokenize ``{"inputs": "text"}`` (TGI's body; its ``parameters`` are ignored): each
+    word's vocabulary number, its text as sent, and where it starts and stops in it."""
+    body = checks.json_object(json_body())
+    text = checks.text("inputs", checks.field(body, "inputs", ""), MAX_INPUT_CHARS)
+    return jsonify([{"id": t.id, "text": text[t.start:t.stop] or t.word, "start": t.start, "stop": t.stop}
+                    for t in prompt_tokens(current_state().generator.vocab, text)])
 
 
 def _finite(value: float) -> float | None:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from models.mixture import NgramMixture
 from models.recurrent_lm import RecurrentLM
-from models.scoring import DeadlinePassed, TextScore, score_text
+from models.sampling import top_alternatives
+from models.scoring import DeadlinePassed, TextScore, score_sentences, score_text
 from models.vocabulary import Vocabulary
 
 
@@ -42,3 +45,39 @@ class TextScorer:
             raise ScoringTimeout(self.time_limit) from None
         except ValueError:  # no words to score: an empty answer, not an error
             return TextScore([])
+
+    def score_words(self, words: list[str], top_n: int = 0) -> list[tuple[float, tuple[tuple[int, float], ...]]]:
+        """Each word's log-probability after SENTENCE_START and the words before it (a prompt read
+        as generation reads it: one sentence, continued), with the ``top_n`` likeliest words at
+        its place. For a one-sentence text the log-probabilities are the figures POST /score gives
+        its words (the same code); OpenAI's echo with logprobs reports them."""
+        if not words:
+            return []
+        deadline = None if self.time_limit is None else time.monotonic() + self.time_limit
+        ids = [self.vocab.start_id, *self.vocab.encode(words)]
+        try:
+            scores = score_sentences(self.model, [ids], mixture=self.mixture, deadline=deadline)[0].tolist()
+        except DeadlinePassed:
+            raise ScoringTimeout(self.time_limit) from None
+        if top_n <= 0:
+            return [(score, ()) for score in scores]
+        return [(score, self._with_own_score(top, word_id, score))
+                for score, word_id, top in zip(scores, ids[1:], self._alternatives(ids, top_n))]
+
+    def _alternatives(self, ids: list[int], top_n: int) -> list[tuple[tuple[int, float], ...]]:
+        """The likeliest words after each prefix of ``ids`` (the one-sentence forward pass)."""
+        probs, _ = self.model.forward_propagation(ids[:-1])
+        rows = []
+        for t, row in enumerate(probs):
+            with np.errstate(divide="ignore"):
+                logp = np.log(row.astype(np.float64))
+            if self.mixture is not None:
+                logp = self.mixture.next_word_log_probs(logp, ids[: t + 1])
+            rows.append(top_alternatives(logp, top_n))
+        return rows
+
+    @staticmethod
+    def _with_own_score(top: tuple[tuple[int, float], ...], word_id: int, score: float) -> tuple[tuple[int, float], ...]:
+        """The word's own entry carries the scored figure, so a word that is the likeliest compares
+        equal to the best alternative (how lm-evaluation-harness tells greedy continuations)."""
+        return tuple((i, score if i == word_id else logprob) for i, logprob in top)

@@ -10,21 +10,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, jsonify, request
 
+from models.logits_processors import tgi_samples
 from models.sampling import SamplingParams
 from service import checks
 from service.config import ServiceConfig
 from service.errors import ApiError
-from service.generation import GeneratedToken, GenerationRequest, GenerationResult, GenerationTimeout
+from service.generation import (
+    GeneratedToken, GenerationFailed, GenerationRequest, GenerationResult, GenerationTimeout,
+)
 from service.http_body import json_body
 from service.params import TGI_BODY, TGI_PARAMETERS, TGI_STREAM_FIELD, parse_fields
 from service.sse import event_stream, sse_event
 from service.state import ServiceState, current_state
+from service.timing_headers import add_timing_headers
 
 logger = logging.getLogger(__name__)
 
@@ -53,19 +57,24 @@ def parse_generate(
     if not isinstance(params, dict):
         raise checks.wrong_type("parameters", "an object", params)
     p = parse_fields(params, TGI_PARAMETERS, config, kind="parameter", prefix="parameters.")
-    if p["best_of"] > 1 and not p["do_sample"]:
-        raise ApiError(422, "parameters.best_of > 1 needs sampling: do_sample must not be false",
-                       field="parameters.best_of")
+    typical_p = None if p["typical_p"] == 1.0 else p["typical_p"]
+    do_sample = tgi_samples(p["do_sample"], p["temperature"], p["top_k"], p["top_p"], typical_p)
+    if p["best_of"] > 1 and not do_sample:
+        raise ApiError(422, "parameters.best_of > 1 needs sampling: set do_sample, or a temperature, top_k, "
+                            "top_p or typical_p that samples", field="parameters.best_of")
     if p["best_of"] > 1 and stream:
         raise ApiError(422, "parameters.best_of > 1 is not allowed when streaming", field="parameters.best_of")
-    checks.word_budget({f"parameters.{name}": p[name] for name in ("best_of", "num_sentences", "max_new_tokens")},
-                       config.max_request_words)
+    max_new_tokens = min(p["max_new_tokens"], config.max_new_tokens)
+    min_words = min(p["min_words"], max_new_tokens)
+    share = checks.word_budget({"parameters.best_of": p["best_of"], "parameters.num_sentences": p["num_sentences"],
+                                "parameters.min_words": min_words}, config.max_request_words)
     sampling = SamplingParams(
-        max_new_tokens=p["max_new_tokens"], min_words=p["min_words"], temperature=p["temperature"],
-        top_k=p["top_k"], top_p=p["top_p"], do_sample=p["do_sample"],
+        max_new_tokens=max_new_tokens, min_words=min_words,
+        temperature=p["temperature"], top_k=p["top_k"], top_p=p["top_p"], typical_p=typical_p, do_sample=do_sample,
+        frequency_penalty=p["frequency_penalty"],
     )
     request = GenerationRequest(top["inputs"], sampling, p["num_sentences"], p["seed"], p["repetition_penalty"],
-                                p["stop"], p["top_n_tokens"])
+                                p["stop"], p["top_n_tokens"], share)
     full_text = full_text_default if p["return_full_text"] is None else p["return_full_text"]
     return GenerateCall(request, p["details"], full_text, p["best_of"], stream)
 
@@ -73,7 +82,7 @@ def parse_generate(
 def generate() -> Response:
     """POST /generate: the whole answer at once."""
     call = parse_generate(json_body(), current_state().config, stream=False, full_text_default=False)
-    return jsonify(_answer(current_state(), call))
+    return _answer(current_state(), call, lambda body: body)
 
 
 def generate_stream() -> Response:
@@ -90,10 +99,12 @@ def compat_generate() -> Response:
     )
     if call.stream:
         return _stream(current_state(), call)
-    return jsonify([_answer(current_state(), call)])
+    return _answer(current_state(), call, lambda body: [body])
 
 
-def _answer(state: ServiceState, call: GenerateCall) -> dict[str, Any]:
+def _answer(state: ServiceState, call: GenerateCall, shape: Callable[[dict[str, Any]], Any]) -> Response:
+    """The whole answer, ``shape``d for the route, with TGI's timing headers."""
+    validated = time.perf_counter()
     results = state.generate_admitted(
         request.url_rule.rule, lambda: state.generator.generate_several(call.request, call.best_of),
     )
@@ -104,7 +115,8 @@ def _answer(state: ServiceState, call: GenerateCall) -> dict[str, Any]:
     }
     if call.details:
         body["details"] = _details(call, results[best], [r for i, r in enumerate(results) if i != best])
-    return body
+    prompt_tokens = len(results[best].sentences[0].prefix_words) if results[best].sentences else 0
+    return add_timing_headers(jsonify(shape(body)), validated, results, prompt_tokens)
 
 
 def _stream(state: ServiceState, call: GenerateCall) -> Response:
@@ -128,6 +140,8 @@ def _stream(state: ServiceState, call: GenerateCall) -> Response:
             state.metrics.observe_generation(route, result.generated_words, time.perf_counter() - started)
         except GenerationTimeout as exc:
             yield sse_event({"error": str(exc), "error_type": "timeout"})
+        except GenerationFailed as exc:
+            yield sse_event({"error": str(exc), "error_type": "generation"})
         except Exception:  # the status line is sent already: report in the stream, as TGI does
             logger.exception("generation failed while streaming")
             yield sse_event({"error": "internal server error", "error_type": "generation"})

@@ -67,7 +67,7 @@ def test_hub_details_stop_and_top_n_tokens(hub):
 
 
 def test_hub_best_of(hub):
-    out = hub.text_generation("", best_of=2, seed=5, details=True, max_new_tokens=10)
+    out = hub.text_generation("", best_of=2, seed=5, details=True, max_new_tokens=10, do_sample=True)
     assert len(out.details.best_of_sequences) == 1
     assert {out.details.seed, out.details.best_of_sequences[0].seed} == {5, 6}
 

@@ -202,7 +202,11 @@ def test_requests_from_many_threads_get_the_reference_words(sampler):
     engine = Engine(BatchSampler(sampler, most=9), max_batch=8, max_queue=64)
     rng = np.random.default_rng(0)
     specs = [SequenceSpec((), SamplingParams(max_new_tokens=int(rng.integers(1, 20)),
-                                             top_k=[None, 3][i % 2], do_sample=i % 5 != 0),
+                                             top_k=[None, 3][i % 2], do_sample=i % 5 != 0,
+                                             typical_p=[None, 0.8][i % 4 == 1],
+                                             frequency_penalty=[0.0, 0.7][i % 2 == 1],
+                                             presence_penalty=[0.0, -0.5][i % 3 == 2],
+                                             logit_bias=((5, 2.0), (7, -100.0)) if i % 6 == 2 else ()),
                           seed=i, repetition_penalty=[1.0, 1.5][i % 3 == 0], top_n=i % 3, num_sentences=1 + i % 3)
              for i in range(24)]
     results: dict[int, list] = {}

@@ -7,6 +7,7 @@ import pytest
 
 from tests.busy_engine import busy_engine
 from tests.sse import sse_data
+from tests.test_openapi import check_response
 
 MODEL = "rnnlm"
 
@@ -79,7 +80,8 @@ def test_stop_max_tokens_and_echo(client):
 def test_logprobs(client):
     choice = complete(client, prompt="the cat", max_tokens=8, seed=5, logprobs=2, echo=True).get_json()["choices"][0]
     logprobs = choice["logprobs"]
-    assert "".join(logprobs["tokens"]) == choice["text"][len("the cat"):]
+    assert "".join(logprobs["tokens"]) == choice["text"]  # the echoed prompt's words first
+    assert logprobs["tokens"][:2] == ["the", " cat"]
     assert len(logprobs["token_logprobs"]) == len(logprobs["tokens"]) == len(logprobs["text_offset"])
     assert all(lp < 0 for lp in logprobs["token_logprobs"])
     assert all(len(top) == 2 for top in logprobs["top_logprobs"])
@@ -124,8 +126,9 @@ def test_models(client):
 
 # ------------------------------------------------------------------------------------ errors
 @pytest.mark.parametrize("body, param, fragments", [
-    ({"max_tokens": 0}, "max_tokens", ["between 1 and 200"]),
-    ({"max_tokens": 201}, "max_tokens", ["between 1 and 200"]),
+    ({"max_tokens": 0}, "max_tokens", ["only allowed with echo"]),
+    ({"max_tokens": -1}, "max_tokens", ["between 0 and 4294967295"]),
+    ({"max_tokens": 2**32}, "max_tokens", ["between 0 and 4294967295"]),
     ({"max_tokens": "5"}, "max_tokens", ["an integer"]),
     ({"temperature": -0.1}, "temperature", [">= 0 and <= 2"]),
     ({"temperature": 2.5}, "temperature", [">= 0 and <= 2"]),
@@ -134,7 +137,8 @@ def test_models(client):
     ({"top_p": 1.5}, "top_p", []),
     ({"n": 0}, "n", ["between 1 and 4"]),
     ({"n": 5}, "n", ["between 1 and 4"]),
-    ({"n": 2, "prompt": ["a", "b", "c"]}, "n", ["at most 4"]),
+    ({"n": 2, "prompt": ["a"] * 17}, "n", ["at most 32"]),
+    ({"prompt": ["a"] * 33}, "prompt", ["at most 32"]),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop", ["at most 4"]),
     ({"stop": 5}, "stop", ["a string or an array of strings"]),
     ({"stop": [""]}, "stop", ["1 to 200"]),
@@ -146,7 +150,6 @@ def test_models(client):
     ({"stream": 1}, "stream", ["true or false"]),
     ({"stream_options": {"include_usage": True}}, "stream_options", ["only allowed when stream is true"]),
     ({"stream": True, "stream_options": {"include_usage": 1}}, "stream_options.include_usage", ["true or false"]),
-    ({"stream": True, "stream_options": {"other": 1}}, "stream_options.other", ["unknown field"]),
     ({"stream": True, "stream_options": []}, "stream_options", ["an object"]),
     ({"prompt": [1, 2, 3]}, "prompt", ["a string"]),
     ({"prompt": []}, "prompt", ["non-empty array"]),
@@ -154,12 +157,15 @@ def test_models(client):
     ({"prompt": "x" * 2001}, "prompt", ["2000"]),
     ({"top_k": 0}, "top_k", [">= 1"]),
     ({"repetition_penalty": 0}, "repetition_penalty", ["> 0"]),
-    ({"presence_penalty": 1.0}, "presence_penalty", ["not supported"]),
-    ({"frequency_penalty": -1}, "frequency_penalty", ["not supported"]),
+    ({"presence_penalty": 2.5}, "presence_penalty", [">= -2 and <= 2"]),
+    ({"frequency_penalty": -2.01}, "frequency_penalty", [">= -2 and <= 2"]),
+    ({"logit_bias": {"1": 101}}, "logit_bias[1]", [">= -100 and <= 100"]),
+    ({"logit_bias": {"x": 1}}, "logit_bias", ["word ids"]),
+    ({"logit_bias": {"99999": 1}}, "logit_bias", ["not a word id"]),
+    ({"logit_bias": []}, "logit_bias", ["an object"]),
     ({"best_of": 3}, "best_of", ["not supported"]),
     ({"suffix": "!"}, "suffix", ["not supported"]),
     ({"user": 5}, "user", ["a string"]),
-    ({"logit_bias": {"50256": -100}}, "logit_bias", ["unknown field"]),
     ({"model": None}, "model", ["model is required"]),
     ({"model": 3}, "model", ["a string"]),
 ])
@@ -175,8 +181,16 @@ def test_unknown_model_is_404(client):
 
 
 def test_neutral_values_of_unsupported_fields_are_accepted(client):
-    assert complete(client, presence_penalty=0, frequency_penalty=0.0, best_of=1, suffix=None, user="me",
-                    prompt=["x"]).status_code == 200
+    assert complete(client, best_of=1, suffix=None, user="me", prompt=["x"]).status_code == 200
+
+
+def test_unknown_fields_are_ignored_and_clients_defaults_taken(client):
+    # LangChain's OpenAI sends logit_bias {} and max_tokens 256, and batches up to 20 prompts
+    body = complete(client, prompt=["the cat"] * 20, max_tokens=256, logit_bias={}, seed=4, temperature=0.7,
+                    frequency_penalty=0, presence_penalty=0, n=1, best_of=1, future_field={"x": 1},
+                    stream_options=None).get_json()
+    assert len(body["choices"]) == 20
+    assert complete(client, stream=True, stream_options={"include_usage": True, "other": 1}).status_code == 200
 
 
 @pytest.mark.parametrize("data, content_type, status", [
@@ -209,8 +223,15 @@ def test_a_failure_while_streaming_ends_the_stream_with_an_error_event(app, monk
     monkeypatch.setattr(app.extensions["rnnlm"].generator.engine.decoder, "step", broken)
     client = app.test_client()
     events = sse_data(complete(client, stream=True).get_data(as_text=True))
-    assert events == [{"error": {"message": "internal server error", "type": "server_error", "param": None,
-                                 "code": None}}]
+    failed = "the generation failed; the fault is logged on the server"
+    assert events == [{"error": {"message": failed, "type": "server_error", "param": None, "code": None}}]
     tgi = client.post("/generate_stream", json={})
-    assert sse_data(tgi.get_data(as_text=True)) == [{"error": "internal server error", "error_type": "generation"}]
+    assert sse_data(tgi.get_data(as_text=True)) == [{"error": failed, "error_type": "generation"}]
+    whole = client.post("/generate", json={})  # TGI's status for a failed generation
+    assert whole.status_code == 424 and whole.get_json() == {"error": failed, "error_type": "generation"}
+    document = client.get("/openapi.json").get_json()
+    check_response(document, "/generate", "POST", whole)
+    check_response(document, "/v1/chat/completions", "POST",
+                   client.post("/v1/chat/completions", json={"model": "rnnlm", "messages": [{"role": "user",
+                                                                                           "content": "a"}]}))
     assert "secret" not in tgi.get_data(as_text=True) and "secret internal detail" in caplog.text

@@ -3,7 +3,9 @@ responses of every route (errors and streams included) are validated against."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from openapi_spec_validator import validate as validate_openapi
 
 from service.app import create_app
 from service.config import ServiceConfig
+from service.errors import _OPENAI_TYPES
 from service.params import OPENAI_COMPLETION, TGI_PARAMETERS, FieldSpec
 from tests.busy_engine import busy_engine
 from tests.sse import sse_data
@@ -141,14 +144,15 @@ def test_overload_answers_fit_their_schemas(service_config, doc):
 
 # ----------------------------------------------------- the request schemas say what is accepted
 REQUESTS = [
-    ("GenerateRequest", {"inputs": "a", "parameters": {"stop": ["x"], "repetition_penalty": 1.2, "best_of": 2}}),
+    ("GenerateRequest", {"inputs": "a", "parameters": {"stop": ["x"], "repetition_penalty": 1.2, "best_of": 2,
+                                                       "do_sample": True}}),
     ("GenerateRequest", {"parameters": {"watermark": False, "truncate": None, "top_n_tokens": 5}}),
     ("GenerateRequest", {"parameters": {"stop": ["a", "b", "c", "d", "e"]}}),
     ("GenerateRequest", {"parameters": {"repetition_penalty": 0}}),
     ("GenerateRequest", {"parameters": {"top_n_tokens": 6}}),
     ("GenerateRequest", {"parameters": {"watermark": True}}),
     ("GenerateRequest", {"parameters": {"temperature": 0}}),
-    ("GenerateRequest", {"stream": True}),
+    ("GenerateRequest", {"stream": True, "future_field": [1]}),  # unknown fields are ignored
     ("CompatGenerateRequest", {"stream": True, "parameters": {"seed": 1}}),
     ("CompatGenerateRequest", {"stream": "yes"}),
     ("CompletionRequest", {"model": "rnnlm", "prompt": ["a"], "stop": "x", "temperature": 0, "n": 4}),
@@ -157,6 +161,11 @@ REQUESTS = [
     ("CompletionRequest", {"model": "rnnlm", "logprobs": 6}),
     ("CompletionRequest", {"model": "rnnlm", "presence_penalty": 0.5}),
     ("CompletionRequest", {"model": "rnnlm", "logit_bias": {}}),
+    ("CompletionRequest", {"model": "rnnlm", "logit_bias": {"3": -100, "4": 2.5}}),
+    ("CompletionRequest", {"model": "rnnlm", "logit_bias": {"a": 1}}),
+    ("CompletionRequest", {"model": "rnnlm", "max_tokens": 0}),
+    ("CompletionRequest", {"model": "rnnlm", "max_tokens": 0, "echo": True, "logprobs": 1}),
+    ("CompletionRequest", {"model": "rnnlm", "prompt": ["a"] * 33}),
     ("ScoreRequest", {"inputs": "text"}),
     ("ScoreRequest", {"inputs": 3}),
 ]
@@ -194,9 +203,24 @@ def test_every_declared_bound_is_what_the_server_enforces(app, client, doc, sche
     specs = {spec.name: spec for spec in (TGI_PARAMETERS if schema == "GenerateParameters" else OPENAI_COMPLETION)}
     for value in boundary_values(specs[name], config):
         if schema == "GenerateParameters":
-            body, route, full = {"parameters": {"max_new_tokens": 3, name: value}}, "/generate", "GenerateRequest"
+            # sampling, which best_of needs
+            body, route, full = ({"parameters": {"max_new_tokens": 3, "do_sample": True, name: value}}, "/generate",
+                                 "GenerateRequest")
         else:
             body, route, full = {"model": "rnnlm", "max_tokens": 3, name: value}, "/v1/completions", schema
         fits = validator(doc, {"$ref": f"#/components/schemas/{full}"}).is_valid(body)
         status = client.post(route, data=json.dumps(body), content_type="application/json").status_code
         assert fits == (status == 200), f"{name}={value!r}: schema says {fits}, server answered {status}"
+
+
+def test_every_error_type_the_code_can_send_is_documented(doc):
+    """The error types named anywhere in the service's code are in the documented enums, and
+    every OpenAI type they map to is in OpenAIError's."""
+    source = "\n".join(path.read_text() for path in (Path(__file__).parents[1] / "service").glob("*.py"))
+    named = set(re.findall(r'error_type="(\w+)"', source)) | set(re.findall(r'"error_type": "(\w+)"', source))
+    named |= set(re.findall(r'error_body\(\d+, [^\n]*?, "(\w+)"', source))
+    assert {"timeout", "generation", "overloaded", "internal", "not_found"} <= named  # the scan finds them
+    schemas = doc["components"]["schemas"]
+    assert named <= set(schemas["Error"]["properties"]["error_type"]["enum"])
+    openai_types = set(schemas["OpenAIError"]["properties"]["error"]["properties"]["type"]["enum"])
+    assert set(_OPENAI_TYPES.values()) | {"server_error", "invalid_request_error"} <= openai_types

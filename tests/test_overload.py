@@ -11,7 +11,8 @@ import requests
 
 from tests.gunicorn_server import start_server
 
-HEAVY = {"inputs": "the", "parameters": {"num_sentences": 20, "max_new_tokens": 200, "best_of": 4, "seed": 1}}
+HEAVY = {"inputs": "the", "parameters": {"num_sentences": 20, "max_new_tokens": 200, "best_of": 4, "seed": 1,
+                                        "do_sample": True}}
 
 
 def test_a_burst_past_capacity_is_queued_up_to_the_bound_and_the_rest_refused_at_once(tiny_model_path):

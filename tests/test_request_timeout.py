@@ -9,6 +9,7 @@ import pytest
 from service.app import create_app
 from service.config import ConfigError, ServiceConfig
 from tests.sse import sse_data
+from tests.test_openapi import check_response
 
 LONG = {"inputs": "the cat", "parameters": {"num_sentences": 20, "max_new_tokens": 50, "seed": 3}}  # the word budget's 1,000
 
@@ -30,12 +31,18 @@ def test_generate_past_the_limit_is_a_clear_503(strict_client, client):
 
 
 def test_best_of_and_openai_completions_share_one_limit(strict_client):
-    best_of = strict_client.post("/generate", json={"inputs": "", "parameters": {"best_of": 3, "seed": 1}})
+    best_of = strict_client.post("/generate", json={"inputs": "", "parameters": {"best_of": 3, "seed": 1,
+                                                                                 "do_sample": True}})
     assert best_of.status_code == 503
     completion = strict_client.post("/v1/completions", json={"model": "rnnlm", "prompt": ["a", "b"], "max_tokens": 50})
     assert completion.status_code == 503
     error = completion.get_json()["error"]
     assert error["type"] == "timeout_error" and "time limit" in error["message"]
+    # openai-python retries a 503 unless told not to: a timeout would run the same long request again
+    assert best_of.headers["x-should-retry"] == completion.headers["x-should-retry"] == "false"
+    document = strict_client.get("/openapi.json").get_json()
+    check_response(document, "/generate", "POST", best_of)
+    check_response(document, "/v1/completions", "POST", completion)
 
 
 def test_streams_end_with_a_timeout_event(strict_client):
@@ -46,6 +53,9 @@ def test_streams_end_with_a_timeout_event(strict_client):
     openai = strict_client.post("/v1/completions", json={"model": "rnnlm", "prompt": "a", "max_tokens": 50, "stream": True})
     events = sse_data(openai.get_data(as_text=True))
     assert events[-1]["error"]["type"] == "timeout_error"
+    document = strict_client.get("/openapi.json").get_json()
+    check_response(document, "/generate_stream", "POST", stream)
+    check_response(document, "/v1/completions", "POST", openai)
 
 
 @pytest.mark.parametrize("raw", ["0", "-1", "soon", "inf", "nan"])

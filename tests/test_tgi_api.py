@@ -27,9 +27,10 @@ def stream(client, params: dict[str, Any], inputs: str = "the cat", route: str =
 def text_with_stop(client, stop: str, **params: Any) -> tuple[dict, str]:
     """Parameters (with a seed) whose unstopped text contains ``stop`` after its start."""
     for seed in range(300):
-        text = generate(client, {"seed": seed, "max_new_tokens": 40, **params}).get_json()["generated_text"]
+        chosen = {"seed": seed, "max_new_tokens": 40, "do_sample": True, **params}
+        text = generate(client, chosen).get_json()["generated_text"]
         if stop in text[1:]:
-            return {"seed": seed, "max_new_tokens": 40, **params}, text
+            return chosen, text
     raise AssertionError(f"no seed gives {stop!r}")
 
 
@@ -66,11 +67,11 @@ def test_repetition_penalty(client):
 
 
 def test_best_of_returns_the_likeliest_and_the_others(client):
-    params = {"seed": 10, "best_of": 3, "details": True, "max_new_tokens": 30}
+    params = {"seed": 10, "best_of": 3, "details": True, "max_new_tokens": 30, "do_sample": True}
     body = generate(client, params).get_json()
     others = body["details"]["best_of_sequences"]
     assert len(others) == 2
-    singles = [generate(client, {"seed": 10 + i, "details": True, "max_new_tokens": 30}).get_json()
+    singles = [generate(client, {"seed": 10 + i, "details": True, "max_new_tokens": 30, "do_sample": True}).get_json()
                for i in range(3)]
 
     def mean(tokens: list[dict]) -> float:
@@ -87,8 +88,8 @@ def test_best_of_returns_the_likeliest_and_the_others(client):
 
 
 def test_neutral_values_of_unsupported_tgi_parameters_are_accepted(client):
-    params = {"watermark": False, "decoder_input_details": False, "frequency_penalty": 0.0, "typical_p": 1,
-              "truncate": None, "grammar": None, "adapter_id": None, "best_of": 1, "top_n_tokens": 0}
+    params = {"watermark": False, "decoder_input_details": False, "truncate": None, "grammar": None,
+              "adapter_id": None, "best_of": 1, "top_n_tokens": 0}
     assert generate(client, params).status_code == 200
 
 
@@ -129,7 +130,8 @@ def test_a_seed_gives_the_same_text_streamed_or_not(client):
 
 
 def test_stream_refuses_best_of(client):
-    assert_error(generate(client, {"best_of": 2}, route="/generate_stream"), 422, "parameters.best_of", "stream")
+    assert_error(generate(client, {"best_of": 2, "do_sample": True}, route="/generate_stream"), 422,
+                 "parameters.best_of", "stream")
 
 
 # ------------------------------------------------------------------------------------ POST /
@@ -147,8 +149,21 @@ def test_root_streams_when_asked(client):
 
 
 def test_stream_is_a_field_of_root_only(client):
-    assert_error(generate(client, {}, stream=True), 422, "'stream'")
+    assert generate(client, {}, stream=True).mimetype == "application/json"  # ignored, as TGI ignores it
     assert_error(generate(client, {}, route="/", stream="yes"), 422, "stream", "true or false")
+
+
+def test_tgi_do_sample_rule(client):
+    """TGI is greedy unless do_sample is true or a warper (temperature, top_k, top_p, typical_p) samples."""
+    def texts(**params: Any) -> set[str]:
+        return {generate(client, {"seed": seed, "max_new_tokens": 12, **params}).get_json()["generated_text"]
+                for seed in range(6)}
+
+    greedy = texts()
+    assert len(greedy) == 1 and greedy == texts(do_sample=False) == texts(temperature=1.0, top_p=1.0, typical_p=1.0)
+    for sampling in ({"do_sample": True}, {"temperature": 0.9}, {"top_k": 20}, {"top_p": 0.95}, {"typical_p": 0.95},
+                     {"do_sample": False, "temperature": 0.9}):
+        assert len(texts(**sampling)) > 1, sampling
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -175,8 +190,9 @@ def test_stream_is_a_field_of_root_only(client):
     ({"best_of": 2, "do_sample": False}, ["parameters.best_of", "sampling"]),
     ({"watermark": True}, ["parameters.watermark", "not supported"]),
     ({"decoder_input_details": True}, ["parameters.decoder_input_details", "not supported"]),
-    ({"frequency_penalty": 0.5}, ["parameters.frequency_penalty", "not supported"]),
-    ({"typical_p": 0.9}, ["parameters.typical_p", "not supported"]),
+    ({"frequency_penalty": 2.5}, ["parameters.frequency_penalty", ">= -2 and <= 2"]),
+    ({"typical_p": 0}, ["parameters.typical_p", "> 0 and <= 1"]),
+    ({"typical_p": 1.5}, ["parameters.typical_p", "> 0 and <= 1"]),
     ({"truncate": 10}, ["parameters.truncate", "not supported"]),
     ({"grammar": {"type": "regex", "value": "a+"}}, ["parameters.grammar", "not supported"]),
     ({"adapter_id": "x"}, ["parameters.adapter_id", "not supported"]),

@@ -1,5 +1,6 @@
 """The work budget (RNNLM_MAX_REQUEST_WORDS): the most words one request may generate over all
-its sequences and sentences, refused up front with a 422 that names it."""
+its sequences and sentences. Each sequence stops at its share; a request that must generate
+more (min_words) is refused up front with a 422 that names it."""
 from __future__ import annotations
 
 import pytest
@@ -13,30 +14,45 @@ def generated_words(client) -> float:
     return metric(client.get("/metrics").get_data(as_text=True), "rnnlm_generated_words_total", route="/generate")
 
 
-def test_a_request_over_the_budget_is_refused_before_it_runs(service_config):
+def test_a_request_that_must_generate_more_than_the_budget_is_refused_before_it_runs(service_config):
     client = create_app(service_config).test_client()  # an app of its own: its own metrics
-    # 4 x 20 x 200 = 16,000 words: each limit alone allows it, together they are over 1,000
+    # 4 x 20 x min_words 200 = 16,000 words it would have to generate: over 1,000
     response = client.post("/generate", json={"inputs": "the", "parameters": {
-        "best_of": 4, "num_sentences": 20, "max_new_tokens": 200, "min_words": 200, "seed": 1}})
+        "best_of": 4, "num_sentences": 20, "max_new_tokens": 200, "min_words": 200, "seed": 1, "do_sample": True}})
     assert response.status_code == 422
     error = response.get_json()["error"]
-    assert ("parameters.best_of 4 x parameters.num_sentences 20 x parameters.max_new_tokens 200 = 16,000 words, "
+    assert ("parameters.best_of 4 x parameters.num_sentences 20 x parameters.min_words 200 = 16,000 words, "
             "over the limit of 1,000 words a request (RNNLM_MAX_REQUEST_WORDS)") in error
-    for route in ("/generate_stream", "/"):
-        assert client.post(route, json={"parameters": {"num_sentences": 20, "max_new_tokens": 51}}).status_code == 422
     assert generated_words(client) == 0  # refused before a word was generated
-    assert client.post("/generate", json={"parameters": {"num_sentences": 20, "max_new_tokens": 50}}).status_code == 200
-    assert generated_words(client) > 0
 
 
-def test_openai_completions_count_prompts_and_choices(service_config):
+def test_a_large_length_is_taken_and_the_words_bounded_by_the_budget(service_config):
     client = create_app(ServiceConfig(**{**service_config.__dict__, "max_request_words": 100})).test_client()
-    ok = client.post("/v1/completions", json={"model": "rnnlm", "prompt": ["a", "b"], "n": 2, "max_tokens": 25})
-    assert ok.status_code == 200
-    over = client.post("/v1/completions", json={"model": "rnnlm", "prompt": ["a", "b"], "n": 2, "max_tokens": 26})
+    # 4 sequences of 20 sentences of up to 512 words: taken; each sequence gets 100 // 4 = 25 words
+    body = client.post("/generate", json={"inputs": "the", "parameters": {
+        "best_of": 4, "num_sentences": 20, "max_new_tokens": 512, "seed": 1, "do_sample": True,
+        "details": True}}).get_json()
+    sequences = [body["details"], *body["details"]["best_of_sequences"]]
+    words = [sum(not t["special"] for t in s["tokens"]) for s in sequences]
+    assert max(words) == 25 and any(s["finish_reason"] == "length" for s in sequences)
+    assert generated_words(client) == sum(words) <= 100
+    for route in ("/generate_stream", "/"):
+        response = client.post(route, json={"parameters": {"num_sentences": 20, "max_new_tokens": 512,
+                                                           "min_words": 5, "details": True}})
+        assert response.status_code == 200
+
+
+def test_openai_completions_share_the_budget_between_prompts_and_choices(service_config):
+    client = create_app(ServiceConfig(**{**service_config.__dict__, "max_request_words": 100})).test_client()
+    body = client.post("/v1/completions", json={"model": "rnnlm", "prompt": ["a", "b"], "n": 2, "max_tokens": 256,
+                                               "logprobs": 0, "seed": 2}).get_json()
+    assert all(len(c["logprobs"]["tokens"]) <= 25 for c in body["choices"])
+    assert body["usage"]["completion_tokens"] <= 100
+    small = ServiceConfig(**{**service_config.__dict__, "max_request_words": 3})
+    over = create_app(small).test_client().post("/v1/completions", json={"model": "rnnlm", "prompt": ["a", "b"],
+                                                                         "n": 2})
     assert over.status_code == 400  # OpenAI's status for a bad request
-    error = over.get_json()["error"]
-    assert error["param"] == "max_tokens" and "prompts 2 x n 2 x max_tokens 26 = 104 words" in error["message"]
+    assert "prompts x n 4 = 4 words, over the limit of 3" in over.get_json()["error"]["message"]
     assert client.get("/info").get_json()["limits"]["max_request_words"] == 100
 
 

@@ -20,7 +20,8 @@ const api = fetch("/openapi.json")
   .catch(() => ({ topN: 0 }));
 
 async function requestBody() {
-  const parameters = { details: true, top_n_tokens: (await api).topN };
+  // TGI is greedy unless asked to sample; the playground samples (its seed box then matters)
+  const parameters = { details: true, do_sample: true, top_n_tokens: (await api).topN };
   for (const name of NUMBER_PARAMETERS) {
     const box = $(name);
     if (box.value.trim() !== "") parameters[name] = Number(box.value);
