@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.draws import draw_index, draw_indices
-from models.sampling import SampledWord, Sampler, SamplingParams, penalize_repetition, top_alternatives
+from models.sampling import (
+    SampledWord, Sampler, SamplingParams, penalize_repetition, top_alternatives, transformed_scores,
+)
 
 
 # below this many rows, the n-gram distributions and the draws go row by row (the same numbers):
@@ -86,6 +88,7 @@ class _Sequence:
     sentence: int = 0
     pending: list[int] = field(default_factory=list)  # words to read before the next draw
     seen: list[int] = field(default_factory=list)  # this sentence's words so far, prefix included
+    prefix_words: int = 0  # how many of them the sentence started with
     new_words: int = 0  # words drawn in this sentence
 
 
@@ -158,6 +161,7 @@ class BatchSampler:
     def _begin_sentence(self, sequence: _Sequence, prefix: list[int]) -> None:
         sequence.pending = [self.vocab.start_id, *prefix]
         sequence.seen = list(prefix)
+        sequence.prefix_words = len(prefix)
         sequence.new_words = 0
 
     # ---------------------------------------------------------------- a step
@@ -236,6 +240,8 @@ class BatchSampler:
         for row, sequence in enumerate(sequences):
             spec = sequence.spec
             scores = penalize_repetition(logp[row], sequence.seen, spec.repetition_penalty)
+            if spec.sampling.transforms_scores:
+                scores = transformed_scores(scores, spec.sampling, sequence.seen[sequence.prefix_words :])
             choice = self.sampler._choose(scores, spec.sampling, self._allow_end(sequence), sequence.rng)
             out.append(SampledWord(choice, float(logp[row, choice]), top_alternatives(logp[row], spec.top_n)))
         return out

@@ -26,6 +26,9 @@ PARAMETERS = [
     ({}, 1.6, 0),  # repetition penalty
     ({}, 1.0, 3),  # top_n alternatives
     ({"min_words": 6}, 1.0, 0),
+    ({"typical_p": 0.8}, 1.0, 0),
+    ({"frequency_penalty": 0.7, "presence_penalty": -0.5}, 1.0, 0),
+    ({"logit_bias": ((5, 2.0), (7, -100.0))}, 1.0, 0),
 ]
 
 
