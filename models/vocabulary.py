@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 UNKNOWN_TOKEN = "UNKNOWN_TOKEN"
 SENTENCE_START = "SENTENCE_START"
@@ -28,19 +28,23 @@ class Vocabulary:
 
     @classmethod
     def build(cls, sentences: Iterable[Sequence[str]], size: int) -> "Vocabulary":
-        """The ``size`` most frequent tokens, the three special tokens included.
-
-        Ties are broken alphabetically so the result does not depend on corpus order.
-        """
-        if size < len(SPECIAL_TOKENS) + 1:
-            raise ValueError(f"vocabulary size must be at least {len(SPECIAL_TOKENS) + 1}")
+        """The ``size`` most frequent tokens of these sentences, the three special tokens included."""
         counts: Counter[str] = Counter()
         n_sentences = 0
         for sentence in sentences:
             counts.update(sentence)
             n_sentences += 1
-        for special in SPECIAL_TOKENS:
-            counts.pop(special, None)
+        return cls.from_counts(counts, n_sentences, size)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[str, int], n_sentences: int, size: int) -> "Vocabulary":
+        """The ``size`` most frequent of these words, the three special tokens included.
+
+        Ties are broken alphabetically so the result does not depend on corpus order.
+        """
+        if size < len(SPECIAL_TOKENS) + 1:
+            raise ValueError(f"vocabulary size must be at least {len(SPECIAL_TOKENS) + 1}")
+        counts = {w: c for w, c in counts.items() if c > 0 and w not in SPECIAL_TOKENS}
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         kept = ranked[: size - len(SPECIAL_TOKENS)]
         unknown = sum(counts.values()) - sum(c for _, c in kept)

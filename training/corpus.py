@@ -15,10 +15,10 @@ import shutil
 import subprocess
 import tempfile
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.text import split_paragraphs
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,15 @@ _END_MARK = re.compile(r"^\s*(the end|finis)\s*$", re.IGNORECASE)
 
 class CorpusError(Exception):
     """The corpus cannot be found, fetched or read; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ParagraphSource:
+    """Where one split's paragraphs come from: the files whose bytes they depend on (they key the
+    token cache), and a function that streams the paragraphs."""
+
+    files: tuple[Path, ...]
+    paragraphs: Callable[[], Iterable[str]]
 
 
 @dataclass
@@ -171,7 +180,7 @@ def without_controls(text: str) -> str:
     return _CONTROL.sub(lambda match: " " if match.group().isspace() else "", text)
 
 
-def _csv_first_cells(path: Path) -> list[str]:
+def _csv_first_cells(path: Path) -> Iterator[str]:
     """The first cell of each row, read as the csv module documents (a file opened with
     ``newline=''``, so a quoted cell keeps its line breaks)."""
     previous_limit = csv.field_size_limit(MAX_CSV_CELL_CHARS)
@@ -179,7 +188,9 @@ def _csv_first_cells(path: Path) -> list[str]:
         with open(path, encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
             try:
-                return [row[0] for row in reader if row and row[0].strip()]
+                for row in reader:
+                    if row and row[0].strip():
+                        yield row[0]
             except csv.Error as exc:
                 if "field larger than field limit" in str(exc):
                     raise CorpusError(f"{path}: line {reader.line_num}: a cell is longer than "
@@ -189,26 +200,49 @@ def _csv_first_cells(path: Path) -> list[str]:
         csv.field_size_limit(previous_limit)
 
 
-def read_paragraphs(path: Path) -> list[str]:
-    """Paragraphs of a user file: blank-line separated prose (.txt) or the first column (.csv),
-    control characters removed. A file without any text is a CorpusError.
+def _csv_paragraphs(path: Path) -> Iterator[str]:
+    """Each non-empty first cell, control characters removed and white space folded; a first cell
+    that is a single bare word (such as ``body`` or ``text``) is taken as a header and skipped."""
+    for number, cell in enumerate(_csv_first_cells(path)):
+        cell = without_controls(cell)
+        if number == 0 and re.fullmatch(r"[A-Za-z_]+", cell.strip()):
+            continue
+        if cell.strip():
+            yield " ".join(cell.split())
 
-    A CSV whose first cell is a single bare word (such as ``body`` or ``text``) has it taken as
-    a header and skipped.
-    """
+
+def _text_paragraphs(path: Path) -> Iterator[str]:
+    """Blank-line separated blocks, white space folded, read a line at a time: the paragraphs of
+    ``models.text.split_paragraphs`` without holding the file in memory."""
+    block: list[str] = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = without_controls(line)
+            if line.strip():
+                block.append(line)
+            elif block:
+                yield " ".join(" ".join(block).split())
+                block = []
+    if block:
+        yield " ".join(" ".join(block).split())
+
+
+def paragraph_stream(path: Path) -> Iterator[str]:
+    """Paragraphs of a user file, one at a time: blank-line separated prose (.txt) or the first
+    column (.csv), control characters removed. Unreadable text is a CorpusError naming the file;
+    a file without any text yields nothing."""
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
     try:
-        if path.suffix.lower() == ".csv":
-            cells = [without_controls(cell) for cell in _csv_first_cells(path)]
-            if cells and re.fullmatch(r"[A-Za-z_]+", cells[0].strip()):
-                cells = cells[1:]
-            paragraphs = [" ".join(cell.split()) for cell in cells if cell.strip()]
-        else:
-            paragraphs = split_paragraphs(without_controls(path.read_text(encoding="utf-8")))
+        yield from _csv_paragraphs(path) if path.suffix.lower() == ".csv" else _text_paragraphs(path)
     except UnicodeDecodeError as exc:
         raise CorpusError(f"{path}: not UTF-8 text ({exc})") from None
+
+
+def read_paragraphs(path: Path) -> list[str]:
+    """All of ``paragraph_stream``; a file without any text is a CorpusError."""
+    paragraphs = list(paragraph_stream(path))
     if not paragraphs:
         raise CorpusError(f"{path}: holds no text")
     return paragraphs
@@ -223,3 +257,31 @@ def load_corpus(corpus: str, validation: str | None = None, data_dir: Path = DEF
         return raw
     valid = read_paragraphs(Path(validation)) if validation else []
     return RawCorpus(str(corpus), read_paragraphs(Path(corpus)), valid)
+
+
+def _some_text(path: Path) -> Iterator[str]:
+    """``paragraph_stream``, with a CorpusError at the end if it held no text."""
+    empty = True
+    for paragraph in paragraph_stream(path):
+        empty = False
+        yield paragraph
+    if empty:
+        raise CorpusError(f"{path}: holds no text")
+
+
+def corpus_sources(corpus: str, validation: str | None = None, data_dir: Path = DEFAULT_DATA_DIR,
+                   ) -> tuple[ParagraphSource, ParagraphSource | None]:
+    """``load_corpus``'s splits as streams: (training, validation or None to hold out later)."""
+    def user_file(name: str) -> ParagraphSource:
+        path = Path(name)
+        if not path.is_file():
+            raise CorpusError(f"{path}: no such file")
+        return ParagraphSource((path,), lambda: _some_text(path))
+
+    valid = user_file(validation) if validation else None
+    if corpus != "austen":
+        return user_file(corpus), valid
+    folder = fetch_austen(data_dir)
+    files = (folder / "Rdata.rdx", folder / "Rdata.rdb")
+    train = ParagraphSource(files, lambda: load_austen(data_dir).train)
+    return train, valid or ParagraphSource(files, lambda: load_austen(data_dir).valid)

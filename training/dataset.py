@@ -4,17 +4,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from models.text import tokenize_paragraphs
 from models.vocabulary import Vocabulary
-from training.corpus import CorpusError, RawCorpus
+from training.corpus import CorpusError, RawCorpus, corpus_sources
 from training.sentences import EncodedSentences
+from training.token_cache import encode, split_long, tokenized
 
 log = logging.getLogger(__name__)
 
 VALIDATION_SHARE = 0.1
+VALIDATION_MAX_WORDS = 200_000
+TOKEN_CACHE = "token-cache"  # under the data folder
 
 
 @dataclass
@@ -40,22 +44,6 @@ def sentences_of(paragraphs: list[str]) -> list[list[str]]:
     return tokenize_paragraphs(paragraphs)
 
 
-def split_long(sentences: list[list[str]], max_words: int | None) -> tuple[list[list[str]], int]:
-    """Sentences longer than ``max_words`` cut into consecutive pieces of at most that many words
-    (a batch pads every sentence to its longest, and a line without punctuation can be one
-    sentence of thousands of words); also how many sentences were cut. None: no limit."""
-    if max_words is None:
-        return sentences, 0
-    pieces, cut = [], 0
-    for sentence in sentences:
-        if len(sentence) <= max_words:
-            pieces.append(sentence)
-            continue
-        cut += 1
-        pieces.extend(sentence[start : start + max_words] for start in range(0, len(sentence), max_words))
-    return pieces, cut
-
-
 def build_dataset(
     raw: RawCorpus, vocab_size: int, vocab: Vocabulary | None = None, max_sentence_words: int | None = None
 ) -> Dataset:
@@ -69,20 +57,58 @@ def build_dataset(
     valid, valid_cut = split_long(sentences_of(raw.valid), max_sentence_words)
     found = len(train)
     if not valid:
-        cut = len(train) - max(1, round(len(train) * VALIDATION_SHARE))
+        cut = len(train) - held_out_count([len(s) for s in train])
         train, valid = train[:cut], train[cut:]
-    if len(train) < 1 or len(valid) < 1:
-        raise CorpusError(f"{raw.name}: {found} sentence{'s' if found != 1 else ''} of text; "
-                          "at least 2 are needed, to train on and to validate on")
+    enough_sentences(raw.name, found, len(train), len(valid))
     if vocab is None:
         vocab = Vocabulary.build(train, vocab_size)
-    cut_note = f"; {train_cut + valid_cut} sentences over {max_sentence_words} words cut" if max_sentence_words else ""
-    log.info(
-        "corpus %s: %d training sentences, %d validation sentences, vocabulary %d%s",
-        raw.name, len(train), len(valid), len(vocab), cut_note,
-    )
+    describe(raw.name, len(train), len(valid), len(vocab), train_cut + valid_cut, max_sentence_words)
     return Dataset(raw.name, vocab, EncodedSentences.from_lists([vocab.encode_sentence(s) for s in train]),
                    EncodedSentences.from_lists([vocab.encode_sentence(s) for s in valid]))
+
+
+def held_out_count(lengths: Sequence[int] | np.ndarray) -> int:
+    """Sentences held out at the end of a text without a validation file: the last 10%, at least
+    one, and no more than VALIDATION_MAX_WORDS words (each evaluation scores all of them)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    share = max(1, round(lengths.size * VALIDATION_SHARE))
+    within_cap = int(np.searchsorted(np.cumsum(lengths[::-1]), VALIDATION_MAX_WORDS, side="right"))
+    return min(share, max(1, within_cap))
+
+
+def enough_sentences(name: str, found: int, train: int, valid: int) -> None:
+    if train < 1 or valid < 1:
+        raise CorpusError(f"{name}: {found} sentence{'s' if found != 1 else ''} of text; "
+                          "at least 2 are needed, to train on and to validate on")
+
+
+def describe(name: str, train: int, valid: int, vocab: int, cut: int, max_sentence_words: int | None,
+             note: str = "") -> None:
+    cut_note = f"; {cut} sentences over {max_sentence_words} words cut" if max_sentence_words else ""
+    log.info("corpus %s: %d training sentences, %d validation sentences, vocabulary %d%s%s",
+             name, train, valid, vocab, cut_note, note)
+
+
+def load_dataset(
+    corpus: str, validation: str | None, data_dir: Path, vocab_size: int, vocab: Vocabulary | None = None,
+    max_sentence_words: int | None = None, workers: int = 1,
+) -> Dataset:
+    """``build_dataset``'s sentences and vocabulary through the token cache (training.token_cache):
+    tokenized on ``workers`` cores the first time, memory-mapped from then on."""
+    train_source, valid_source = corpus_sources(corpus, validation, Path(data_dir))
+    cache = tokenized(train_source, valid_source, Path(data_dir) / TOKEN_CACHE, max_sentence_words, workers)
+    train, valid = cache.train, cache.valid
+    found = len(train)
+    cut = found
+    if valid is None:
+        cut = found - held_out_count(np.diff(train.offsets)) if found else 0
+        train, valid = train.take(0, cut), train.take(cut, found)
+    enough_sentences(corpus, found, len(train), len(valid))
+    if vocab is None:
+        vocab = Vocabulary.from_counts(cache.word_counts(train), len(train), vocab_size)
+    describe(corpus, len(train), len(valid), len(vocab), cache.sentences_cut, max_sentence_words,
+             f"; tokens {'cached' if cache.built else 'read from the cache'} in {cache.folder}")
+    return Dataset(corpus, vocab, encode(cache, train, vocab, f"train-{cut}"), encode(cache, valid, vocab, f"valid-{cut}"))
 
 
 # the sentences the interpolation weight is chosen on: one in DEV_STRIDE of the training text,

@@ -28,9 +28,10 @@ from models.cells import CELLS  # noqa: E402
 from models.initialisation import INITS  # noqa: E402
 from models.model_config import ModelConfig  # noqa: E402
 from models.model_file import ModelFileError, load_model  # noqa: E402
+from models.output_layer import available_cores  # noqa: E402
 from models.recurrent_lm import RecurrentLM  # noqa: E402
-from training.corpus import CorpusError, load_corpus  # noqa: E402
-from training.dataset import build_dataset  # noqa: E402
+from training.corpus import CorpusError  # noqa: E402
+from training.dataset import load_dataset  # noqa: E402
 from training.flags import positive  # noqa: E402
 from training.gradient_flow import gradient_flow_report  # noqa: E402
 from training.run_config import DEFAULT_VOCAB_SIZE  # noqa: E402
@@ -94,8 +95,8 @@ def models_to_compare(args: argparse.Namespace) -> tuple[list[tuple[str, Recurre
 def run(args: argparse.Namespace) -> dict:
     started = time.monotonic()
     compared, vocab = models_to_compare(args)
-    dataset = build_dataset(load_corpus(args.corpus, args.validation, Path(args.data_dir)),
-                            len(vocab) if vocab else args.vocab_size, vocab)
+    dataset = load_dataset(args.corpus, args.validation, Path(args.data_dir), len(vocab) if vocab else args.vocab_size,
+                           vocab, workers=available_cores())
     for label, config in args.fresh:
         counts = dataset.vocab.counts
         model = initial_model(replace(config, hidden_size=args.hidden).fitted_to(counts), counts, args.seed)

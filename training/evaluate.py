@@ -24,8 +24,8 @@ from models.model_file import LoadedModel, ModelFileError, load_model
 from models.output_layer import available_cores, blas_limits_for
 from models.scoring import perplexity_from, score_sentences
 from models.vocabulary import Vocabulary
-from training.corpus import CorpusError, load_corpus, read_paragraphs
-from training.dataset import build_dataset, sentences_of
+from training.corpus import CorpusError, read_paragraphs
+from training.dataset import load_dataset, sentences_of
 from training.flags import positive
 from training.ngram_counts import flat_tokens
 from training.ngram_fit import fit_tokens
@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> dict:
         if trained_on is not None and trained_on != args.corpus:
             log.warning("the model was trained on %r, evaluating against %r", trained_on, args.corpus)
         try:
-            dataset = build_dataset(load_corpus(args.corpus, args.validation, Path(args.data_dir)), len(vocab), vocab)
+            dataset = load_dataset(args.corpus, args.validation, Path(args.data_dir), len(vocab), vocab,
+                                   workers=available_cores())
         except ValueError as exc:
             raise EvaluationError(str(exc)) from None
         summary["corpus"] = dataset.name

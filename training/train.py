@@ -28,8 +28,8 @@ from models.model_config import SOFTMAXES, ModelConfig
 from models.model_file import ModelFileError, atomic_dump, model_from_payload, model_payload, read_payload
 from models.output_layer import available_cores, blas_limits_for
 from models.recurrent_lm import RecurrentLM
-from training.corpus import CorpusError, RawCorpus, load_corpus
-from training.dataset import Dataset, build_dataset, development_split
+from training.corpus import CorpusError
+from training.dataset import Dataset, development_split, load_dataset
 from training.flags import ngram_order_flag, ngram_prune_flag, positive, probability_below_one, share, truncation
 from training.interpolation import RESERVE_SECONDS, interpolate
 from training.output_space import estimated_file_bytes, space_problem
@@ -147,16 +147,19 @@ def resumed_run(ckpt: Path, progress_seconds: float) -> tuple[dict, RunConfig]:
 
 
 def starting_point(
-    config: RunConfig, raw: RawCorpus, checkpoint: dict | None, ckpt: Path
+    config: RunConfig, data_dir: Path, checkpoint: dict | None, ckpt: Path
 ) -> tuple[Dataset, RecurrentLM, HalvingSchedule, Progress]:
-    """The dataset, and the model, schedule and progress to train from: the checkpoint's, or new."""
+    """The dataset (through the token cache), and the model, schedule and progress to train from:
+    the checkpoint's, or new."""
     if checkpoint is not None:
         loaded = model_from_payload(checkpoint, ckpt)
-        dataset = build_dataset(raw, config.model.vocab_size, loaded.vocab, config.max_sentence_words)
+        dataset = load_dataset(config.corpus, config.validation, data_dir, config.model.vocab_size, loaded.vocab,
+                               config.max_sentence_words, available_cores())
         trainer_state = checkpoint["trainer"]
         return (dataset, loaded.model, HalvingSchedule(**trainer_state["schedule"]),
                 Progress.from_dict(trainer_state["progress"]))
-    dataset = build_dataset(raw, config.model.vocab_size, max_sentence_words=config.max_sentence_words)
+    dataset = load_dataset(config.corpus, config.validation, data_dir, config.model.vocab_size,
+                           max_sentence_words=config.max_sentence_words, workers=available_cores())
     schedule = HalvingSchedule(config.learning_rate, config.max_halvings, min_improvement=config.min_improvement)
     return dataset, config.initial_model(dataset.vocab.counts), schedule, Progress()
 
@@ -189,8 +192,7 @@ def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> d
     if resume:
         checkpoint, config = resumed_run(ckpt, config.train.progress_seconds)
         log.info("resuming from %s at %s training words", ckpt, f"{checkpoint['trainer']['progress']['train_words']:,}")
-    raw = load_corpus(config.corpus, config.validation, data_dir)
-    dataset, model, schedule, progress = starting_point(config, raw, checkpoint, ckpt)
+    dataset, model, schedule, progress = starting_point(config, data_dir, checkpoint, ckpt)
     development = None
     if config.ngram_order and config.ngram_weight is None:
         dataset.train, development = development_split(dataset.train)
