@@ -27,11 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-SPEC_FIELDS = ("prefix", "max_new_tokens", "min_words", "temperature", "top_k", "top_p", "do_sample",
-               "seed", "repetition_penalty", "top_n", "num_sentences")
-
-
-def random_specs(count: int, vocab_size: int, seed: int, seeded: bool = True) -> list[dict]:
+def random_specs(count: int, vocab_size: int, seed: int) -> list[dict]:
+    """Mixed parameters: plain sampling, temperatures, top-k, top-p, greedy, a penalty, top-n."""
     rng = np.random.default_rng(seed)
     specs = []
     for i in range(count):
@@ -44,7 +41,7 @@ def random_specs(count: int, vocab_size: int, seed: int, seeded: bool = True) ->
             "top_k": [None, None, 20, None, 50, None][kind],
             "top_p": [None, None, None, 0.9, None, 0.8][kind],
             "do_sample": bool(rng.random() > 0.1),
-            "seed": int(rng.integers(0, 2**62)) if seeded else int(rng.integers(0, 2**62)),
+            "seed": int(rng.integers(0, 2**62)),
             "repetition_penalty": [1.0, 1.0, 1.0, 1.3, 1.0, 1.0][kind],
             "top_n": [0, 0, 0, 0, 2, 0][kind],
             "num_sentences": int(rng.integers(1, 3)),
