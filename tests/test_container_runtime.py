@@ -60,13 +60,25 @@ def private_mounts_refused() -> str | None:
 
 def read_only_command(model_dir: Path) -> list[str]:
     """deploy/start.sh (nginx in front of gunicorn, the container's command) in a mount namespace
-    where / is read-only, a fresh tmpfs is /tmp and the model's folder is seen read-only at /mnt."""
-    read_only = [REPO_ROOT, Path(sys.prefix), Path(sys.base_prefix)]
-    steps = ["mount -o remount,bind,ro /"]
-    steps += [f"mount --bind {shlex.quote(str(d))} {shlex.quote(str(d))} && "
-              f"mount -o remount,bind,ro {shlex.quote(str(d))}" for d in dict.fromkeys(read_only)]
-    steps.append(f"mount --bind {shlex.quote(str(model_dir))} /mnt && mount -o remount,bind,ro /mnt")
-    steps.append("mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp")
+    where / is read-only, a fresh tmpfs is /tmp and the model's folder is seen read-only at
+    /mnt/model. The checkout, the Python environment or the model may themselves live under /tmp
+    (a CI clone there, pytest's tmp_path): the old /tmp stays reachable at /mnt/outside-tmp, and
+    whatever the command needs from it is bound back to its own path, read-only, on the new tmpfs."""
+    steps = ["mount -t tmpfs -o size=1m tmpfs /mnt",  # a staging area of the namespace's own
+             "mkdir /mnt/model /mnt/outside-tmp",
+             "mount --bind /tmp /mnt/outside-tmp",
+             f"mount --bind {shlex.quote(str(model_dir))} /mnt/model && mount -o remount,bind,ro /mnt/model",
+             "mount -o remount,bind,ro /",
+             "mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp"]
+    for needed in dict.fromkeys([REPO_ROOT, Path(sys.prefix), Path(sys.base_prefix)]):
+        target = shlex.quote(str(needed))
+        if needed.is_relative_to("/tmp"):
+            source = shlex.quote(str(Path("/mnt/outside-tmp") / needed.relative_to("/tmp")))
+            steps.append(f"mkdir -p {target} && mount --bind {source} {target}")
+        else:
+            steps.append(f"mount --bind {target} {target}")
+        steps.append(f"mount -o remount,bind,ro {target}")
+    steps.append(f"cd {shlex.quote(str(REPO_ROOT))}")  # the read-only view, not the directory sh started in
     steps.append(f"PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH exec deploy/start.sh")
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", " && ".join(steps)]
 
@@ -84,11 +96,13 @@ def mounts_of(pid: int) -> dict[str, tuple[str, str]]:
 def test_the_container_command_runs_on_a_read_only_root_with_a_tmpfs(tiny_model_path):
     problem = private_mounts_refused()
     if problem is None and (shutil.which("nginx") is None or not Path("/mnt").is_dir()):
-        problem = "needs nginx (apt-get install nginx-light) and an empty /mnt to mount the model on"
+        problem = "needs nginx (apt-get install nginx-light) and a /mnt to stage mounts on"
+    if problem is not None and os.environ.get("CI"):
+        pytest.fail(f"{problem} (CI is set: .ci/run installs nginx and runs as root)")
     if problem is not None:
         pytest.skip(problem)
     port, metrics_port = free_port(), free_port()
-    env = server_env(RNNLM_MODEL=f"/mnt/{Path(tiny_model_path).name}", RNNLM_BIND=f"127.0.0.1:{port}",
+    env = server_env(RNNLM_MODEL=f"/mnt/model/{Path(tiny_model_path).name}", RNNLM_BIND=f"127.0.0.1:{port}",
                      RNNLM_METRICS_BIND=f"127.0.0.1:{metrics_port}", RNNLM_WORKERS="2")
     server = Server(env, f"http://127.0.0.1:{port}", command=read_only_command(Path(tiny_model_path).parent))
     try:
