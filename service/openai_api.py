@@ -24,8 +24,8 @@ from models.text import tokenize_words
 from service import checks
 from service.errors import ApiError, openai_error_body
 from service.generation import (
-    GeneratedToken, Generation, GenerationFailed, GenerationRequest, GenerationResult, GenerationTimeout, fresh_seed,
-    run_all, several,
+    GeneratedToken, Generation, GenerationFailed, GenerationRequest, GenerationResult, GenerationTimeout, run_all,
+    several,
 )
 from service.http_body import json_body
 from service.params import OPENAI_COMPLETION, model_not_found, parse_fields
@@ -138,10 +138,11 @@ def nothing_generated(request: GenerationRequest) -> GenerationResult:
 
 
 def _requests(call: CompletionCall) -> list[GenerationRequest]:
-    """Every choice's request: each prompt's n seeds are seed, seed + 1, ... (one seed for all)."""
-    seed = fresh_seed() if call.request.seed is None else call.request.seed
+    """Every choice's request: each prompt's n seeds are seed, seed + 1, ... (a given seed is
+    every prompt's, so each prompt sent alone with it gives the same text; without one, each
+    prompt draws its own, so a batch of equal prompts gives different texts)."""
     return [request for prompt in call.prompts
-            for request in several(replace(call.request, inputs=prompt, seed=seed), call.n)]
+            for request in several(replace(call.request, inputs=prompt), call.n)]
 
 
 def envelope(state: ServiceState, id_prefix: str, kind: str) -> dict[str, Any]:

@@ -246,7 +246,7 @@ def _chat_schemas(config: ServiceConfig) -> dict[str, Any]:
         "token": {"type": "string"}, "logprob": {"type": "number"},
         "bytes": {"type": "array", "items": {"type": "integer"}}, "top_logprobs": {"type": "array", "items": top}})}}))
     return {
-        "ChatCompletionRequest": object_schema(OPENAI_CHAT, config, required=["model", "messages"]),
+        "ChatCompletionRequest": object_schema(OPENAI_CHAT, config, required=["messages"]),
         "ChatCompletion": closed({
             **envelope, "object": {"const": "chat.completion"},
             "choices": {"type": "array", "items": closed({

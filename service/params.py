@@ -406,7 +406,8 @@ _MESSAGE = {"type": "object", "properties": {
         "type": "object", "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
         "required": ["type", "text"]}}]}}, "required": ["role"]}
 OPENAI_CHAT = (
-    _OPENAI_SHARED["model"],
+    FieldSpec("model", "string", maximum=200, doc="Not checked, as TGI's chat does not check it: this service "
+                                                  "serves one model, and huggingface_hub sends a placeholder"),
     FieldSpec("messages", "raw", check=_last_user_message, schema={
         "type": "array", "minItems": 1, "maxItems": MAX_MESSAGES, "items": _MESSAGE,
         "description": "The prompt is the last user message (its last sentence if it is unfinished, else a new "

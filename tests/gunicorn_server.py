@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,15 @@ def start_server(model: Path, workers: int = 2, **settings: str) -> Server:
         server.stop()
         raise
     return server
+
+
+def serve_cleanly(model: Path) -> Iterator[Server]:
+    """A fixture body: a server for the tests, then a check that it stopped cleanly and logged no
+    traceback."""
+    running = start_server(model)
+    try:
+        yield running
+    finally:
+        returncode = running.stop()
+    assert returncode == 0, "".join(running.stderr)
+    assert "Traceback" not in "".join(running.stderr)

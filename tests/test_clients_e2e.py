@@ -17,7 +17,7 @@ import requests
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import ValidationError
 
-from tests.gunicorn_server import Server, start_server
+from tests.gunicorn_server import Server, serve_cleanly, start_server
 from tests.prometheus_text import metric
 from tests.sse import sse_data
 
@@ -26,13 +26,7 @@ MODEL = "rnnlm"
 
 @pytest.fixture(scope="module")
 def server(tiny_model_path: Path) -> Iterator[Server]:
-    running = start_server(tiny_model_path)
-    try:
-        yield running
-    finally:
-        returncode = running.stop()
-    assert returncode == 0, "".join(running.stderr)
-    assert "Traceback" not in "".join(running.stderr)
+    yield from serve_cleanly(tiny_model_path)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +36,7 @@ def hub(server: Server) -> InferenceClient:
 
 @pytest.fixture(scope="module")
 def oai(server: Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="not-needed", max_retries=0, timeout=10)
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="not-needed", timeout=10)  # retries on
 
 
 def tgi(server: Server, route: str, body: dict) -> requests.Response:
