@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from service.errors import ApiError
@@ -60,15 +60,6 @@ def field(obj: dict, name: str, default: Any) -> Any:
     """``obj[name]``, or ``default`` when absent or null."""
     value = obj.get(name)
     return default if value is None else value
-
-
-def reject_unknown(obj: dict, allowed: Iterable[str], kind: str, prefix: str) -> None:
-    allowed = tuple(allowed)
-    unknown = [name for name in obj if name not in allowed]
-    if unknown:
-        names = ", ".join(repr(shorten(prefix + name)) for name in unknown)
-        raise ApiError(422, f"unknown {kind}{'s' if len(unknown) > 1 else ''} {names}; "
-                            f"allowed: {', '.join(allowed)}", field=prefix + unknown[0])
 
 
 def wrong_type(name: str, expected: str, value: Any) -> ApiError:

@@ -80,13 +80,13 @@ def _generation_errors(errors: dict[str, Any], schema: str) -> dict[str, Any]:
 
 def _tgi_errors() -> dict[str, Any]:
     return _errors("Error", {"400": "Malformed JSON, or a body that is not a JSON object",
-                             "422": "A field of the wrong type, out of range or unknown, or a request for more "
-                                    "words than RNNLM_MAX_REQUEST_WORDS", "503": _TIMEOUT})
+                             "422": "A field of the wrong type or out of range, or a request that must generate "
+                                    "more words than RNNLM_MAX_REQUEST_WORDS", "503": _TIMEOUT})
 
 
 def _openai_errors() -> dict[str, Any]:
-    return _errors("OpenAIError", {"400": "Malformed JSON, a field of the wrong type, out of range or unknown, or a "
-                                          "request for more words than RNNLM_MAX_REQUEST_WORDS",
+    return _errors("OpenAIError", {"400": "Malformed JSON, a field of the wrong type or out of range, or a request "
+                                          "that must generate more words than RNNLM_MAX_REQUEST_WORDS",
                                    "404": "The model is not this service's", "503": _TIMEOUT})
 
 
@@ -175,7 +175,8 @@ def _schemas(config: ServiceConfig) -> dict[str, Any]:
             "param": {"type": ["string", "null"]},
             "code": {"enum": ["model_not_found", "overloaded", None]},
         })}),
-        "ScoreRequest": closed({"inputs": {"type": "string", "maxLength": MAX_SCORE_CHARS}}),
+        "ScoreRequest": {"type": "object", "properties": {"inputs": {"type": "string", "maxLength": MAX_SCORE_CHARS}},
+                         "required": ["inputs"], "description": "Other fields are ignored"},
         "WordScore": closed({"word": {"type": "string"}, "logprob": {"type": "number"},
                              "oov": {"type": "boolean", "description": "Out of the vocabulary: scored as "
                                                                       "UNKNOWN_TOKEN"},

@@ -9,6 +9,7 @@ import pytest
 from service.chat_api import chat_prompt
 from tests.sse import sse_data
 from tests.test_openai_api import assert_openai_error
+from tests.test_openapi import check_response
 
 MODEL = "rnnlm"
 
@@ -160,3 +161,16 @@ def test_tgi_typical_p_and_frequency_penalty_change_the_draws(client):
     # LangChain's HuggingFaceEndpoint defaults: typical_p 0.95 and max_new_tokens 512, taken
     assert client.post("/generate", json={"inputs": "the", "parameters": {
         "typical_p": 0.95, "max_new_tokens": 512, "temperature": 0.8, "top_p": 0.95}}).status_code == 200
+
+
+def test_the_new_answers_fit_the_openapi_document(client):
+    document = client.get("/openapi.json").get_json()
+    chat_body = {"model": MODEL, "messages": user("the cat"), "seed": 1, "logprobs": True, "top_logprobs": 1}
+    without_model = {key: value for key, value in chat_body.items() if key != "model"}  # optional, as TGI's
+    check_response(document, "/v1/chat/completions", "POST", client.post("/v1/chat/completions", json=without_model))
+    check_response(document, "/v1/chat/completions", "POST", client.post("/v1/chat/completions", json={
+        **chat_body, "stream": True, "stream_options": {"include_usage": True}}))
+    check_response(document, "/tokenize", "POST", client.post("/tokenize", json={"inputs": "The cat."}))
+    check_response(document, "/v1/completions", "POST", client.post("/v1/completions", json={
+        "model": MODEL, "prompt": ["the cat", "a dog"], "echo": True, "logprobs": 2, "max_tokens": 0}))
+    check_response(document, "/info", "GET", client.get("/info"))
