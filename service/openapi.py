@@ -98,7 +98,9 @@ def _schemas(config: ServiceConfig) -> dict[str, Any]:
         "finish_reason": {"enum": FINISH_REASONS},
         "generated_tokens": {"type": "integer", "minimum": 1},
         "seed": {"type": "integer"},
-        "prefill": {"type": "array", "maxItems": 0, "description": "Always empty: the prompt is not scored"},
+        "prefill": {"type": "array", "items": closed({"id": {"type": "integer"}, "text": {"type": "string"},
+                                                      "logprob": {"type": "number"}}),
+                    "description": "The prompt's words scored (with decoder_input_details), else empty"},
         "tokens": {"type": "array", "items": ref("Token")},
         "top_tokens": {"type": "array", "items": {"type": "array", "items": ref("Token")}},
     }

@@ -219,6 +219,8 @@ TGI_PARAMETERS = (
     FREQUENCY_PENALTY,
     SEED,
     FieldSpec("details", "boolean", default=False),
+    FieldSpec("decoder_input_details", "boolean", default=False,
+              doc="With details: the prompt's words scored in details.prefill (as POST /score scores them)"),
     STOP.variant(doc=STOP.doc + " (finish_reason stop_sequence)"),
     REPETITION_PENALTY,
     FieldSpec("return_full_text", "boolean", doc="Prepend the inputs to generated_text; default false, true on POST /"),
@@ -227,7 +229,7 @@ TGI_PARAMETERS = (
                                           "Not with streaming or do_sample false"),
     # TGI's other parameters, with the only value each may take here besides null
     *(FieldSpec(name, "unsupported", neutral=neutral, doc="TGI parameter this model does not support")
-      for name, neutral in (("decoder_input_details", False), ("watermark", False), ("truncate", None),
+      for name, neutral in (("watermark", False), ("truncate", None),
                             ("grammar", None), ("adapter_id", None))),
 )
 TGI_BODY = (INPUTS.variant(schema={"type": ["string", "null"], "maxLength": MAX_INPUT_CHARS}),

@@ -18,6 +18,10 @@ class PromptToken:
     start: int
     stop: int
 
+    def text_in(self, text: str) -> str:
+        """The word as ``text`` has it, or as the model reads it where the tokenizer rewrote it."""
+        return text[self.start:self.stop] or self.word
+
 
 def prompt_tokens(vocab: Vocabulary, text: str) -> list[PromptToken]:
     """The words of ``text`` read as one sentence, as generation reads a prompt. A word the

@@ -39,7 +39,7 @@ def tokenize() -> Response:
     word's vocabulary number, its text as sent, and where it starts and stops in it."""
     body = checks.json_object(json_body())
     text = checks.text("inputs", checks.field(body, "inputs", ""), MAX_INPUT_CHARS)
-    return jsonify([{"id": t.id, "text": text[t.start:t.stop] or t.word, "start": t.start, "stop": t.stop}
+    return jsonify([{"id": t.id, "text": t.text_in(text), "start": t.start, "stop": t.stop}
                     for t in prompt_tokens(current_state().generator.vocab, text)])
 
 

@@ -2,8 +2,9 @@
 (which picks one of the two by the body's ``stream`` field, as TGI does).
 
 Responses follow TGI's shapes: tokens carry ``id``, ``text``, ``logprob`` and ``special``
-(sentence ends are special tokens with no text); ``details`` adds ``prefill`` (always empty:
-the prompt is not scored here), ``top_tokens`` and ``best_of_sequences`` when asked for. The
+(sentence ends are special tokens with no text); ``details`` adds ``prefill`` (the prompt's
+words scored, with ``decoder_input_details``), ``top_tokens`` and ``best_of_sequences`` when
+asked for. The
 rnnlm extras ``sentences`` and ``details.unknown_words`` stay.
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from service.generation import (
 )
 from service.http_body import json_body
 from service.params import TGI_BODY, TGI_PARAMETERS, TGI_STREAM_FIELD, parse_fields
+from service.prompt_tokens import prompt_tokens
 from service.sse import event_stream, sse_event
 from service.state import ServiceState, current_state
 from service.timing_headers import add_timing_headers
@@ -39,6 +41,7 @@ class GenerateCall:
 
     request: GenerationRequest
     details: bool
+    decoder_input_details: bool
     return_full_text: bool
     best_of: int
     stream: bool
@@ -76,7 +79,7 @@ def parse_generate(
     request = GenerationRequest(top["inputs"], sampling, p["num_sentences"], p["seed"], p["repetition_penalty"],
                                 p["stop"], p["top_n_tokens"], share)
     full_text = full_text_default if p["return_full_text"] is None else p["return_full_text"]
-    return GenerateCall(request, p["details"], full_text, p["best_of"], stream)
+    return GenerateCall(request, p["details"], p["decoder_input_details"], full_text, p["best_of"], stream)
 
 
 def generate() -> Response:
@@ -114,7 +117,8 @@ def _answer(state: ServiceState, call: GenerateCall, shape: Callable[[dict[str, 
         "sentences": results[best].texts,
     }
     if call.details:
-        body["details"] = _details(call, results[best], [r for i, r in enumerate(results) if i != best])
+        prefill = _prefill(state, call.request.inputs) if call.decoder_input_details else []
+        body["details"] = _details(call, prefill, results[best], [r for i, r in enumerate(results) if i != best])
     prompt_tokens = len(results[best].sentences[0].prefix_words) if results[best].sentences else 0
     return add_timing_headers(jsonify(shape(body)), validated, results, prompt_tokens)
 
@@ -179,12 +183,20 @@ def _top_tokens(token: GeneratedToken) -> list[dict[str, Any]]:
     return [{"id": a.id, "text": a.text, "logprob": a.logprob, "special": a.special} for a in token.alternatives]
 
 
-def _sequence_details(call: GenerateCall, result: GenerationResult) -> dict[str, Any]:
+def _prefill(state: ServiceState, inputs: str) -> list[dict[str, Any]]:
+    """TGI's prefill: each word of the prompt with its log-probability after the words before it
+    (the first after SENTENCE_START, so it has one too), as POST /score scores a sentence."""
+    tokens = prompt_tokens(state.generator.vocab, inputs)
+    scored = state.scorer.score_words([t.word for t in tokens])
+    return [{"id": t.id, "text": t.text_in(inputs), "logprob": logprob} for t, (logprob, _) in zip(tokens, scored)]
+
+
+def _sequence_details(call: GenerateCall, prefill: list[dict[str, Any]], result: GenerationResult) -> dict[str, Any]:
     sequence: dict[str, Any] = {
         "finish_reason": result.finish_reason,
         "generated_tokens": result.generated_tokens,
         "seed": result.seed,
-        "prefill": [],
+        "prefill": prefill,
         "tokens": [_token(t) for t in result.tokens],
     }
     if call.request.top_n_tokens:
@@ -192,11 +204,13 @@ def _sequence_details(call: GenerateCall, result: GenerationResult) -> dict[str,
     return sequence
 
 
-def _details(call: GenerateCall, best: GenerationResult, others: list[GenerationResult]) -> dict[str, Any]:
-    details = _sequence_details(call, best)
+def _details(call: GenerateCall, prefill: list[dict[str, Any]], best: GenerationResult,
+             others: list[GenerationResult]) -> dict[str, Any]:
+    details = _sequence_details(call, prefill, best)
     if call.best_of > 1:
         details["best_of_sequences"] = [
-            {"generated_text": _output_text(call, other), **_sequence_details(call, other)} for other in others
+            {"generated_text": _output_text(call, other), **_sequence_details(call, prefill, other)}
+            for other in others
         ]
     details["unknown_words"] = best.unknown_words
     return details

@@ -116,6 +116,17 @@ def test_echo_logprobs_cover_the_prompt_then_the_new_words(client):
     assert greedy["logprobs"]["token_logprobs"][-1] == max(greedy["logprobs"]["top_logprobs"][-1].values())
 
 
+def test_tgi_prefill_scores_the_prompt_as_score_does(client):
+    details = client.post("/generate", json={"inputs": "The cat sat on", "parameters": {
+        "details": True, "decoder_input_details": True, "max_new_tokens": 3}}).get_json()["details"]
+    words = client.post("/score", json={"inputs": "The cat sat on"}).get_json()["sentences"][0]["words"]
+    tokens = client.post("/tokenize", json={"inputs": "The cat sat on"}).get_json()
+    assert details["prefill"] == [{"id": t["id"], "text": t["text"], "logprob": w["logprob"]}
+                                  for t, w in zip(tokens, words[:4])]
+    plain = client.post("/generate", json={"inputs": "The cat", "parameters": {"details": True}}).get_json()
+    assert plain["details"]["prefill"] == []
+
+
 # ------------------------------------------------------------------------------- /tokenize
 def test_tokenize_is_tgis_shape(client, tiny_loaded_model):
     vocab = tiny_loaded_model.vocab

@@ -73,6 +73,9 @@ def test_hub_defaults_are_tgis_greedy_choice(server):
     assert text == hub.text_generation("the cat", max_new_tokens=12)  # greedy, as TGI is by default
     streamed = list(hub.text_generation("the cat", max_new_tokens=12, stream=True))
     assert "the cat" + "".join(streamed) == text
+    scored = hub.text_generation("the cat", max_new_tokens=2, details=True, decoder_input_details=True)
+    assert [t.text for t in scored.details.prefill] == ["the", "cat"]
+    assert all(t.logprob < 0 for t in scored.details.prefill)
 
 
 def test_hub_chat_completion(server):

@@ -189,7 +189,7 @@ def test_tgi_do_sample_rule(client):
     ({"best_of": "2"}, ["parameters.best_of", "an integer"]),
     ({"best_of": 2, "do_sample": False}, ["parameters.best_of", "sampling"]),
     ({"watermark": True}, ["parameters.watermark", "not supported"]),
-    ({"decoder_input_details": True}, ["parameters.decoder_input_details", "not supported"]),
+    ({"decoder_input_details": 1}, ["parameters.decoder_input_details", "true or false"]),
     ({"frequency_penalty": 2.5}, ["parameters.frequency_penalty", ">= -2 and <= 2"]),
     ({"typical_p": 0}, ["parameters.typical_p", "> 0 and <= 1"]),
     ({"typical_p": 1.5}, ["parameters.typical_p", "> 0 and <= 1"]),
