@@ -302,7 +302,7 @@ class Generation:
 
     def __iter__(self) -> Iterator[GeneratedToken]:
         request, vocab = self.request, self.generator.vocab
-        text = IncrementalText(self.prompt_words)
+        text = IncrementalText(self.prompt_words, vocab.casing)
         new_text = ""  # text.text without the prompt
         pending: list[_Pending] = []
         released: list[GeneratedToken] = []
