@@ -106,7 +106,7 @@ def matmul_gflops(args, rows: int = 800, repeats: int = 20) -> float:
 
 def flops_per_word(args, data: BenchData, softmax: str) -> float:
     """Matrix-product FLOPs of one training word: forward, and backward for the states and weights."""
-    recurrent = 3 * 2 * args.hidden * args.hidden * (3 if args.cell == "gru" else 1)  # the GRU has three W
+    recurrent = 3 * 2 * args.hidden * args.hidden * len(CELLS[args.cell].RECURRENT_NAMES)  # one H x H product per W
     if softmax == "full":
         return recurrent + 3 * 2 * args.hidden * args.vocab
     classes = WordClasses.from_counts(data.counts, WordClasses.default_count(args.vocab))

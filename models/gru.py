@@ -8,7 +8,8 @@
 Cho et al.'s convention: z_t near 1 keeps the old state, and the reset gate multiplies s_{t-1}
 before ``Wh`` (not after, as cuDNN does). x_t is one-hot, so ``U? x_t`` is a column of each input
 matrix, and the gradient of those matrices is a scatter-add over the words read. The output layer
-(full or class-based softmax), scoring and parameter bookkeeping are ``models.recurrent_lm``'s.
+(``models.softmax``: full or class-based), scoring and parameter bookkeeping come through
+``models.recurrent_lm``.
 
 As for the RNN, ``forward_propagation``/``bptt`` are the one-sentence oracle written for clarity,
 and ``batch_loss_and_gradients`` the batched fast path; truncation k means the error of output t
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.initialisation import uniform
 from models.recurrent_lm import RecurrentLM, StreamObserver, backward_through_time, input_column_gradients
 
 INPUT_MATRICES = ("Uz", "Ur", "Uh")
@@ -64,13 +64,7 @@ class GRU(RecurrentLM):
     MEMORY_MATRIX = "Wh"  # the candidate's recurrent matrix: the one the diagnosis reports
 
     def _init_cell(self, rng: np.random.Generator, dtype: np.dtype | type) -> None:
-        C, H = self.vocab_size, self.hidden_size
-        for name in INPUT_MATRICES:
-            setattr(self, name, uniform(rng, C, (H, C), dtype))
-        for name in RECURRENT_MATRICES:
-            setattr(self, name, uniform(rng, H, (H, H), dtype))
-        for name in BIASES:
-            setattr(self, name, np.zeros(H, dtype=dtype))
+        self._start_as_tutorial(rng, dtype, BIASES)
 
     def _biases(self) -> tuple[np.ndarray | float, ...]:
         return (self.bz, self.br, self.bh) if self.bias else (0.0, 0.0, 0.0)

@@ -87,6 +87,7 @@ def model_payload(
         "counts": [int(c) for c in vocab.counts],
         "info": dict(info),
         "ngram": None if mixture is None else mixture.to_payload(),
+        "casing": dict(vocab.casing),  # optional: files without it show words in lower case
     }
 
 
@@ -123,7 +124,7 @@ def model_from_payload(payload: dict[str, Any], path: str | os.PathLike = "<mode
             if not np.all(np.isfinite(params[name])):
                 raise ModelFileError(path, f"parameter {name} holds NaN or infinity")
         model.set_parameters(params)
-        vocab = Vocabulary(payload["vocabulary"], payload.get("counts"))
+        vocab = Vocabulary(payload["vocabulary"], payload.get("counts"), payload.get("casing"))
         mixture = NgramMixture.from_payload(payload["ngram"]) if payload.get("ngram") else None
     except ModelFileError:
         raise

@@ -1,4 +1,4 @@
-"""What every recurrent language model here shares, whatever its cell (``models.rnn``, ``models.gru``).
+"""What every recurrent language model here shares, whatever its cell (``models.rnn``, ``models.gru``, ``models.lstm``).
 
 A model reads words into a state and predicts the next word from the hidden vector it reads out
 of that state, through its output layer (``models.softmax``: the full or the class softmax). The
@@ -11,7 +11,8 @@ contract a cell fulfils, for training, scoring and generation alike:
 * ``take_states(state, rows)`` and ``join_states(states)``: a batch's states of some sequences,
   and several batches' states as one (a decoder admits and retires sequences between steps).
 
-The state is the cell's business (the RNN's and the GRU's is the hidden vector itself); nothing
+The state is the cell's business (the RNN's and the GRU's is the hidden vector itself, the
+LSTM's its hidden vector and memory side by side); nothing
 outside the cell builds one. This base class owns the output layer, the parameter bookkeeping,
 the scoring helpers and the output half of the batched gradient; a subclass supplies the cell:
 its parameters, one oracle step, ``step``, the batched forward pass and its backward pass.
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from models.batching import Batch, scoring_batches
+from models.initialisation import uniform
 from models.softmax import OutputLayer, output_layer
 from models.word_classes import WordClasses
 
@@ -98,6 +100,17 @@ class RecurrentLM:
 
     def _init_cell(self, rng: np.random.Generator, dtype: np.dtype | type) -> None:
         raise NotImplementedError
+
+    def _start_as_tutorial(self, rng: np.random.Generator, dtype: np.dtype | type, biases: tuple[str, ...]) -> None:
+        """The tutorial's start: input matrices (H x C) uniform in +-1/sqrt(C), recurrent ones
+        (H x H) in +-1/sqrt(H), ``biases`` zero."""
+        C, H = self.vocab_size, self.hidden_size
+        for name in self.INPUT_NAMES:
+            setattr(self, name, uniform(rng, C, (H, C), dtype))
+        for name in self.RECURRENT_NAMES:
+            setattr(self, name, uniform(rng, H, (H, H), dtype))
+        for name in biases:
+            setattr(self, name, np.zeros(H, dtype=dtype))
 
     # ----------------------------------------------------------------- parameters
     @property
@@ -197,7 +210,8 @@ class RecurrentLM:
         raise NotImplementedError
 
     def readout(self, state: np.ndarray) -> np.ndarray:
-        """The hidden vectors (B x H) the output layer reads from ``state``."""
+        """The hidden vectors (B x H) the output layer reads from ``state``; of the one-sentence
+        oracle's state (a vector), its hidden vector."""
         return state
 
     def take_states(self, state: np.ndarray, rows: np.ndarray | list[int]) -> np.ndarray:
@@ -227,23 +241,32 @@ class RecurrentLM:
 
     # ----------------------------------------------------- one sentence: the oracle
     def _oracle_step(self, word: int, prev: np.ndarray) -> np.ndarray:
-        """The hidden state after reading ``word`` in state ``prev`` (one sentence, for clarity)."""
+        """The state after reading ``word`` in state ``prev`` (one sentence, for clarity): a
+        vector, a batch state's row (``readout`` gives its hidden vector)."""
         raise NotImplementedError
 
     def _oracle_start(self) -> np.ndarray:
         """The one-sentence oracle's state before its first word."""
         return self.initial_state(1)[0]
 
+    def _oracle_states(self, x: list[int] | np.ndarray) -> list[np.ndarray]:
+        """The oracle's state after each word of one sentence."""
+        states = []
+        state = self._oracle_start()
+        for word in x:
+            state = self._oracle_step(word, state)
+            states.append(state)
+        return states
+
     def forward_propagation(self, x: list[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Output probabilities o (T x C) and hidden states s (T x H) of one sentence."""
+        """Output probabilities o (T x C) and hidden vectors s (T x H, the readouts of the
+        states) of one sentence."""
         T = len(x)
         s = np.zeros((T, self.hidden_size), dtype=self.dtype)
         o = np.zeros((T, self.vocab_size), dtype=self.dtype)
-        prev = self._oracle_start()
-        for t in range(T):
-            s[t] = self._oracle_step(x[t], prev)
+        for t, state in enumerate(self._oracle_states(x)):
+            s[t] = self.readout(state)
             o[t] = np.exp(self.output.oracle_log_probs(s[t]))
-            prev = s[t]
         return o, s
 
     def calculate_loss(self, X: list, Y: list) -> float:
@@ -256,7 +279,8 @@ class RecurrentLM:
         raise NotImplementedError
 
     def state_jacobian(self, word: int, prev: np.ndarray) -> np.ndarray:
-        """ds_t / ds_{t-1} (H x H) of one step (one sentence, for the gradient-flow report)."""
+        """ds_t / ds_{t-1} of one step, s being the oracle's state (H x H when that is the hidden
+        vector; one sentence, for the gradient-flow report)."""
         raise NotImplementedError
 
     def _window_start(self, t: int) -> int:

@@ -2,8 +2,8 @@
 
 With word classes (``classes=``), the output is class-factored instead (Mikolov et al., 2011):
 o_t[w] = softmax(V_class s_t + c_class)[class(w)] * softmax over w's class of (V s_t + c); see
-``models.class_output``. The output layer, scoring and parameter bookkeeping are shared with the
-other cells in ``models.recurrent_lm``; this module is the recurrence.
+``models.class_output``. The output layer (``models.softmax``), scoring and parameter bookkeeping
+are shared with the other cells through ``models.recurrent_lm``; this module is the recurrence.
 
 Two code paths compute the same numbers:
 

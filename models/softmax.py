@@ -250,6 +250,7 @@ class ClassSoftmax(OutputLayer):
     KIND = "class"
     CLASS_NAMES_WITH_BIAS = ("V_class", "c_class")
     CLASS_NAMES_NO_BIAS = ("V_class",)
+    NAMES_WITH_BIAS = OutputLayer.NAMES_WITH_BIAS + CLASS_NAMES_WITH_BIAS
 
     def __init__(self, vocab_size: int, hidden_size: int, bias: bool, rng: np.random.Generator,
                  dtype: np.dtype | type, classes: WordClasses):
@@ -260,8 +261,6 @@ class ClassSoftmax(OutputLayer):
         self._lone = np.diff(classes.starts) == 1  # classes of one word: the only ones a draw can ban
         self.V_class = uniform(rng, hidden_size, (classes.n_classes, hidden_size), dtype)
         self.c_class = np.zeros(classes.n_classes, dtype=dtype)
-
-    NAMES_WITH_BIAS = OutputLayer.NAMES_WITH_BIAS + CLASS_NAMES_WITH_BIAS
 
     @property
     def classes(self) -> WordClasses:

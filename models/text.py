@@ -42,6 +42,12 @@ def tokenize_words(sentence: str) -> list[str]:
     return [w.lower() for w in _WORD_TOKENIZER.tokenize(sentence)]
 
 
+def surface_sentences(paragraphs: Iterable[str]) -> list[list[str]]:
+    """``tokenize_paragraphs``'s sentences with the tokens as written (their case kept)."""
+    sentences = (_WORD_TOKENIZER.tokenize(s) for paragraph in paragraphs for s in split_sentences(paragraph))
+    return [words for words in sentences if words]
+
+
 def tokenize_text(text: str) -> list[list[str]]:
     """Sentences of lowercased word tokens; empty sentences are dropped."""
     sentences = (tokenize_words(s) for s in split_sentences(text))
@@ -56,12 +62,17 @@ def split_paragraphs(text: str) -> list[str]:
 
 def tokenize_paragraphs(paragraphs: Iterable[str]) -> list[list[str]]:
     """Sentences of each paragraph in turn: Punkt never joins the end of one to the next."""
-    return [sentence for paragraph in paragraphs for sentence in tokenize_text(paragraph)]
+    return [[w.lower() for w in sentence] for sentence in surface_sentences(paragraphs)]
 
 
 def tokenize_document(text: str) -> list[list[str]]:
     """Sentences of a whole plain text, exactly as training reads a .txt file."""
     return tokenize_paragraphs(split_paragraphs(text))
+
+
+def token_text(word: str) -> str:
+    """How the detokenizer writes one token on its own (a quotation mark token as '"')."""
+    return _DETOKENIZER.detokenize([word])
 
 
 def detokenize(words: list[str]) -> str:

@@ -13,7 +13,7 @@ SPECIAL_TOKENS = (UNKNOWN_TOKEN, SENTENCE_START, SENTENCE_END)
 class Vocabulary:
     """Index 0-2 are the special tokens; the rest are words, most frequent first."""
 
-    def __init__(self, words: Sequence[str], counts: Sequence[int] | None = None):
+    def __init__(self, words: Sequence[str], counts: Sequence[int] | None = None, casing: Mapping[str, str] | None = None):
         if tuple(words[:3]) != SPECIAL_TOKENS:
             raise ValueError(f"the vocabulary must start with {SPECIAL_TOKENS}")
         if len(set(words)) != len(words):
@@ -21,6 +21,8 @@ class Vocabulary:
         self.words = list(words)
         self.counts = list(counts) if counts is not None else [0] * len(words)
         self.index = {w: i for i, w in enumerate(self.words)}
+        # the corpus's case of the words where it is not lower case (models.casing); empty: unknown
+        self.casing = {w: form for w, form in (casing or {}).items() if w in self.index}
 
     unknown_id = 0
     start_id = 1
@@ -37,7 +39,8 @@ class Vocabulary:
         return cls.from_counts(counts, n_sentences, size)
 
     @classmethod
-    def from_counts(cls, counts: Mapping[str, int], n_sentences: int, size: int) -> "Vocabulary":
+    def from_counts(cls, counts: Mapping[str, int], n_sentences: int, size: int,
+                    casing: Mapping[str, str] | None = None) -> "Vocabulary":
         """The ``size`` most frequent of these words, the three special tokens included.
 
         Ties are broken alphabetically so the result does not depend on corpus order.
@@ -50,7 +53,7 @@ class Vocabulary:
         unknown = sum(counts.values()) - sum(c for _, c in kept)
         words = list(SPECIAL_TOKENS) + [w for w, _ in kept]
         freq = [unknown, n_sentences, n_sentences] + [c for _, c in kept]
-        return cls(words, freq)
+        return cls(words, freq, casing)
 
     def __len__(self) -> int:
         return len(self.words)

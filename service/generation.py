@@ -21,7 +21,8 @@ from models.recurrent_lm import RecurrentLM
 from models.sampling import SampledWord, Sampler, SamplingParams
 from models.text import tokenize_words
 from models.vocabulary import SPECIAL_TOKENS, Vocabulary
-from service.engine import Engine, SequenceSpec, SequenceTimeout, sentence_stream
+from models.batch_sampling import SequenceSpec, sentence_stream
+from service.engine import Engine, SequenceTimeout
 from service.stop_sequences import earliest_stop, undecided_tail
 from service.text_assembly import IncrementalText
 
@@ -301,7 +302,7 @@ class Generation:
 
     def __iter__(self) -> Iterator[GeneratedToken]:
         request, vocab = self.request, self.generator.vocab
-        text = IncrementalText(self.prompt_words)
+        text = IncrementalText(self.prompt_words, vocab.casing)
         new_text = ""  # text.text without the prompt
         pending: list[_Pending] = []
         released: list[GeneratedToken] = []

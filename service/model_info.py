@@ -55,7 +55,7 @@ def describe_model(loaded: LoadedModel, config: ServiceConfig, max_input_chars: 
         "word_classes": None if model.classes is None else model.classes.n_classes,
         "ngram_order": None if loaded.mixture is None else loaded.mixture.order,
         "ngram_weight": None if loaded.mixture is None else loaded.mixture.rnn_weight,
-        "parameter_count": int(sum(p.size for p in model.parameters().values())),
+        "parameter_count": int(model.parameter_count),
     }
     description.update({key: json_safe(loaded.info.get(key)) for key in TRAINING_KEYS})
     description["history"] = training_history(loaded.info)

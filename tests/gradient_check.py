@@ -63,7 +63,19 @@ def relu_rnn_step(p: dict, word: int, h: np.ndarray, bias: bool) -> np.ndarray:
     return np.maximum(p["U"][:, word] + p["W"] @ h + (p["b"] if bias else 0.0), 0.0)
 
 
-CELL_STEPS = {"rnn": rnn_step, "gru": gru_step, "rnn-relu": relu_rnn_step}
+def lstm_step(p: dict, word: int, state: np.ndarray, bias: bool) -> np.ndarray:
+    """The LSTM step written out directly on the state [h; c], with its own logistic function."""
+    def logistic(v):
+        return 1.0 / (1.0 + np.exp(-v))
+
+    h, c = np.split(state, 2)
+    pre = {gate: p["U" + gate][:, word] + p["W" + gate] @ h + (p["b" + gate] if bias else 0.0) for gate in "ifog"}
+    c = logistic(pre["f"]) * c + logistic(pre["i"]) * np.tanh(pre["g"])
+    return np.concatenate([logistic(pre["o"]) * np.tanh(c), c])
+
+
+CELL_STEPS = {"rnn": rnn_step, "gru": gru_step, "rnn-relu": relu_rnn_step, "lstm": lstm_step}
+STATE_PARTS = {"lstm": 2}  # the written-out steps' state, in hidden-vector widths (h then c); else 1
 SENTENCE_X = [1, 4, 3, 6, 2, 5, 3, 4]
 SENTENCE_Y = [4, 3, 6, 2, 5, 3, 4, 2]
 
@@ -105,10 +117,11 @@ def truncated_loss(model: RecurrentLM, frozen: dict, x, y, step: CellStep) -> fl
     total = 0.0
     for t in range(len(y)):
         first_live = 0 if k is None else max(0, t - k)
-        h = np.zeros(model.hidden_size)  # written out, independent of the model's own start
+        # written out, independent of the model's own start; the output reads the first H entries
+        state = np.zeros(model.hidden_size * STATE_PARTS.get(model.cell, 1))
         for position in range(t + 1):
-            h = step(live if position >= first_live else frozen, x[position], h, model.bias)
-        total -= output_log_prob(model, live, h, y[t])
+            state = step(live if position >= first_live else frozen, x[position], state, model.bias)
+        total -= output_log_prob(model, live, state[: model.hidden_size], y[t])
     return total
 
 

@@ -13,18 +13,17 @@ from tests.gradient_check import SENTENCE_X, SENTENCE_Y, STEP, central_differenc
 from tests.gunicorn_server import REPO_ROOT
 from tests.toy_corpus import write_toy_model
 from training import diagnose
-from training.gradient_flow import truncation_share
+from training.gradient_flow import gradient_flow_report, truncation_share
 
-VARIANTS = [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh")]
+VARIANTS = [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh"), ("lstm", "tanh")]
 
 
 def output_loss_from_state(model, x, y, t: int, k: int, state: np.ndarray) -> float:
-    """E_{t+k} when the hidden state at step t is replaced by ``state`` (the oracle steps after it)."""
-    h = state
+    """E_{t+k} when the state at step t is replaced by ``state`` (the oracle steps after it)."""
     for step in range(t + 1, t + k + 1):
-        h = model._oracle_step(x[step], h)
+        state = model._oracle_step(x[step], state)
     c = model.output.c if model.bias else 0.0
-    return -log_softmax_at(model.output.V @ h + c, y[t + k])
+    return -log_softmax_at(model.output.V @ model.readout(state) + c, y[t + k])
 
 
 @pytest.mark.parametrize("cell, activation", VARIANTS)
@@ -32,7 +31,7 @@ def test_lagged_state_errors_are_the_derivatives_of_later_losses(cell, activatio
     model = tiny_model(None, cell=cell, activation=activation)
     batch = make_batch([SENTENCE_X, SENTENCE_X[:5]], [SENTENCE_Y, SENTENCE_Y[:5]])
     norms = model.lagged_state_errors(batch.inputs, batch.targets, batch.mask, 6)
-    _, states = model.forward_propagation(SENTENCE_X)
+    states = model._oracle_states(SENTENCE_X)
     for t, k in [(0, 0), (2, 0), (0, 3), (1, 6), (4, 2)]:
         state = states[t].copy()
         numeric = central_differences({"s": state}, lambda: output_loss_from_state(model, SENTENCE_X, SENTENCE_Y, t, k, state))["s"]
@@ -45,13 +44,24 @@ def test_lagged_state_errors_are_the_derivatives_of_later_losses(cell, activatio
 @pytest.mark.parametrize("cell, activation", VARIANTS)
 def test_state_jacobian_matches_central_differences(cell, activation):
     model = tiny_model(None, cell=cell, activation=activation)
-    prev = np.random.default_rng(0).normal(0, 0.7, model.hidden_size)
-    numeric = np.empty((model.hidden_size, model.hidden_size))
-    for j in range(model.hidden_size):
-        e = np.zeros(model.hidden_size)
+    size = model._oracle_start().size  # the state, which may be more than the hidden vector
+    prev = np.random.default_rng(0).normal(0, 0.7, size)
+    numeric = np.empty((size, size))
+    for j in range(size):
+        e = np.zeros(size)
         e[j] = STEP
         numeric[:, j] = (model._oracle_step(3, prev + e) - model._oracle_step(3, prev - e)) / (2 * STEP)
     np.testing.assert_allclose(model.state_jacobian(3, prev), numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_the_report_covers_a_cell_whose_state_is_more_than_its_hidden_vector():
+    model = tiny_model(None, cell="lstm")
+    sentences = [[1, *SENTENCE_X[1:], 2], [1, 4, 3, 2], [1, 5, 6, 4, 3, 2]]
+    report = gradient_flow_report(model, sentences, max_lag=3, window=1)
+    assert report["cell"] == "lstm" and report["matrix"] == "Wg"
+    assert [row["lag"] for row in report["lags"]] == [0, 1, 2, 3] and report["lags"][3]["count"] > 0
+    assert all(row["mean_log10_product"] is not None for row in report["jacobian_norm_products"])
+    assert set(report["truncation_share"]) == set(model.cell_parameter_names)
 
 
 def test_truncation_share_is_what_the_window_cuts():
@@ -103,7 +113,7 @@ def test_diagnose_errors(tmp_path, capsys):
     assert diagnose.main(["--model", str(broken)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("diagnose.py: ") and str(broken) in err[0]
-    for flags in ([], ["--fresh", "lstm"], ["--fresh", "rnn:sigmoid"], ["--fresh", "rnn:relu:zeros"],
+    for flags in ([], ["--fresh", "transformer"], ["--fresh", "rnn:sigmoid"], ["--fresh", "rnn:relu:zeros"],
                   ["--fresh", "gru:relu"], ["--fresh", "gru:tanh:identity"], ["--fresh", "rnn:relu:identity:x"]):
         with pytest.raises(SystemExit) as exit_info:
             diagnose.main(flags)

@@ -8,8 +8,8 @@ import pytest
 from models.sampling import SamplingParams
 from service.generation import GenerationRequest, TextGenerator, nth_seed
 from service.stop_sequences import earliest_stop, undecided_tail
-from service.text_assembly import IncrementalText
-from models.text import detokenize
+from service.text_assembly import IncrementalText, shown_sentence
+from models.text import detokenize, token_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -49,15 +49,16 @@ def test_incremental_text_keeps_what_was_sent_when_the_detokenizer_respaces():
 
 
 class WholeSentenceText:
-    """The reference: the whole sentence detokenized again after every word (the clear, slow way)."""
+    """The reference: the whole sentence shown and detokenized again after every word (the clear, slow way)."""
 
-    def __init__(self):
-        self.words, self.sent, self.text = [], "", ""
+    def __init__(self, forms: dict[str, str]):
+        self.words, self.sent, self.text, self.forms = [], "", "", forms
 
     def add(self, word: str) -> str:
         self.words.append(word)
-        render = detokenize(self.words)
-        added = render[len(self.sent):] if render.startswith(self.sent) else f" {word}"
+        self.words_shown = shown_sentence(self.words, self.forms)
+        render = detokenize(self.words_shown)
+        added = render[len(self.sent):] if render.startswith(self.sent) else f" {token_text(self.words_shown[-1])}"
         self.sent = render
         self.text += added
         return added
@@ -67,10 +68,13 @@ WORDS = ["the", "cat", "she", "Cat", "x", "did", "n't", "'s", ",", ".", "!", "?"
          "mr.", "darcy", "it", "'", "said", "$", "%", "&", "...", "o'clock", "ca", "n't", "I", "am", "'m", "[", "]"]
 
 
+FORMS = {"darcy": "Darcy", "i": "I", "cat": "CAT", "mr.": "Mr."}  # the corpus's case, in a model file that has it
+
+
 @settings(max_examples=500, derandomize=True, deadline=None)
-@given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=40))
-def test_short_path_text_equals_whole_sentence_detokenizing(words):
-    fast, slow = IncrementalText([]), WholeSentenceText()
+@given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=40), st.sampled_from([{}, FORMS]))
+def test_short_path_text_equals_whole_sentence_detokenizing(words, forms):
+    fast, slow = IncrementalText([], forms), WholeSentenceText(forms)
     assert [fast.add(w) for w in words] == [slow.add(w) for w in words]
     assert fast.text == slow.text
 

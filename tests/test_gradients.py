@@ -1,5 +1,5 @@
 """The analytic gradients against central differences (float64), and the fast path against the
-oracle, for every cell (the Elman RNN and the GRU)."""
+oracle, for every cell (the Elman RNN, the GRU and the LSTM)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,6 +8,7 @@ import pytest
 from models.batching import make_batch
 from models.cells import cell_class
 from models.gru import GRU
+from models.lstm import LSTM
 from models.rnn import RNN
 from tests.gradient_check import (
     C, CELL_STEPS, SENTENCE_X, SENTENCE_Y, TOLERANCE, assert_batched_gradient_equals_sum_of_bptt,
@@ -17,8 +18,8 @@ from tests.gradient_check import (
 )
 
 SOFTMAXES = ["full", "class"]
-CELLS = ["rnn", "gru"]
-RECURRENT_MATRICES = {"rnn": ("W",), "gru": ("Wz", "Wr", "Wh")}
+CELLS = ["rnn", "gru", "lstm"]
+RECURRENT_MATRICES = {"rnn": ("W",), "gru": ("Wz", "Wr", "Wh"), "lstm": ("Wi", "Wf", "Wo", "Wg")}
 
 
 @pytest.mark.parametrize("bptt_truncate", [None, 1, 3])
@@ -80,7 +81,7 @@ def test_batched_gradient_equals_sum_of_bptt(bptt_truncate, bias, softmax, cell)
 def test_float32_fast_path_matches_float64_oracle(bptt_truncate, softmax, cell):
     rng = np.random.default_rng(11)
     model32 = cell_class(cell)(50, 16, bptt_truncate=bptt_truncate, seed=5, classes=classes_for(50, softmax))
-    if cell == "gru":  # input weights as train.py's --input-init makes them: gates that vary by word
+    if cell != "rnn":  # input weights as train.py's --input-init makes them: gates that vary by word
         for name in model32.input_matrix_names:
             getattr(model32, name)[:] = rng.uniform(-1, 1, (16, 50))
     assert_float32_fast_path_matches_float64_oracle(model32, rng)
@@ -95,7 +96,7 @@ def test_output_probabilities_sum_to_one(softmax, cell):
     np.testing.assert_allclose(o.sum(axis=1), 1.0, rtol=1e-12)
 
 
-@pytest.mark.parametrize("model_class", [RNN, GRU])
+@pytest.mark.parametrize("model_class", [RNN, GRU, LSTM])
 def test_untrained_loss_is_log_vocabulary_size(model_class):
     assert abs(untrained_loss(model_class(8000, 100, seed=0)) - np.log(8000)) < 0.05
 

@@ -38,7 +38,7 @@ def test_files_from_before_the_entries_existed_read_as_what_they_held():
 
 
 @pytest.mark.parametrize("changes, problem", [
-    ({"cell": "lstm"}, "unknown cell 'lstm'"),
+    ({"cell": "transformer"}, "unknown cell 'transformer'"),
     ({"cell": "gru", "activation": "relu"}, "the GRU cell takes --activation tanh"),
     ({"cell": "gru", "init": "identity"}, "--init uniform or orthogonal"),
     ({"init": "zeros"}, "unknown initialisation 'zeros'"),

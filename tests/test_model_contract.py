@@ -10,7 +10,7 @@ from models.softmax import ClassSoftmax, FullSoftmax
 from models.word_classes import WordClasses
 from tests.gradient_check import tiny_model
 
-CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh")]
+CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("gru", "tanh"), ("lstm", "tanh")]
 SENTENCES = np.array([[1, 4, 3, 6, 2, 5], [1, 5, 5, 0, 6, 3], [1, 2, 2, 2, 4, 6]])  # B x T
 
 
@@ -19,9 +19,9 @@ def stepped_states(model, sentences: np.ndarray, dtype) -> list[np.ndarray]:
     state = model.initial_state(sentences.shape[0], dtype)
     readouts = []
     for t in range(sentences.shape[1]):
-        before = state.copy()
-        state = model.step(sentences[:, t], state)
-        np.testing.assert_array_equal(before, model.readout(before))  # the step left its input alone
+        given, before = state, state.copy()
+        state = model.step(sentences[:, t], given)
+        np.testing.assert_array_equal(given, before)  # the step left its input alone
         readouts.append(model.readout(state))
     return readouts
 
@@ -165,7 +165,7 @@ def test_a_generation_copy_is_read_only_and_leaves_the_model_trainable():
     assert not np.allclose(model.output.log_probs(hidden), before, rtol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_truncation_is_an_argument_of_the_gradient(cell):
     """A gradient asked for with truncation k equals the gradient of a model built with k; the model is unchanged."""
     model = tiny_model(None, cell=cell)
@@ -178,7 +178,8 @@ def test_truncation_is_an_argument_of_the_gradient(cell):
     assert model.bptt_truncate is None
     for name in model.parameter_names:
         np.testing.assert_array_equal(asked[name], built[name])
-    assert not np.allclose(asked["W" if cell == "rnn" else "Wh"], full["W" if cell == "rnn" else "Wh"])
+    memory = model.MEMORY_MATRIX
+    assert not np.allclose(asked[memory], full[memory])
 
 
 @pytest.mark.parametrize("softmax", ["full", "class"])
@@ -194,7 +195,7 @@ def test_an_untrained_layer_starts_at_the_unigram(softmax):
     np.testing.assert_allclose(np.exp(layer.oracle_log_probs(np.zeros(6))), expected, rtol=1e-10)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_a_generation_copy_steps_exactly_as_the_model(cell):
     """Its word rows, made once, give the very numbers the columns give."""
     model = tiny_model(None, cell=cell).astype(np.float32)
@@ -205,9 +206,10 @@ def test_a_generation_copy_steps_exactly_as_the_model(cell):
         np.testing.assert_array_equal(kept, live)
 
 
-def test_states_are_taken_and_joined_by_sequence():
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_states_are_taken_and_joined_by_sequence(cell):
     """A decoder that retires and admits sequences between steps gets each one's own state back."""
-    model = tiny_model(None, cell="gru")
+    model = tiny_model(None, cell=cell)
     state = model.initial_state(3)
     for t in range(3):
         state = model.step(SENTENCES[:, t], state)

@@ -123,10 +123,10 @@ def test_a_file_without_a_cell_is_an_rnn_and_an_unknown_cell_is_refused(tmp_path
     loaded = load_model(tmp_path / "v2.joblib").model
     assert type(loaded) is RNN and loaded.cell == "rnn"
     np.testing.assert_array_equal(loaded.W, model.W)
-    payload["config"]["cell"] = "lstm"
-    joblib.dump(payload, tmp_path / "lstm.joblib")
-    with pytest.raises(ModelFileError, match="unknown cell 'lstm'"):
-        load_model(tmp_path / "lstm.joblib")
+    payload["config"]["cell"] = "transformer"
+    joblib.dump(payload, tmp_path / "transformer.joblib")
+    with pytest.raises(ModelFileError, match="unknown cell 'transformer'"):
+        load_model(tmp_path / "transformer.joblib")
 
 
 def test_saved_file_is_readable_by_others_under_the_usual_umask(tmp_path):

@@ -14,10 +14,12 @@ from models.cells import cell_class
 from models.model_file import load_model
 from models.rnn import RNN
 from models.sampling import Sampler, SamplingParams
+from models.scoring import score_text
 from service.app import create_app
 from service.config import ServiceConfig
 from tests.test_openapi import check_response
 from tests.toy_corpus import write_toy_corpus
+from training import evaluate
 from training import train as train_cli
 from training import trainer as trainer_module
 from training.schedule import HalvingSchedule
@@ -72,26 +74,34 @@ def test_class_layer_with_dropout_trains_and_samples(tmp_path):
     assert sample.new_ids and loaded.vocab.unknown_id not in sample.new_ids
 
 
-def test_gru_trains_samples_and_is_served(tmp_path):
-    assert train_cli.main(toy_args(tmp_path, "--cell", "gru", "--ngram-order", "0")) == 0
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_a_gated_cell_trains_samples_is_scored_and_served(tmp_path, cell, capsys):
+    assert train_cli.main(toy_args(tmp_path, "--cell", cell, "--ngram-order", "0")) == 0
     loaded = load_model(tmp_path / "model.joblib")
-    assert loaded.model.cell == "gru" and loaded.info["run"]["model"]["cell"] == "gru"
+    assert loaded.model.cell == cell and loaded.info["run"]["model"]["cell"] == cell
     assert loaded.info["val_perplexity"] < 10  # a template language: far below the vocabulary of 40
     sample = Sampler(loaded.model, loaded.vocab).sample_sentence([], SamplingParams(), np.random.default_rng(0))
     assert sample.new_ids and loaded.vocab.unknown_id not in sample.new_ids
     app = create_app(ServiceConfig(model_path=str(tmp_path / "model.joblib")))
     client = app.test_client()
     info = client.get("/info")
-    assert info.get_json()["cell"] == "gru"
+    assert info.get_json()["cell"] == cell
     doc = client.get("/openapi.json").get_json()
     check_response(doc, "/info", "GET", info)  # the closed schema knows the key
     answer = client.post("/generate", json={"inputs": "the cat", "parameters": {"num_sentences": 2, "seed": 4}})
     assert answer.status_code == 200
     text = answer.get_json()["generated_text"]
     assert len(text.split()) >= 4 and "UNKNOWN_TOKEN" not in text and "SENTENCE_" not in text
+    scored = client.post("/score", json={"inputs": text})
+    assert scored.status_code == 200
+    expected = score_text(loaded.model, loaded.vocab, text).perplexity
+    assert scored.get_json()["perplexity"] == pytest.approx(expected, rel=1e-4)
+    capsys.readouterr()
+    assert evaluate.main(["--model", str(tmp_path / "model.joblib"), "--text", str(tmp_path / "toy.txt")]) == 0
+    assert 1 < json.loads(capsys.readouterr().out.strip().splitlines()[-1])["perplexity"] < 10
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_a_step_updates_only_the_input_columns_used_and_equals_the_dense_step(cell, monkeypatch):
     model = cell_class(cell)(10, 4, seed=0)
     sentences = [[1, 3, 4, 2], [1, 5, 6, 7, 2]]
@@ -117,7 +127,7 @@ def test_a_step_updates_only_the_input_columns_used_and_equals_the_dense_step(ce
         assert not np.array_equal(model.parameters()[name][:, [1, 3, 5]], before[name][:, [1, 3, 5]])
 
 
-@pytest.mark.parametrize("bad", [["--cell", "lstm"], ["--dropout", "1"], ["--dropout", "-0.1"], ["--softmax", "tree"], ["--classes", "0"],
+@pytest.mark.parametrize("bad", [["--cell", "transformer"], ["--dropout", "1"], ["--dropout", "-0.1"], ["--softmax", "tree"], ["--classes", "0"],
                                  ["--ngram-order", "-1"], ["--ngram-order", "9"], ["--ngram-weight", "0"],
                                  ["--ngram-weight", "1.5"], ["--ngram-prune", "1"], ["--ngram-prune", "0,2,1"],
                                  ["--ngram-prune", "0,a"]])
@@ -145,7 +155,8 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("flags", [[], ["--softmax", "class", "--classes", "8", "--dropout", "0.3"],
-                                   ["--cell", "gru", "--bptt-truncate", "2", "--ngram-order", "0"]])
+                                   ["--cell", "gru", "--bptt-truncate", "2", "--ngram-order", "0"],
+                                   ["--cell", "lstm", "--ngram-order", "0"]])
 def test_killed_run_resumes_to_the_same_parameters(tmp_path, monkeypatch, flags):
     reference_dir = tmp_path / "reference"
     reference_dir.mkdir()

@@ -105,7 +105,7 @@ def load_dataset(
         train, valid = train.take(0, cut), train.take(cut, found)
     enough_sentences(corpus, found, len(train), len(valid))
     if vocab is None:
-        vocab = Vocabulary.from_counts(cache.word_counts(train), len(train), vocab_size)
+        vocab = Vocabulary.from_counts(cache.word_counts(train), len(train), vocab_size, cache.casing)
     describe(corpus, len(train), len(valid), len(vocab), cache.sentences_cut, max_sentence_words,
              f"; tokens {'cached' if cache.built else 'read from the cache'} in {cache.folder}")
     return Dataset(corpus, vocab, encode(cache, train, vocab, f"train-{cut}"), encode(cache, valid, vocab, f"valid-{cut}"))

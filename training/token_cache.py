@@ -8,7 +8,8 @@ corpus. The result is a folder under ``DATA_DIR/token-cache`` named by a SHA-256
 files' bytes and the tokenizer settings: a changed file, validation file or setting gives a new
 folder, and the same ones find the finished folder and skip tokenization.
 
-A folder holds ``words.json`` (the distinct words) and, per split (``train``, and ``valid``
+A folder holds ``words.json`` (the distinct words, and the training text's case of them:
+``models.casing``, counted here where the words are lower-cased) and, per split (``train``, and ``valid``
 when a validation file was given), ``SPLIT.ids`` (int32 word numbers, sentence after sentence)
 and ``SPLIT.offsets`` (int64, where each sentence starts, and the end). ``encode`` turns a split
 into vocabulary ids with SENTENCE_START and SENTENCE_END, cached beside it per vocabulary.
@@ -30,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.text import tokenize_paragraphs
+from models.casing import SurfaceCounts, count_surface_forms, majority_forms
+from models.text import surface_sentences
 from models.vocabulary import Vocabulary
 from training.corpus import ParagraphSource
 from training.sentences import EncodedSentences
@@ -38,7 +40,7 @@ from training.sentences import EncodedSentences
 log = logging.getLogger(__name__)
 
 # part of every cache key: raise it whenever tokenization or the folder's layout changes
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 CHUNK_CHARS = 1 << 18  # text a worker tokenizes at a time
 PROGRESS_SECONDS = 5.0
 
@@ -65,6 +67,7 @@ class TokenizedCorpus:
     valid: TokenizedSplit | None  # None: no validation file, held out of the training text later
     sentences_cut: int  # sentences over max_sentence_words, cut into pieces
     built: bool  # tokenized by this call, not found in the cache
+    casing: dict[str, str]  # the training text's case of words (models.casing.majority_forms)
 
     def word_counts(self, split: TokenizedSplit) -> dict[str, int]:
         counts = np.bincount(split.ids, minlength=len(self.words))
@@ -103,7 +106,8 @@ def tokenized(
     meta = json.loads((folder / "words.json").read_text(encoding="utf-8"))
     splits = {name: TokenizedSplit(_open(folder / f"{name}.ids", np.int32), _open(folder / f"{name}.offsets", np.int64))
               for name in meta["splits"]}
-    return TokenizedCorpus(folder, meta["words"], splits["train"], splits.get("valid"), meta["sentences_cut"], built)
+    return TokenizedCorpus(folder, meta["words"], splits["train"], splits.get("valid"), meta["sentences_cut"], built,
+                           meta["casing"])
 
 
 def _open(path: Path, dtype) -> np.ndarray:
@@ -143,15 +147,17 @@ def split_long(sentences: list[list[str]], max_words: int | None) -> tuple[list[
     return pieces, cut
 
 
-def tokenize_chunk(job: tuple[list[str], int | None]) -> tuple[list[str], np.ndarray, np.ndarray, int, int]:
+def tokenize_chunk(job: tuple[list[str], int | None]) -> tuple[list[str], np.ndarray, np.ndarray, int, int, SurfaceCounts]:
     """In a worker: (the chunk's distinct words, each token as an index into them, each sentence's
-    length, sentences cut, characters read)."""
+    length, sentences cut, characters read, the words' surface forms counted)."""
     paragraphs, max_words = job
-    sentences, cut = split_long(tokenize_paragraphs(paragraphs), max_words)
+    surface = surface_sentences(paragraphs)
+    forms = count_surface_forms(surface)
+    sentences, cut = split_long([[w.lower() for w in s] for s in surface], max_words)
     local: dict[str, int] = {}
     ids = np.fromiter((local.setdefault(w, len(local)) for s in sentences for w in s), dtype=np.int32)
     lengths = np.fromiter((len(s) for s in sentences), dtype=np.int64, count=len(sentences))
-    return list(local), ids, lengths, cut, sum(len(p) for p in paragraphs)
+    return list(local), ids, lengths, cut, sum(len(p) for p in paragraphs), forms
 
 
 class _Writer:
@@ -183,6 +189,7 @@ def _build(folder: Path, train: ParagraphSource, valid: ParagraphSource | None, 
     try:
         numbers: dict[str, int] = {}
         cut = 0
+        training_forms = SurfaceCounts()
         splits = [("train", train)] + ([("valid", valid)] if valid is not None else [])
         total_chars = sum(f.stat().st_size for _, source in splits for f in source.files)
         progress = _Progress(total_chars)
@@ -190,13 +197,16 @@ def _build(folder: Path, train: ParagraphSource, valid: ParagraphSource | None, 
             for name, source in splits:
                 writer = _Writer(scratch, name, numbers)
                 jobs = ((chunk, max_words) for chunk in _chunks(source.paragraphs()))
-                for words, ids, lengths, chunk_cut, chars in _ordered_map(pool, jobs, workers):
+                for words, ids, lengths, chunk_cut, chars, forms in _ordered_map(pool, jobs, workers):
                     writer.add(words, ids, lengths)
                     cut += chunk_cut
+                    if name == "train":
+                        training_forms.update(forms)
                     progress.update(chars, ids.size)
                 writer.close()
         progress.done()
-        meta = {"words": list(numbers), "splits": [name for name, _ in splits], "sentences_cut": cut}
+        meta = {"words": list(numbers), "splits": [name for name, _ in splits], "sentences_cut": cut,
+                "casing": majority_forms(training_forms)}
         (scratch / "words.json").write_text(json.dumps(meta), encoding="utf-8")
         try:
             scratch.rename(folder)

@@ -1,4 +1,4 @@
-"""Train the recurrent language model (an RNN or a GRU): ``python training/train.py --help``.
+"""Train the recurrent language model (an RNN, a GRU or an LSTM): ``python training/train.py --help``.
 
 Prints progress to stderr while it runs and, at the end, one JSON line on stdout with the
 figures of the run. A checkpoint (``OUT.ckpt``) is written at every evaluation; after a crash or
@@ -45,17 +45,17 @@ def build_parser() -> argparse.ArgumentParser:
     """The flags; every default is the one of RunConfig, ModelConfig, TrainConfig or StartOptions."""
     run = RunConfig(threads=available_cores())
     model, train, start = run.model, run.train, run.start
-    p = argparse.ArgumentParser(description="Train the NumPy recurrent language model (Elman RNN or GRU).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(description="Train the NumPy recurrent language model (Elman RNN, GRU or LSTM).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--corpus", default=run.corpus, help="'austen' (Debian's r-cran-janeaustenr) or a .txt/.csv file")
     p.add_argument("--validation", default=run.validation, help="held-out .txt/.csv file; default: Persuasion for austen, else the last 10%% of sentences")
     p.add_argument("--max-sentence-words", type=positive(int), default=run.max_sentence_words,
                    help="a longer sentence is cut into pieces of at most this many words (tokens)")
     p.add_argument("--vocab-size", type=positive(int), default=model.vocab_size, help="words kept, the three special tokens included")
     p.add_argument("--cell", choices=list(CELLS), default=model.cell,
-                   help="the recurrence: the Elman RNN or a GRU (update and reset gates)")
+                   help="the recurrence: the Elman RNN, a GRU (update and reset gates) or an LSTM (input, forget and output gates, a memory)")
     p.add_argument("--hidden", type=positive(int), default=model.hidden_size, help="hidden units")
     p.add_argument("--activation", choices=list(ACTIVATIONS), default=model.activation,
-                   help="the RNN's nonlinearity (the GRU's is fixed): tanh, or relu (with --init identity: the IRNN)")
+                   help="the RNN's nonlinearity (the gated cells' is fixed): tanh, or relu (with --init identity: the IRNN)")
     p.add_argument("--init", choices=list(INITS), default=model.init,
                    help="start of the recurrent matrices: the tutorial's uniform +-1/sqrt(H), a random orthogonal "
                         "matrix, or the identity (RNN only)")
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unigram-bias", action=argparse.BooleanOptionalAction, default=start.unigram_bias,
                    help="start the output bias at the log unigram frequencies (with --bias)")
     p.add_argument("--input-init", type=float, default=start.input_init,
-                   help="the input matrices (the RNN's U; the GRU's Uz, Ur, Uh) start uniform in +-this (a one-hot "
+                   help="the input matrices (the RNN's U; the GRU's Uz, Ur, Uh; the LSTM's Ui, Uf, Uo, Ug) start uniform in +-this (a one-hot "
                         "input has one active connection, so the tutorial's +-1/sqrt(C) hides the input at first); "
                         "0 keeps the tutorial's range")
     p.add_argument("--threads", type=positive(int), default=run.threads,
