@@ -1,5 +1,5 @@
 # rnnlm: trains the default model during the build and serves it on port 8000: nginx in front of
-# gunicorn (deploy/nginx.conf says why).
+# gunicorn (service/deploy/nginx.conf says why).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -21,7 +21,6 @@ COPY pyproject.toml README.md ./
 COPY models ./models
 COPY training ./training
 COPY service ./service
-COPY deploy ./deploy
 RUN pip install --no-deps --no-build-isolation . && rm -rf build *.egg-info
 
 # The default corpus comes from Debian's r-cran-janeaustenr; the lists and the corpus are
@@ -36,7 +35,7 @@ USER rnnlm
 
 # nginx and gunicorn write only under /tmp (nginx's pid and buffers, gunicorn's socket and worker
 # files, the metrics folder), so the container can run with a read-only root and a tmpfs there:
-# docker run --read-only --tmpfs /tmp. RNNLM_BIND is where nginx listens (deploy/start.sh).
+# docker run --read-only --tmpfs /tmp. RNNLM_BIND is where nginx listens (service/deploy/start.sh).
 ENV RNNLM_MODEL=/app/artifacts/model.joblib \
     RNNLM_BIND=0.0.0.0:8000 \
     TMPDIR=/tmp
@@ -44,4 +43,4 @@ EXPOSE 8000
 # asks /health wherever RNNLM_BIND puts the service, through nginx (service/healthcheck.py)
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-m", "service.healthcheck"]
-CMD ["deploy/start.sh"]
+CMD ["service/deploy/start.sh"]

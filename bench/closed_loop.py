@@ -46,10 +46,11 @@ def run_wrk(url: str, connections: int, duration: float, timeout: float, threads
     }
 
 
-def start_tree(tree: Path, model: Path, port: int) -> subprocess.Popen:
-    """``make serve``'s gunicorn of ``tree`` on loopback, healthy (RNNLM_ settings of the caller dropped)."""
+def start_tree(tree: Path, model: Path, port: int, settings: dict[str, str]) -> subprocess.Popen:
+    """``make serve``'s gunicorn of ``tree`` on loopback, healthy: the caller's RNNLM_ settings
+    are dropped, ``settings`` (e.g. RNNLM_WORKERS) added."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RNNLM_")}
-    env.update(RNNLM_MODEL=str(model), RNNLM_BIND=f"127.0.0.1:{port}", RNNLM_LOG_LEVEL="WARNING")
+    env.update(RNNLM_MODEL=str(model), RNNLM_BIND=f"127.0.0.1:{port}", RNNLM_LOG_LEVEL="WARNING", **settings)
     server = subprocess.Popen([str(tree / ".venv" / "bin" / "gunicorn"), "-c", "service/gunicorn.conf.py",
                                "service.wsgi:app"], cwd=tree, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -75,14 +76,17 @@ def main() -> int:
     parser.add_argument("--tree", action="append", type=Path, help="start this checkout's server (repeatable)")
     parser.add_argument("--model", type=Path, default=Path("artifacts/model.joblib"))
     parser.add_argument("--port", type=int, default=18731)
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment setting for the servers --tree starts (repeatable)")
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.setting)
     for tree in args.tree or [None]:
-        server = None if tree is None else start_tree(tree.resolve(), args.model.resolve(), args.port)
+        server = None if tree is None else start_tree(tree.resolve(), args.model.resolve(), args.port, settings)
         url = args.url if tree is None else f"http://127.0.0.1:{args.port}"
         try:
             for connections in args.connections:
                 row = run_wrk(url, connections, args.duration, args.timeout, args.threads)
-                print(json.dumps({"server": str(tree or url), **row}), flush=True)
+                print(json.dumps({"server": str(tree or url), **settings, **row}), flush=True)
         finally:
             if server is not None:
                 server.terminate()

@@ -1,7 +1,7 @@
 -- wrk script for bench/closed_loop.py: POST a one-sentence /generate and count the answers by
 -- status; done() prints "STATUS <code> <count>" lines and the latency percentiles in ms.
 wrk.method = "POST"
-wrk.body = '{"inputs": "", "parameters": {"num_sentences": 1, "max_new_tokens": 40}}'
+wrk.body = '{"inputs": "", "parameters": {"num_sentences": 1, "max_new_tokens": 40, "do_sample": true}}'
 wrk.headers["Content-Type"] = "application/json"
 
 local threads = {}

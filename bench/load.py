@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.gunicorn_server import Server, free_port, server_env, worker_pids  # noqa: E402
 
-ONE_SENTENCE = {"inputs": "", "parameters": {"max_new_tokens": 50}}
+# sampling asked for explicitly: TGI's rule (greedy unless do_sample) is the default since issue 12
+ONE_SENTENCE = {"inputs": "", "parameters": {"max_new_tokens": 50, "do_sample": True}}
 
 
 class Connections:

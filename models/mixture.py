@@ -40,6 +40,18 @@ class NgramMixture:
         mixed += self.rnn_weight * rnn_probs
         return mixed
 
+    def next_word_probs_batch(self, rnn_probs: np.ndarray, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """``next_word_probs`` of every row of ``rnn_probs`` (B x C) with its history, bit for bit."""
+        mixed = self.ngram.next_word_probs_batch(histories)
+        mixed *= 1.0 - self.rnn_weight
+        mixed += self.rnn_weight * rnn_probs
+        return mixed
+
+    def next_word_log_probs_batch(self, rnn_log_probs: np.ndarray, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """``next_word_log_probs`` of every row of ``rnn_log_probs`` (B x C) with its history, bit for bit."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.next_word_probs_batch(np.exp(rnn_log_probs), histories))
+
     def next_word_log_probs(self, rnn_log_probs: np.ndarray, history: Sequence[int]) -> np.ndarray:
         """log P(w | history) of every word, from the RNN's log-probabilities and the words so far."""
         with np.errstate(divide="ignore"):  # SENTENCE_START: probability 0 in both

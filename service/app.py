@@ -19,7 +19,8 @@ from models.model_file import ModelFileError, load_model
 from service import chat_api, ops_api, openai_api, score_api, tgi_api
 from service.concurrency import InFlightLimit
 from service.config import ServiceConfig
-from service.engine import Engine, SamplerDecoder
+from models.batch_sampling import BatchSampler
+from service.engine import Engine
 from service.errors import register_error_handlers
 from service.generation import TextGenerator
 from service.http_body import drain_unread_body
@@ -85,7 +86,7 @@ def build_state(config: ServiceConfig, metrics: ServiceMetrics, limit: InFlightL
         config.model_path, loaded.model.cell.upper(), len(loaded.vocab), loaded.model.hidden_size,
     )
     generator = TextGenerator(loaded.model, loaded.vocab, loaded.mixture, config.request_timeout_seconds)
-    generator.engine = Engine(SamplerDecoder(generator.sampler), config.max_batch, config.max_queue)
+    generator.engine = Engine(BatchSampler(generator.sampler, config.max_batch + 1), config.max_batch, config.max_queue)
     return ServiceState(
         config=config,
         generator=generator,

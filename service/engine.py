@@ -9,9 +9,9 @@ it, or when it could not start before its deadline. A sequence still running at 
 gets ``GenerationTimeout``; one whose request thread went away (a client that disconnected
 from a stream) is dropped at the next step.
 
-How a step advances the sequences is the ``Decoder``'s business (``SamplerDecoder``: one
-single-sequence Sampler iterator per sequence), so the admission, deadlines and streaming here
-do not depend on it.
+How a step advances the sequences is the ``Decoder``'s business (``models.batch_sampling``'s
+``BatchSampler``: one matrix of states, one product with the output layer for all), so the
+admission, deadlines and streaming here do not depend on it.
 """
 from __future__ import annotations
 
@@ -22,12 +22,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-
-from models.sampling import SampledWord, Sampler, SamplingParams
+from models.batch_sampling import SequenceSpec
+from models.sampling import SampledWord
 
 logger = logging.getLogger(__name__)
 
@@ -47,29 +45,6 @@ class SequenceTimeout(Exception):
     """The sequence was still running at its deadline (the engine stopped it)."""
 
 
-@dataclass(frozen=True)
-class SequenceSpec:
-    """One sequence to generate: ``num_sentences`` sentences, the first continuing
-    ``prefix_ids``, all drawn with one ``numpy.random.Generator`` seeded with ``seed``. Its words
-    come as one stream: each sentence ends with SENTENCE_END or after ``max_new_tokens`` words."""
-
-    prefix_ids: tuple[int, ...]
-    sampling: SamplingParams
-    seed: int
-    repetition_penalty: float = 1.0
-    top_n: int = 0
-    num_sentences: int = 1
-
-
-def sentence_stream(sampler: Sampler, spec: SequenceSpec) -> Iterator[SampledWord]:
-    """The words of ``spec`` from the single-sequence Sampler: the reference every engine
-    decoder must equal token for token."""
-    rng = np.random.default_rng(spec.seed)
-    for index in range(spec.num_sentences):
-        prefix = list(spec.prefix_ids) if index == 0 else []
-        yield from sampler.iter_sentence(prefix, spec.sampling, rng, spec.repetition_penalty, spec.top_n)
-
-
 class Decoder(Protocol):
     """Advances a set of sequences one word per step. Keys are the engine's own objects."""
 
@@ -80,29 +55,6 @@ class Decoder(Protocol):
     def step(self) -> list[tuple[object, SampledWord | None]]:
         """One word for every sequence added; None for a sequence that has ended (and is removed)."""
         ...
-
-
-class SamplerDecoder:
-    """Steps each sequence with its own single-sequence Sampler iterator."""
-
-    def __init__(self, sampler: Sampler):
-        self.sampler = sampler
-        self._streams: dict[object, Iterator[SampledWord]] = {}
-
-    def add(self, key: object, spec: SequenceSpec) -> None:
-        self._streams[key] = sentence_stream(self.sampler, spec)
-
-    def remove(self, key: object) -> None:
-        self._streams.pop(key, None)
-
-    def step(self) -> list[tuple[object, SampledWord | None]]:
-        out: list[tuple[object, SampledWord | None]] = []
-        for key, stream in list(self._streams.items()):
-            word = next(stream, None)
-            if word is None:
-                del self._streams[key]
-            out.append((key, word))
-        return out
 
 
 _END = object()  # the last item a sequence's channel receives after its words
@@ -251,6 +203,8 @@ class Engine:
                 handle.deliver(word)
 
     def _drop(self, handle: SequenceHandle, error: BaseException | None) -> None:
+        if handle not in self._active:  # a word and its end can come in one step
+            return
         self.decoder.remove(handle)
         self._active.remove(handle)
         handle.finish(error)

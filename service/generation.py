@@ -21,7 +21,8 @@ from models.recurrent_lm import RecurrentLM
 from models.sampling import SampledWord, Sampler, SamplingParams
 from models.text import tokenize_words
 from models.vocabulary import SPECIAL_TOKENS, Vocabulary
-from service.engine import Engine, SequenceSpec, SequenceTimeout, sentence_stream
+from models.batch_sampling import SequenceSpec, sentence_stream
+from service.engine import Engine, SequenceTimeout
 from service.stop_sequences import earliest_stop, undecided_tail
 from service.text_assembly import IncrementalText
 

@@ -40,13 +40,9 @@ try:
         if bind_port(_metrics_bind, "RNNLM_METRICS_BIND") == bind_port(bind[0], "RNNLM_BIND") is not None:
             raise ConfigError(f"RNNLM_METRICS_BIND ({_metrics_bind}) must use another port than RNNLM_BIND ({bind[0]})")
         bind.append(_metrics_bind)
-    # Sizing, for the target of 300 one-sentence /generate requests a second with p99 < 100 ms on
-    # 2 cores (measured with bench/load.py on a quiet machine, the default GRU + 5-gram model; see
-    # the README's Reliability). A generation is a Python loop of small NumPy products, about 6 ms
-    # of CPU per request in a worker, each worker's Python held to one core by its GIL. Three
-    # workers beat two (at 250 requests a second, 60 s: 0.2% refused and p99 77 ms against 11% and
-    # 131 ms with 2 workers of 8 threads and a limit of 8): a third process keeps both cores busy
-    # while a worker's threads hand its GIL around.
+    # Three workers, one engine thread each (held to one core by its GIL): a third keeps both
+    # cores busy while a worker's request threads hold the GIL (64 connections of greedy requests on
+    # a loaded machine: 36.5 answered/s against 18.6 with two; the README's Reliability).
     workers = env_int(os.environ, "RNNLM_WORKERS", 3, minimum=1)
     # threads > 1 selects the gthread worker. A request holds its thread while it waits in the
     # engine's queue, and one waiting in gunicorn for a free thread is neither counted nor

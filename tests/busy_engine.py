@@ -9,15 +9,16 @@ from contextlib import contextmanager
 
 from flask import Flask
 
-from service.engine import Engine, SamplerDecoder
+from models.batch_sampling import BatchSampler
+from service.engine import Engine
 from service.state import EXTENSION_KEY
 
 
-class GatedDecoder(SamplerDecoder):
-    """A SamplerDecoder whose steps wait until ``gate`` is set."""
+class GatedDecoder(BatchSampler):
+    """A BatchSampler whose steps wait until ``gate`` is set."""
 
     def __init__(self, sampler, gate: threading.Event):
-        super().__init__(sampler)
+        super().__init__(sampler, most=4)
         self.gate = gate
 
     def step(self):

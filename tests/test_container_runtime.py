@@ -1,5 +1,5 @@
 """What the image relies on at run time, checked without building it: the HEALTHCHECK follows
-RNNLM_BIND, and the container's command (deploy/start.sh: nginx in front of gunicorn) runs on a
+RNNLM_BIND, and the container's command (service/deploy/start.sh: nginx in front of gunicorn) runs on a
 read-only root filesystem with a tmpfs on /tmp (``docker run --read-only --tmpfs /tmp``), here
 made with a private mount namespace (``unshare``, which needs root)."""
 from __future__ import annotations
@@ -59,7 +59,7 @@ def private_mounts_refused() -> str | None:
 
 
 def read_only_command(model_dir: Path) -> list[str]:
-    """deploy/start.sh (nginx in front of gunicorn, the container's command) in a mount namespace
+    """service/deploy/start.sh (nginx in front of gunicorn, the container's command) in a mount namespace
     where / is read-only, a fresh tmpfs is /tmp and the model's folder is seen read-only at
     /mnt/model. The checkout, the Python environment or the model may themselves live under /tmp
     (a CI clone there, pytest's tmp_path): the old /tmp stays reachable at /mnt/outside-tmp, and
@@ -79,7 +79,7 @@ def read_only_command(model_dir: Path) -> list[str]:
             steps.append(f"mount --bind {target} {target}")
         steps.append(f"mount -o remount,bind,ro {target}")
     steps.append(f"cd {shlex.quote(str(REPO_ROOT))}")  # the read-only view, not the directory sh started in
-    steps.append(f"PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH exec deploy/start.sh")
+    steps.append(f"PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH exec service/deploy/start.sh")
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", " && ".join(steps)]
 
 

@@ -220,7 +220,7 @@ def test_a_failure_while_streaming_ends_the_stream_with_an_error_event(app, monk
     def broken(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(app.extensions["rnnlm"].generator.sampler, "iter_sentence", broken)
+    monkeypatch.setattr(app.extensions["rnnlm"].generator.engine.decoder, "step", broken)
     client = app.test_client()
     events = sse_data(complete(client, stream=True).get_data(as_text=True))
     failed = "the generation failed; the fault is logged on the server"

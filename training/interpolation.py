@@ -24,8 +24,6 @@ from training.ngram_fit import fit_tokens, thresholds_for
 
 log = logging.getLogger(__name__)
 
-# what fitting a 5-gram on the Austen novels and scoring Persuasion take, with room to spare
-RESERVE_SECONDS = 25.0
 
 
 @dataclass

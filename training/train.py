@@ -31,7 +31,8 @@ from models.recurrent_lm import RecurrentLM
 from training.corpus import CorpusError
 from training.dataset import Dataset, development_split, load_dataset
 from training.flags import ngram_order_flag, ngram_prune_flag, positive, probability_below_one, share, truncation
-from training.interpolation import RESERVE_SECONDS, interpolate
+from training.budget import reserve_seconds
+from training.interpolation import interpolate
 from training.output_space import estimated_file_bytes, space_problem
 from training.run_config import RunConfig
 from training.schedule import HalvingSchedule
@@ -64,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", type=float, default=train.clip, help="global gradient-norm limit; 0 disables")
     p.add_argument("--batch-size", type=positive(int), default=train.batch_size, help="sentences per minibatch")
     p.add_argument("--epochs", type=positive(int), default=train.epochs, help="passes over the training sentences at most")
-    p.add_argument("--max-minutes", type=positive(float), default=run.max_minutes, help="wall-clock budget of the whole run")
+    p.add_argument("--max-minutes", type=positive(float), default=run.max_minutes,
+                   help="wall-clock budget from the end of tokenization (cached) to the saved file; the time the "
+                        "n-gram fit, the last evaluation and saving will take is kept back from training")
     p.add_argument("--eval-every", type=positive(int), default=train.eval_every, help="training words between evaluations")
     p.add_argument("--max-halvings", type=int, default=run.max_halvings, help="stop once the rate has been halved more often than this")
     p.add_argument("--min-improvement", type=probability_below_one, default=run.min_improvement,
@@ -185,7 +188,6 @@ def run_info(trainer: Trainer, dataset: Dataset, config: RunConfig) -> dict:
 
 
 def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> dict:
-    started = time.monotonic()
     check_writable(out)
     ckpt = checkpoint_path(out)
     checkpoint = None
@@ -193,6 +195,7 @@ def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> d
         checkpoint, config = resumed_run(ckpt, config.train.progress_seconds)
         log.info("resuming from %s at %s training words", ckpt, f"{checkpoint['trainer']['progress']['train_words']:,}")
     dataset, model, schedule, progress = starting_point(config, data_dir, checkpoint, ckpt)
+    started = time.monotonic()  # the budget counts from here: tokenization is cached and shown apart
     development = None
     if config.ngram_order and config.ngram_weight is None:
         dataset.train, development = development_split(dataset.train)
@@ -203,10 +206,14 @@ def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> d
         raise SystemExit(f"train.py: {problem}")
     model.threads = config.threads
     budget = config.max_minutes * 60 - progress.seconds
+    reserve = reserve_seconds(dataset.train_words, dataset.valid_words,
+                              development.predicted_tokens if development else 0, config.ngram_order)
     log.info(
-        "training %s: %s words per epoch, %s cell, hidden %d, vocabulary %d, budget %s",
+        "training %s: %s words per epoch, %s cell, hidden %d, vocabulary %d, budget %s after tokenization",
         dataset.name, f"{dataset.train_words:,}", model.cell.upper(), model.hidden_size, model.vocab_size, f"{budget / 60:.1f} min",
     )
+    log.info("%.0f s of the budget kept for the last evaluation%s and saving (estimated from %s training tokens)",
+             reserve, ", the n-gram fit, choosing its weight" if config.ngram_order else "", f"{dataset.train_words:,}")
 
     def save_checkpoint(trainer: Trainer) -> None:
         payload = model_payload(trainer.model, dataset.vocab, run_info(trainer, dataset, config))
@@ -219,7 +226,7 @@ def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> d
 
     trainer = Trainer(
         model, dataset.train, dataset.valid, config.train, schedule, progress,
-        deadline=started + budget - (RESERVE_SECONDS if config.ngram_order else 0.0), on_checkpoint=save_checkpoint,
+        deadline=started + budget - reserve, on_checkpoint=save_checkpoint,
     )
     if checkpoint is not None:
         trainer.adopt_best(model.parameters())
@@ -239,6 +246,8 @@ def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> d
                                       "val_tokens", "lr_halvings", "stop_reason")}
     summary.update({k: final[k] for k in ("rnn_val_perplexity", "ngram_val_perplexity", "ngram_order",
                                            "ngram_weight", "ngram_prune", "ngram_weight_choice") if k in final})
+    summary["reserved_seconds"] = round(reserve, 1)
+    summary["seconds_after_tokenization"] = round(time.monotonic() - started, 1)
     summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     summary["out"] = str(out)
     return summary

@@ -1,0 +1,108 @@
+"""CPU cost of one generated word per sequence: the single-sequence Sampler against the batched
+decoder kept full at several batch sizes (one BLAS thread, one process, default parameters).
+
+    .venv/bin/python bench/engine_cost.py [--model artifacts/model.joblib] [--batches 1,4,16,32,64]
+        [--words 4000] [--reference-tree /work/wt-old]
+
+The single-sequence figure runs one-sentence requests (seeds 0, 1, ...) one after another until
+``--words`` words are drawn; each batch figure keeps that many sequences in the decoder (a new
+one joins whenever one ends, as in the engine) for the same number of words. Reports process
+CPU time per word, the median of ``--repeats`` runs. ``--reference-tree`` also measures that
+checkout's own Sampler (its Python and code, e.g. the landed main before the engine).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy is imported
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+MAX_NEW_TOKENS = 40
+
+
+def single_cost(model_path: str, words: int, repeats: int) -> float:
+    """Microseconds of CPU per word, one sequence at a time (the API both trees have)."""
+    from models.model_file import load_model
+    from models.sampling import Sampler, SamplingParams
+
+    loaded = load_model(model_path)
+    sampler = Sampler(loaded.model, loaded.vocab, loaded.mixture)
+    params = SamplingParams(max_new_tokens=MAX_NEW_TOKENS)
+    runs = []
+    for _ in range(repeats):
+        drawn, seed, began = 0, 0, time.process_time()
+        while drawn < words:
+            drawn += sum(1 for _ in sampler.iter_sentence([], params, np.random.default_rng(seed)))
+            seed += 1
+        runs.append((time.process_time() - began) / drawn * 1e6)
+    return statistics.median(runs)
+
+
+def batch_cost(model_path: str, batch: int, words: int, repeats: int) -> float:
+    """Microseconds of CPU per word per sequence with ``batch`` sequences stepped together."""
+    from models.batch_sampling import BatchSampler, SequenceSpec
+    from models.model_file import load_model
+    from models.sampling import Sampler, SamplingParams
+
+    loaded = load_model(model_path)
+    decoder = BatchSampler(Sampler(loaded.model, loaded.vocab, loaded.mixture), batch + 1)
+    params = SamplingParams(max_new_tokens=MAX_NEW_TOKENS)
+    runs = []
+    for _ in range(repeats):
+        seed = 0
+        for _ in range(batch):
+            decoder.add(seed, SequenceSpec((), params, seed))
+            seed += 1
+        drawn, began = 0, time.process_time()
+        while drawn < words:
+            for key, word in decoder.step():
+                if word is None:
+                    decoder.add(seed, SequenceSpec((), params, seed))
+                    seed += 1
+                else:
+                    drawn += 1
+        runs.append((time.process_time() - began) / drawn * 1e6)
+        for key in list(range(seed)):
+            decoder.remove(key)
+    return statistics.median(runs)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="artifacts/model.joblib")
+    parser.add_argument("--batches", type=lambda v: [int(b) for b in v.split(",")], default=[1, 4, 16, 32, 64])
+    parser.add_argument("--words", type=int, default=4000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--reference-tree")
+    parser.add_argument("--single-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    single = single_cost(args.model, args.words, args.repeats)
+    if args.single_only:
+        print(json.dumps(single))
+        return 0
+    row = {"single_sequence_us_per_word": round(single, 1)}
+    if args.reference_tree:
+        tree = Path(args.reference_tree)
+        done = subprocess.run([str(tree / ".venv" / "bin" / "python"), str(Path(__file__).resolve()), "--single-only",
+                               "--model", str(Path(args.model).resolve()), "--words", str(args.words),
+                               "--repeats", str(args.repeats)], capture_output=True, text=True, cwd=tree, check=True)
+        row["reference_single_sequence_us_per_word"] = round(json.loads(done.stdout), 1)
+    for batch in args.batches:
+        cost = batch_cost(args.model, batch, args.words, args.repeats)
+        row[f"batch_{batch}_us_per_word_per_sequence"] = round(cost, 1)
+        row[f"batch_{batch}_over_single"] = round(cost / single, 3)
+    print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

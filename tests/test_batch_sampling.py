@@ -1,0 +1,148 @@
+"""The batched decoder (models/batch_sampling.py) against the single-sequence Sampler: for every
+sampling parameter, both cells, both output layers, with and without the n-gram model, each
+sequence gets the Sampler's words whatever else is in the batch; its vectorised draw equals the
+Sampler's draw; and its samples follow the model's distribution."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from models.batch_sampling import BatchSampler, SequenceSpec, consistent_width, sentence_stream
+from models.draws import draw_index, draw_indices
+from models.gru import GRU
+from models.sampling import Sampler, SamplingParams
+from tests.test_generation import class_layer_twin, toy_mixture
+
+PARAMETERS = [
+    ({}, 1.0, 0),
+    ({"temperature": 0.6}, 1.0, 0),
+    ({"temperature": 1.7}, 1.0, 0),
+    ({"top_k": 3}, 1.0, 0),
+    ({"top_p": 0.7}, 1.0, 0),
+    ({"top_k": 10, "top_p": 0.9, "temperature": 0.8}, 1.0, 0),
+    ({"do_sample": False}, 1.0, 0),
+    ({}, 1.6, 0),  # repetition penalty
+    ({}, 1.0, 3),  # top_n alternatives
+    ({"min_words": 6}, 1.0, 0),
+    ({"typical_p": 0.8}, 1.0, 0),
+    ({"frequency_penalty": 0.7, "presence_penalty": -0.5}, 1.0, 0),
+    ({"logit_bias": ((5, 2.0), (7, -100.0))}, 1.0, 0),
+]
+
+
+def gru_twin(model, classes=None):
+    return GRU(model.vocab_size, model.hidden_size, seed=2, classes=classes)
+
+
+@pytest.fixture(scope="module", params=list(itertools.product(["rnn", "gru"], ["full", "class"], [False, True])),
+                ids=lambda p: "-".join([p[0], p[1], "ngram" if p[2] else "alone"]))
+def sampler(request, tiny_loaded_model) -> Sampler:
+    cell, layer, ngram = request.param
+    vocab, model = tiny_loaded_model.vocab, tiny_loaded_model.model
+    if layer == "class":
+        model = class_layer_twin(model)
+    if cell == "gru":
+        model = gru_twin(model, model.output.classes if layer == "class" else None)
+    return Sampler(model, vocab, toy_mixture(len(vocab)) if ngram else None)
+
+
+def specs_for(vocab_size: int, count: int, seed: int) -> list[SequenceSpec]:
+    """Sequences of every parameter set, with and without a prefix, of one to three sentences."""
+    rng = np.random.default_rng(seed)
+    specs = []
+    for i in range(count):
+        sampling, penalty, top_n = PARAMETERS[i % len(PARAMETERS)]
+        prefix = tuple(int(w) for w in rng.integers(3, vocab_size, int(rng.integers(0, 4))))
+        params = SamplingParams(max_new_tokens=int(rng.integers(1, 25)), **sampling)
+        specs.append(SequenceSpec(prefix, params, seed=int(rng.integers(0, 2**62)), repetition_penalty=penalty,
+                                  top_n=top_n, num_sentences=1 + i % 3))
+    return specs
+
+
+def run_batched(decoder: BatchSampler, specs: list[SequenceSpec], join_every: int = 2) -> list[list]:
+    """Every spec through ``decoder``, joining ``join_every`` steps apart (so batches change as
+    sequences come and go); each sequence's words in order."""
+    words: dict[int, list] = {i: [] for i in range(len(specs))}
+    waiting = list(range(len(specs)))
+    step = 0
+    while waiting or len(decoder):
+        if waiting and step % join_every == 0:
+            index = waiting.pop(0)
+            decoder.add(index, specs[index])
+        for key, word in decoder.step():
+            if word is not None:
+                words[key].append(word)
+        step += 1
+    return [words[i] for i in range(len(specs))]
+
+
+def assert_same_words(batched: list, alone: list) -> None:
+    assert [w.word_id for w in batched] == [w.word_id for w in alone]
+    assert [[a for a, _ in w.alternatives] for w in batched] == [[a for a, _ in w.alternatives] for w in alone]
+    np.testing.assert_allclose([w.logprob for w in batched], [w.logprob for w in alone], rtol=0, atol=1e-5)
+
+
+def test_every_parameter_gives_the_samplers_words(sampler):
+    specs = specs_for(sampler.model.vocab_size, 40, seed=11)
+    batched = run_batched(BatchSampler(sampler, most=16), specs)
+    for spec, words in zip(specs, batched):
+        assert_same_words(words, list(sentence_stream(sampler, spec)))
+
+
+def test_a_seeded_sequence_gets_the_same_numbers_whatever_else_is_in_the_batch(sampler):
+    """Bit for bit: alone, amid 5 others or amid 30, joining early or late."""
+    specs = specs_for(sampler.model.vocab_size, 31, seed=12)
+    alone = run_batched(BatchSampler(sampler, most=32), specs[:1])[0]
+    for crowd, join_every in ((6, 1), (31, 1), (31, 3)):
+        together = run_batched(BatchSampler(sampler, most=32), specs[1:crowd] + specs[:1], join_every)[-1]
+        assert together == alone
+
+
+def test_the_vectorised_draw_equals_the_one_row_draw():
+    rng = np.random.default_rng(1)
+    for size in (35, 256, 257, 1000, 8000, 8001):
+        for trial in range(40):
+            weights = rng.random((6, size)) ** 8
+            weights[:, rng.integers(0, size, 5)] = 0.0
+            if trial % 4 == 0:
+                weights[:, : size // 2] = 0.0  # whole blocks of zeros
+            seeds = rng.integers(0, 2**32, 6)
+            uniforms = np.array([np.random.default_rng(s).random() for s in seeds])
+            expected = [draw_index(weights[i], np.random.default_rng(s)) for i, s in enumerate(seeds)]
+            assert draw_indices(weights, uniforms).tolist() == expected
+
+
+def test_batched_draws_follow_the_model_distribution(tiny_loaded_model):
+    """The first word after "the", drawn 8,000 times in batches of 16 from the RNN interpolated
+    with its n-gram model: each word's frequency within 5 standard errors of its probability
+    under the mixture, and each reported log-probability that probability's."""
+    vocab, model = tiny_loaded_model.vocab, tiny_loaded_model.model
+    mixture = toy_mixture(len(vocab))
+    decoder = BatchSampler(Sampler(model, vocab, mixture), most=16)
+    word = vocab.index["the"]
+    o, _ = model.forward_propagation([vocab.start_id, word])
+    mixed = 0.5 * o[1] + 0.5 * mixture.ngram.next_word_probs([vocab.start_id, word])
+    expected = mixed.copy()
+    expected[[vocab.unknown_id, vocab.start_id]] = 0.0
+    expected /= expected.sum()
+    draws, counts = 8_000, np.zeros(len(vocab))
+    params = SamplingParams(max_new_tokens=1)
+    for first in range(0, draws, 16):
+        for seed in range(first, first + 16):
+            decoder.add(seed, SequenceSpec((word,), params, seed))
+        while len(decoder):
+            for _, drawn in decoder.step():
+                if drawn is not None:
+                    counts[drawn.word_id] += 1
+                    assert drawn.logprob == pytest.approx(np.log(mixed[drawn.word_id]), rel=1e-4)
+    assert counts[[vocab.unknown_id, vocab.start_id]].sum() == 0
+    stderr = np.sqrt(expected * (1 - expected) / draws)
+    assert np.all(np.abs(counts / draws - expected) <= 5 * stderr + 1e-9)
+
+
+def test_consistent_width_is_where_the_results_stop_changing():
+    changes_below_5 = {n: [b"a" if n < 5 else b"b"] for n in range(2, 20)}
+    assert consistent_width(changes_below_5.__getitem__, 19) == 5
+    assert consistent_width(lambda n: [b"same"], 19) == 2
