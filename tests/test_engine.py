@@ -3,6 +3,7 @@ hand; and its words, with the Sampler's own decoder, against the single-sequence
 from __future__ import annotations
 
 import threading
+from functools import partial
 import time
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from models.sampling import SampledWord, Sampler, SamplingParams
 from models.batch_sampling import BatchSampler, SequenceSpec, sentence_stream
 from service.engine import Engine, Overloaded, SequenceTimeout
+from tests import waiting
 
 
 class HandStepped:
@@ -69,11 +71,7 @@ def submit_in_thread(engine: Engine, specs, deadline=None, per_word=True) -> dic
     return outcome
 
 
-def wait_for(condition, seconds: float = 5.0) -> None:
-    end = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.002)
+wait_for = partial(waiting.wait_for, timeout=5.0, poll=0.002)
 
 
 def test_requests_wait_for_a_place_and_start_in_order_of_arrival():

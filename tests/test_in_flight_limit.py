@@ -12,7 +12,7 @@ import pytest
 from service.app import create_app
 from service.concurrency import InFlightLimit
 from service.state import EXTENSION_KEY
-from tests.test_engine import wait_for
+from tests.waiting import wait_for
 
 fork = multiprocessing.get_context("fork")
 
@@ -87,5 +87,5 @@ def test_a_stream_read_to_its_end_leaves_the_engine_before_it_is_closed(service_
     engine = client.application.extensions[EXTENSION_KEY].generator.engine
     # the response may end as soon as its last word is read, a moment before the engine's step
     # that drew it has dropped the sequence: the place must come free then, not at close
-    wait_for(lambda: engine.load() == (0, 0))
+    wait_for(lambda: engine.load() == (0, 0), timeout=5.0, what="the engine to drop the finished sequence")
     assert client.post(path, json=body).status_code == 200

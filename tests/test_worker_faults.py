@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from functools import partial
 import time
 from pathlib import Path
 
@@ -17,18 +18,14 @@ from models.rnn import RNN
 from models.vocabulary import SPECIAL_TOKENS, Vocabulary
 from tests.gunicorn_server import Server, start_server
 from tests.gunicorn_server import worker_pids as children_of
+from tests import waiting
 
 
 def worker_pids(server: Server) -> set[int]:
     return children_of(server.process.pid)
 
 
-def wait_for(condition, timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
+wait_for = partial(waiting.wait_for, timeout=20.0, poll=0.1)
 
 
 class Traffic:
