@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from models.casing import cased_words
+from models.casing import SentenceCase
 from models.text import detokenize, token_text
 
 # a word of letters after one of these gets " word", whatever came before; and one of these
@@ -34,24 +34,41 @@ OPENING, CLOSING = "``", "''"
 OPENS_AFTER = frozenset(["--", "(", "[", OPENING])
 
 
-def quotes_directed(words: Sequence[str]) -> list[str]:
-    """The words with each quotation mark as it goes: closing an open quotation of this sentence;
-    else an opening mark opens, and a closing one opens at the sentence's start or after a dash or
-    bracket (where the tokenizer writes an opening mark as ``''``)."""
-    directed: list[str] = []
-    open_quote = False
-    for word in words:
+class ShownWords:
+    """A sentence's words as the text shows them, one at a time: each quotation mark turned the
+    way it goes (closing an open quotation of this sentence; else an opening mark opens, and a
+    closing one opens at the sentence's start or after a dash or bracket, where the tokenizer
+    writes an opening mark as ``''``), and every word in the corpus's case. A word's form depends
+    on the words before it alone, so each is decided once, as it comes."""
+
+    def __init__(self, forms: Mapping[str, str], sentence_start: bool = True):
+        self.case = SentenceCase(forms, sentence_start)
+        self.open_quote = False
+        self.previous: str | None = None  # the last word, its quotation mark directed
+
+    def directed(self, word: str) -> str:
+        """``word`` with its quotation mark turned the way it goes."""
         if word in (OPENING, CLOSING):
-            opens = not open_quote and (word == OPENING or not directed or directed[-1] in OPENS_AFTER)
+            opens = not self.open_quote and (word == OPENING or self.previous is None or self.previous in OPENS_AFTER)
             word = OPENING if opens else CLOSING
-            open_quote = opens
-        directed.append(word)
-    return directed
+            self.open_quote = opens
+        self.previous = word
+        return word
+
+    def show(self, word: str) -> str:
+        return self.case.form(self.directed(word))
+
+
+def quotes_directed(words: Sequence[str]) -> list[str]:
+    """The words with each quotation mark turned the way it goes (``ShownWords``)."""
+    shown = ShownWords({})
+    return [shown.directed(word) for word in words]
 
 
 def shown_sentence(words: Sequence[str], forms: Mapping[str, str], sentence_start: bool = True) -> list[str]:
     """A sentence's words as the text shows them: quotation marks directed, the corpus's case."""
-    return cased_words(quotes_directed(words), forms, sentence_start)
+    shown = ShownWords(forms, sentence_start)
+    return [shown.show(word) for word in words]
 
 
 class IncrementalText:
@@ -59,17 +76,16 @@ class IncrementalText:
 
     def __init__(self, prompt_words: list[str], forms: Mapping[str, str] | None = None):
         self.forms = forms or {}  # the corpus's case of words (models.casing); none: lower case
-        self._given = list(prompt_words)  # the current sentence's words as the model has them
-        self._words = shown_sentence(self._given, self.forms)  # ... and as the text shows them
-        self.prompt = detokenize(self._words)
+        self._shown = ShownWords(self.forms)
+        self._words = [self._shown.show(word) for word in prompt_words]  # the sentence as the text shows it
+        self.prompt = detokenize(self._words) if self._words else ""
         self._before = ""  # everything before the current sentence
         self._last_render = self.prompt  # the detokenized text after the latest word
         self.text = self.prompt  # what has been handed out: prompt + every word's share
 
     def add(self, word: str) -> str:
         """Append ``word`` to the current sentence; returns the characters it adds to the text."""
-        self._given.append(word)
-        word = shown_sentence(self._given, self.forms)[-1]  # a word's form depends on the words before it alone
+        word = self._shown.show(word)
         self._words.append(word)
         words = self._words
         if len(words) > 1 and word.isalpha() and (words[-2].isalpha() or words[-2] in PLAIN_BEFORE):
@@ -94,5 +110,5 @@ class IncrementalText:
 
     def end_sentence(self) -> None:
         """Start a new sentence (capitalised, after a space)."""
-        self._given, self._words = [], []
+        self._shown, self._words = ShownWords(self.forms), []
         self._before = self._last_render = self.text
