@@ -203,6 +203,11 @@ class NgramTable:
             p[np.repeat(rows, counts), level.words[entries]] += level.discounted[entries] * scale
         return p
 
+    def contexts_found(self, newest_first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The index of each row's context at every length 0 .. order - 1 (-1 where never seen);
+        row r's history is ``newest_first[r, :lengths[r]]``, newest word first, at most order - 1 words."""
+        return _walk(self.levels, self.vocab_size, newest_first, lengths)
+
     def _unigram_level(self) -> np.ndarray:
         """p_1(w): the empty context's discounted counts over the uniform distribution (cached)."""
         if self._unigram is None:
