@@ -221,6 +221,11 @@ class NgramTable:
         lengths = np.fromiter(map(len, tails), dtype=np.int64, count=len(tails))
         newest_first = np.array([tail[::-1] + [0] * (reach - len(tail)) for tail in tails],
                                 dtype=np.int64).reshape(len(tails), reach)
+        return self.contexts_found(newest_first, lengths)
+
+    def contexts_found(self, newest_first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """The index of each row's context at every length 0 .. order - 1 (-1 where never seen);
+        row r's history is ``newest_first[r, :lengths[r]]``, newest word first, at most order - 1 words."""
         return _walk(self.levels, self.vocab_size, newest_first, lengths)
 
     def unigram_level(self) -> np.ndarray:
