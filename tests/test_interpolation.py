@@ -53,6 +53,8 @@ def test_a_weak_rnn_gets_a_small_weight(tmp_path):
     result = interpolate(untrained, train, dataset.valid, 3, None, (0,), development)
     figures = result.figures()
     assert figures["ngram_weight"] == figures["ngram_weight_choice"]["weight"] <= 0.05
+    choice = figures["ngram_weight_choice"]
+    assert choice["mixture_perplexity"] <= choice["estimated_discounts_mixture_perplexity"]
     assert result.val_loss < result.rnn_val_loss  # the mixture is far better than the weak RNN
     fixed = interpolate(untrained, train, dataset.valid, 3, 0.5, (0,), development)
     assert fixed.figures()["ngram_weight_choice"] is None and fixed.val_loss > result.val_loss

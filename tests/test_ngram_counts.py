@@ -8,20 +8,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from tests.toy_corpus import random_id_corpus
 from training.kneser_ney import KneserNey, kn_counts
 from training.ngram_counts import GramCounts, count_ngrams, flat_tokens
 from training.ngram_fit import fit_table, kn_counts_of
 
 VOCAB = 30
 S = 1
-
-
-def random_corpus(sentences: int, seed: int) -> list[list[int]]:
-    rng = np.random.default_rng(seed)
-    words = np.arange(2, VOCAB)  # SENTENCE_END (2) may come anywhere: the counting must not care
-    p = 1.0 / (words - 1.0)
-    p /= p.sum()
-    return [[S, *rng.choice(words, size=int(rng.integers(0, 9)), p=p).tolist(), 2] for _ in range(sentences)]
 
 
 def as_tuples(levels: list[GramCounts], values: list[np.ndarray]) -> list[Counter]:
@@ -39,7 +32,7 @@ def raw_counts(corpus: list[list[int]], order: int) -> list[Counter]:
 
 @pytest.mark.parametrize("order", [1, 2, 3, 5])
 def test_chunked_spilled_counting_equals_counting_at_once(order, tmp_path, caplog):
-    corpus = random_corpus(300, seed=order)
+    corpus = random_id_corpus(300, order, VOCAB)
     tokens = flat_tokens(corpus)
     at_once = count_ngrams(tokens, order, VOCAB, S, chunk_tokens=tokens.size)
     with caplog.at_level(logging.DEBUG, logger="training.ngram_counts"):
@@ -54,14 +47,14 @@ def test_chunked_spilled_counting_equals_counting_at_once(order, tmp_path, caplo
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
 def test_kneser_ney_counts_equal_the_reference(order):
-    corpus = random_corpus(300, seed=10 + order)
+    corpus = random_id_corpus(300, 10 + order, VOCAB)
     levels = count_ngrams(flat_tokens(corpus), order, VOCAB, S, chunk_tokens=50)
     assert as_tuples(levels, kn_counts_of(levels, VOCAB, S)) == kn_counts(corpus, order, S)
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
 def test_unpruned_table_is_the_reference_table_bit_for_bit(order):
-    corpus = random_corpus(400, seed=20 + order)
+    corpus = random_id_corpus(400, 20 + order, VOCAB)
     reference = KneserNey.fit(corpus, order, VOCAB)
     table, discounts = fit_table(count_ngrams(flat_tokens(corpus), order, VOCAB, S, chunk_tokens=64), VOCAB, S)
     assert discounts == reference.discounts

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.toy_corpus import random_id_corpus
 from training.kneser_ney import KneserNey
 from training.ngram_counts import count_ngrams, flat_tokens
 from training.ngram_fit import fit_table, parse_thresholds, thresholds_for
@@ -14,21 +15,13 @@ VOCAB = 30
 S = 1
 
 
-def random_corpus(sentences: int, seed: int) -> list[list[int]]:
-    rng = np.random.default_rng(seed)
-    words = np.arange(2, VOCAB)
-    p = 1.0 / (words - 1.0)
-    p /= p.sum()
-    return [[S, *rng.choice(words, size=int(rng.integers(0, 9)), p=p).tolist(), 2] for _ in range(sentences)]
-
-
 def fitted(corpus, order, thresholds):
     return fit_table(count_ngrams(flat_tokens(corpus), order, VOCAB, S, chunk_tokens=100), VOCAB, S, thresholds)[0]
 
 
 @pytest.mark.parametrize("order, thresholds", [(2, (0, 1)), (3, (0, 1, 1)), (4, (0, 0, 1, 2)), (5, (0, 1, 1, 1, 1))])
 def test_pruned_table_matches_the_pruned_reference(order, thresholds):
-    corpus = random_corpus(500, seed=order)
+    corpus = random_id_corpus(500, order, VOCAB)
     reference = KneserNey.fit(corpus, order, VOCAB, thresholds=thresholds).table()
     table = fitted(corpus, order, thresholds)
     for ours, theirs in zip(table.levels, reference.levels):
@@ -59,7 +52,7 @@ def test_pruning_keeps_frequent_ngrams_and_the_suffixes_of_kept_ones():
 
 @pytest.mark.parametrize("thresholds", [(0, 1, 1, 1), (0, 0, 2, 3)])
 def test_pruned_probabilities_sum_to_one(thresholds):
-    corpus = random_corpus(500, seed=7)
+    corpus = random_id_corpus(500, 7, VOCAB)
     table = fitted(corpus, 4, thresholds)
     histories = [[], [S], corpus[0][:3], corpus[1][:4], [9, 9, 9], [S, 3], [3, 3, 4]]
     for row in table.next_word_probs_batch(histories):
@@ -67,7 +60,7 @@ def test_pruned_probabilities_sum_to_one(thresholds):
 
 
 def test_zero_cut_offs_change_nothing():
-    corpus = random_corpus(300, seed=3)
+    corpus = random_id_corpus(300, 3, VOCAB)
     pruned, plain = fitted(corpus, 3, (0, 0, 0)), fitted(corpus, 3, None)
     for ours, theirs in zip(pruned.levels, plain.levels):
         for name, value in theirs.to_payload().items():

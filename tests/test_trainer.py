@@ -53,7 +53,8 @@ def test_train_command_learns_and_prints_a_json_summary(tmp_path):
     choice = summary["ngram_weight_choice"]  # chosen on sentences held out of the training text
     assert choice["tokens"] > 0 and summary["ngram_weight"] == choice["weight"] and 0 < choice["weight"] <= 1
     assert choice["mixture_perplexity"] <= min(choice["rnn_perplexity"], choice["ngram_perplexity"]) + 1e-9
-    assert summary["ngram_prune"] == [0, 0, 0, 1, 1]  # the default cut-offs, one per order
+    assert summary["ngram_prune"] == [0, 0, 0, 0, 0]  # a small corpus keeps every n-gram by default
+    assert len(choice["discount_factors"]) == 5  # the discounts, chosen with the weight
     assert summary["rnn_val_perplexity"] < 10 and summary["ngram_val_perplexity"] < 10
     assert "words/s" in result.stderr and "eval at" in result.stderr  # progress is shown
     loaded = load_model(summary["out"])
@@ -130,7 +131,7 @@ def test_a_step_updates_only_the_input_columns_used_and_equals_the_dense_step(ce
 @pytest.mark.parametrize("bad", [["--cell", "transformer"], ["--dropout", "1"], ["--dropout", "-0.1"], ["--softmax", "tree"], ["--classes", "0"],
                                  ["--ngram-order", "-1"], ["--ngram-order", "9"], ["--ngram-weight", "0"],
                                  ["--ngram-weight", "1.5"], ["--ngram-prune", "1"], ["--ngram-prune", "0,2,1"],
-                                 ["--ngram-prune", "0,a"]])
+                                 ["--ngram-prune", "0,a"], ["--ngram-prune", "automatic"]])
 def test_bad_flags_are_usage_errors(tmp_path, bad, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train_cli.main(toy_args(tmp_path, *bad))

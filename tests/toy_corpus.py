@@ -4,9 +4,21 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
+
 SUBJECTS = ["the cat", "a dog", "my sister", "the old man", "her friend", "mr. darcy"]
 VERBS = ["saw", "liked", "walked with", "spoke to", "waited for", "laughed at"]
 OBJECTS = ["the garden", "a letter", "the house", "his horse", "the party", "our neighbour"]
+
+
+def random_id_corpus(sentences: int, seed: int, vocab_size: int, start_id: int = 1) -> list[list[int]]:
+    """Encoded sentences of up to 8 words drawn with Zipf-like frequencies, for n-gram tests; SENTENCE_END
+    (2) may also come anywhere inside, which the counting must not care about."""
+    rng = np.random.default_rng(seed)
+    words = np.arange(2, vocab_size)
+    p = 1.0 / (words - 1.0)
+    p /= p.sum()
+    return [[start_id, *rng.choice(words, size=int(rng.integers(0, 9)), p=p).tolist(), 2] for _ in range(sentences)]
 
 
 def write_toy_corpus(path: Path, sentences: int = 400, seed: int = 0) -> Path:

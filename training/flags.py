@@ -49,8 +49,11 @@ def ngram_order_flag(value: str) -> int:
     return number
 
 
-def ngram_prune_flag(value: str) -> tuple[int, ...]:
-    """``--ngram-prune``: count cut-offs per order, as ``training.ngram_fit.parse_thresholds`` reads them."""
+def ngram_prune_flag(value: str) -> tuple[int, ...] | None:
+    """``--ngram-prune``: count cut-offs per order, as ``training.ngram_fit.parse_thresholds`` reads
+    them, or ``auto`` (None): ``training.ngram_fit.default_cut_offs`` for the corpus's size."""
+    if value.strip().lower() == "auto":
+        return None
     try:
         return parse_thresholds(value)
     except ValueError as exc:

@@ -2,9 +2,10 @@
 weight, and measure all three.
 
 The n-gram model is counted on the same training sentences with the RNN's vocabulary. The
-weight is chosen on a development split carved from the training text, which neither model
-trained on (``training.dataset.development_split``), never on the validation text it is then
-measured on; ``--ngram-weight`` fixes it instead.
+weight, and the discounts the mixture wants (``training.discount_tuning``), are chosen on a
+development split carved from the training text, which neither model trained on
+(``training.dataset.development_split``), never on the validation text they are then measured
+on; ``--ngram-weight`` fixes the weight instead, and the discounts are then the estimated ones.
 """
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from models.mixture import DEFAULT_RNN_WEIGHT, NgramMixture
 from models.recurrent_lm import RecurrentLM
 from models.scoring import perplexity_from, score_sentences
 from models.vocabulary import Vocabulary
+from training.discount_tuning import TokenCounts, tune_discounts
+from training.kneser_ney import Discounts
 from training.ngram_counts import flat_tokens
-from training.ngram_fit import fit_tokens, thresholds_for
+from training.ngram_fit import ArrangedCounts, arrange_tokens, default_cut_offs, thresholds_for
 
 log = logging.getLogger(__name__)
 
@@ -58,42 +61,49 @@ def choose_weight(rnn_probs: np.ndarray, ngram_probs: np.ndarray) -> float:
     return float(round(weights[int(np.argmax(scores))], 2))
 
 
-def _weight_on(model: RecurrentLM, table, development: list[list[int]]) -> tuple[float, dict]:
-    """The chosen weight, and the development split's figures."""
+def _choose_on(model: RecurrentLM, arranged: ArrangedCounts, development: list[list[int]],
+               ) -> tuple[list[Discounts], float, dict]:
+    """The discounts chosen for the mixture, the chosen weight, and the development split's figures."""
     rnn = np.exp(np.concatenate(score_sentences(model, development)))
-    ngram = np.concatenate([table.token_probs(s) for s in development])
-    weight = choose_weight(rnn, ngram)
+    choice = tune_discounts(arranged, development, rnn, choose_weight)
+    weight, ngram = choice.weight, choice.ngram_probs
     figures = {"tokens": int(rnn.size), "weight": weight,
                "rnn_perplexity": float(np.exp(-np.log(rnn).mean())),
                "ngram_perplexity": float(np.exp(-np.log(ngram).mean())),
-               "mixture_perplexity": float(np.exp(-np.log(weight * rnn + (1 - weight) * ngram).mean()))}
+               "mixture_perplexity": float(np.exp(-choice.log_likelihood / rnn.size)),
+               "discount_factors": [round(f, 4) for f in choice.factors],
+               "estimated_discounts_mixture_perplexity": float(np.exp(-choice.estimated_log_likelihood / rnn.size))}
     log.info("RNN weight %.2f chosen on %s development tokens (perplexity: RNN %.2f, n-gram %.2f, mixture %.2f)",
              weight, f"{rnn.size:,}", figures["rnn_perplexity"], figures["ngram_perplexity"],
              figures["mixture_perplexity"])
-    return weight, figures
+    return choice.discounts, weight, figures
 
 
 def interpolate(
     model: RecurrentLM, train: list[list[int]], valid: list[list[int]], order: int, rnn_weight: float | None,
-    prune: Sequence[int] = (0,), development: list[list[int]] | None = None,
+    prune: Sequence[int] | None = (0,), development: list[list[int]] | None = None,
 ) -> InterpolationResult:
-    """Fit the order-``order`` Kneser-Ney model (with these count cut-offs), choose the RNN's weight
-    on ``development`` unless it is given, and score the validation text with the RNN, the n-gram
-    model and the mixture."""
+    """Fit the order-``order`` Kneser-Ney model (with these count cut-offs; None: the default for
+    the corpus's size), choose the RNN's weight and the discounts on ``development`` unless the
+    weight is given, and score the validation text with the RNN, the n-gram model and the mixture."""
     started = time.monotonic()
-    thresholds = thresholds_for(prune, order)
-    table = fit_tokens(flat_tokens(train), order, model.vocab_size, Vocabulary.start_id, thresholds)
+    train_tokens = flat_tokens(train)
+    thresholds = thresholds_for(default_cut_offs(train_tokens.size) if prune is None else prune, order)
+    arranged = arrange_tokens(train_tokens, order, model.vocab_size, Vocabulary.start_id, thresholds)
     chosen = None
     if rnn_weight is None and not development:
         log.warning("no development sentences to choose the n-gram weight on; using %g", DEFAULT_RNN_WEIGHT)
         rnn_weight = DEFAULT_RNN_WEIGHT
-    elif rnn_weight is None:
-        rnn_weight, chosen = _weight_on(model, table, development)
+    if rnn_weight is None:
+        discounts, rnn_weight, chosen = _choose_on(model, arranged, development)
+    else:
+        discounts = arranged.estimated
+    table = arranged.table(discounts)
     mixture = NgramMixture(table, rnn_weight)
     rnn_scores = score_sentences(model, valid)
     tokens = sum(s.size for s in rnn_scores)
     rnn_ll = float(sum(s.sum() for s in rnn_scores))
-    ngram_ll = float(sum(np.log(table.token_probs(s)).sum() for s in valid))
+    ngram_ll = float(np.log(TokenCounts.gather(arranged, valid).probs(discounts)).sum())
     mixed_ll = float(sum(mixture.sentence_log_probs(r, s).sum() for r, s in zip(rnn_scores, valid)))
     result = InterpolationResult(mixture, -mixed_ll / tokens, -rnn_ll / tokens, -ngram_ll / tokens,
                                  time.monotonic() - started, thresholds, chosen)

@@ -35,7 +35,7 @@ class RunConfig:
     max_minutes: float = 9.5
     ngram_order: int = 5
     ngram_weight: float | None = None  # None: chosen on a development split of the training text
-    ngram_prune: tuple[int, ...] = (0, 0, 0, 1)  # count cut-offs per order, as lmplz --prune
+    ngram_prune: tuple[int, ...] | None = None  # count cut-offs per order, as lmplz --prune; None: by corpus size
     threads: int = 1
 
     def initial_model(self, counts: Sequence[int]) -> RecurrentLM:
@@ -49,4 +49,4 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         return cls(**{**data, "model": ModelConfig.from_payload(data["model"]), "start": StartOptions(**data["start"]),
-                      "train": TrainConfig(**data["train"]), "ngram_prune": tuple(data["ngram_prune"])})
+                      "train": TrainConfig(**data["train"]), "ngram_prune": None if data["ngram_prune"] is None else tuple(data["ngram_prune"])})

@@ -33,6 +33,7 @@ from training.dataset import Dataset, development_split, load_dataset
 from training.flags import ngram_order_flag, ngram_prune_flag, positive, probability_below_one, share, truncation
 from training.budget import reserve_seconds
 from training.interpolation import interpolate
+from training.ngram_fit import KEEP_ALL_UP_TO_TOKENS, LARGE_CORPUS_CUT_OFFS
 from training.output_space import estimated_file_bytes, space_problem
 from training.run_config import RunConfig
 from training.schedule import HalvingSchedule
@@ -84,9 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ngram-weight", type=share, default=run.ngram_weight,
                    help="the RNN's share of the interpolated probability (the n-gram model has the rest); "
                         "default: chosen on a development split of the training text")
-    p.add_argument("--ngram-prune", type=ngram_prune_flag, default=",".join(map(str, run.ngram_prune)),
+    p.add_argument("--ngram-prune", type=ngram_prune_flag,
+                   default="auto" if run.ngram_prune is None else ",".join(map(str, run.ngram_prune)),
                    help="count cut-offs per order from the unigrams up (the last for every higher order), as "
-                        "lmplz --prune: n-grams seen at most that often are dropped; 0 = keep all")
+                        "lmplz --prune: n-grams seen at most that often are dropped; 0 = keep all; auto = keep "
+                        f"all up to {KEEP_ALL_UP_TO_TOKENS:,} training tokens, else "
+                        f"{','.join(map(str, LARGE_CORPUS_CUT_OFFS))}")
     p.add_argument("--bias", action=argparse.BooleanOptionalAction, default=model.bias, help="hidden and output biases")
     p.add_argument("--unigram-bias", action=argparse.BooleanOptionalAction, default=start.unigram_bias,
                    help="start the output bias at the log unigram frequencies (with --bias)")
