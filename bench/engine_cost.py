@@ -54,7 +54,7 @@ def batch_cost(model_path: str, batch: int, words: int, repeats: int) -> float:
     from models.sampling import Sampler, SamplingParams
 
     loaded = load_model(model_path)
-    decoder = BatchSampler(Sampler(loaded.model, loaded.vocab, loaded.mixture), batch + 1)
+    decoder = BatchSampler(Sampler(loaded.model, loaded.vocab, loaded.mixture))
     params = SamplingParams(max_new_tokens=MAX_NEW_TOKENS)
     runs = []
     for _ in range(repeats):

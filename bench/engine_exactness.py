@@ -79,7 +79,7 @@ def engine_words(model_path: str, specs: list[dict], traffic: list[dict], max_ba
 
     loaded = load_model(model_path)
     sampler = Sampler(loaded.model, loaded.vocab, loaded.mixture)
-    engine = Engine(BatchSampler(sampler, max_batch + 1), max_batch, max_queue=len(specs) + len(traffic))
+    engine = Engine(BatchSampler(sampler), max_batch, max_queue=len(specs) + len(traffic))
 
     def as_spec(spec: dict) -> SequenceSpec:
         params = SamplingParams(spec["max_new_tokens"], spec["min_words"], spec["temperature"], spec["top_k"],

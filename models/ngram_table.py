@@ -52,11 +52,10 @@ class ContextLevel:
 
     def find_all(self, keys: np.ndarray) -> np.ndarray:
         """Index of the context with each key, or -1 (one binary search for all of them)."""
-        i = np.searchsorted(self.keys, keys)
-        inside = i < self.keys.size
-        hit = np.zeros(keys.shape, dtype=bool)
-        hit[inside] = self.keys[i[inside]] == keys[inside]
-        return np.where(hit, i, -1)
+        if not self.keys.size:
+            return np.full(keys.shape, -1, dtype=np.int64)
+        i = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
+        return np.where(self.keys[i] == keys, i, -1)
 
     def slices(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For these context indices: how many entries each owns, and the positions of all of
@@ -75,6 +74,17 @@ class ContextLevel:
 
     def to_payload(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class SeenContexts:
+    """Each row's distribution as ``factor[row]`` times the unigram level plus, per context length
+    from the longest down, the counts of the rows' seen contexts: (length, rows, contexts, scale),
+    a context's discounted counts to be multiplied by its ``scale`` (1 / total times the backoff
+    weights of the longer contexts)."""
+
+    factor: np.ndarray
+    levels: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]
 
 
 class NgramTable:
@@ -168,7 +178,7 @@ class NgramTable:
         for level, i in reversed(found[1:]):
             sparse.append((level, i, factor))
             factor *= level.backoff[i]
-        p = self._unigram_level() * factor
+        p = self.unigram_level() * factor
         for level, i, weight in sparse:
             first, last = level.offsets[i], level.offsets[i + 1]
             p[level.words[first:last]] += level.discounted[first:last] * (level.inverse_total[i] * weight)
@@ -177,38 +187,48 @@ class NgramTable:
     def next_word_probs_batch(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         """``next_word_probs`` of every history, one row each (B x C), bit for bit the same.
 
-        The same sums in the same order, level by level for all rows at once: one binary search
-        per context length finds every history's context, and each level's sparse counts are
-        added to all rows that have a context there before the next shorter level's.
+        The same sums in the same order, level by level for all rows at once (``seen_batch``):
+        each level's sparse counts are added to all rows that have a context there before the
+        next shorter level's.
         """
-        reach = self.order - 1
-        newest_first = np.zeros((len(histories), reach), dtype=np.int64)
-        lengths = np.zeros(len(histories), dtype=np.int64)
-        for row, history in enumerate(histories):
-            tail = list(history[max(0, len(history) - reach) :]) if reach else []
-            lengths[row] = len(tail)
-            newest_first[row, : len(tail)] = tail[::-1]
-        found = _walk(self.levels, self.vocab_size, newest_first, lengths)
+        seen = self.seen_batch(histories)
+        p = self.unigram_level()[np.newaxis, :] * seen.factor[:, np.newaxis]
+        for k, rows, contexts, scale in seen.levels:
+            level = self.levels[k]
+            counts, entries = level.slices(contexts)
+            p[np.repeat(rows, counts), level.words[entries]] += level.discounted[entries] * np.repeat(scale, counts)
+        return p
+
+    def seen_batch(self, histories: Sequence[Sequence[int]]) -> SeenContexts:
+        """Each history's seen contexts with their weights, and the unigram level's factor: the
+        parts ``next_word_probs`` sums, for all histories at once."""
+        found = self.contexts_batch(histories)
         factor = np.ones(len(histories))
-        sparse = []
-        for k in range(reach, 0, -1):
+        levels = []
+        for k in range(self.order - 1, 0, -1):
             rows = np.flatnonzero(found[:, k] >= 0)
             contexts = found[rows, k]
-            sparse.append((self.levels[k], rows, contexts, factor[rows]))
-            factor[rows] *= self.levels[k].backoff[contexts]
-        p = self._unigram_level()[np.newaxis, :] * factor[:, np.newaxis]
-        for level, rows, contexts, weight in sparse:
-            counts, entries = level.slices(contexts)
-            scale = np.repeat(level.inverse_total[contexts] * weight, counts)
-            p[np.repeat(rows, counts), level.words[entries]] += level.discounted[entries] * scale
-        return p
+            level = self.levels[k]
+            levels.append((k, rows, contexts, level.inverse_total[contexts] * factor[rows]))
+            factor[rows] *= level.backoff[contexts]
+        return SeenContexts(factor, levels)
+
+    def contexts_batch(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """The index of each history's context at every length 0 .. order - 1 (B x order; -1
+        where never seen): one binary search per length for all histories."""
+        reach = self.order - 1
+        tails = [list(history[max(0, len(history) - reach) :]) if reach else [] for history in histories]
+        lengths = np.fromiter(map(len, tails), dtype=np.int64, count=len(tails))
+        newest_first = np.array([tail[::-1] + [0] * (reach - len(tail)) for tail in tails],
+                                dtype=np.int64).reshape(len(tails), reach)
+        return self.contexts_found(newest_first, lengths)
 
     def contexts_found(self, newest_first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """The index of each row's context at every length 0 .. order - 1 (-1 where never seen);
         row r's history is ``newest_first[r, :lengths[r]]``, newest word first, at most order - 1 words."""
         return _walk(self.levels, self.vocab_size, newest_first, lengths)
 
-    def _unigram_level(self) -> np.ndarray:
+    def unigram_level(self) -> np.ndarray:
         """p_1(w): the empty context's discounted counts over the uniform distribution (cached)."""
         if self._unigram is None:
             p = self._uniform.copy()
@@ -228,11 +248,12 @@ def _walk(levels: Sequence[ContextLevel], base: int, newest_first: np.ndarray, l
     """The index of each row's context at every length 0 .. m (-1 where never seen), following
     the key chain from the empty context; row r's words are ``newest_first[r, :lengths[r]]``."""
     rows, reach = newest_first.shape
-    found = np.full((rows, reach + 1), -1, dtype=np.int64)
+    found = np.empty((rows, reach + 1), dtype=np.int64)
     found[:, 0] = levels[0].find(0) if levels[0].keys.size else -1
     for k in range(1, reach + 1):
-        alive = np.flatnonzero((found[:, k - 1] >= 0) & (lengths >= k))
-        found[alive, k] = levels[k].find_all(found[alive, k - 1] * base + newest_first[alive, k - 1])
+        parent = found[:, k - 1]
+        index = levels[k].find_all(parent * base + newest_first[:, k - 1])
+        found[:, k] = np.where((parent >= 0) & (lengths >= k), index, -1)
     return found
 
 

@@ -31,7 +31,8 @@ import numpy as np
 
 from models.batching import Batch, scoring_batches
 from models.initialisation import uniform
-from models.softmax import OutputLayer, output_layer
+from models.row_stable import consistent_width, pad_rows
+from models.softmax import MOST_ROWS, OutputLayer, output_layer
 from models.word_classes import WordClasses
 
 # step_back(t, errors on s_t (n x B x H), keep) -> errors on s_{t-1} of the first ``keep`` streams
@@ -69,7 +70,8 @@ class RecurrentLM:
     INITS: tuple[str, ...] = ("uniform", "orthogonal")  # the starts of its recurrent matrices (``--init``)
     init = "uniform"  # how the recurrent matrices started (``--init``): a record, kept in the model file
     _word_rows: np.ndarray | None = None  # a generation copy's input rows of every word (``for_generation``)
-    KEPT_FOR_GENERATION: tuple[str, ...] = ("_word_rows",)  # what ``_keep_for_generation`` makes
+    _step_width = 1  # a generation copy's row count for ``stable_step`` (``for_generation``)
+    KEPT_FOR_GENERATION: tuple[str, ...] = ("_word_rows", "_step_width")  # what ``_keep_for_generation`` makes
 
     def __init__(
         self,
@@ -178,15 +180,41 @@ class RecurrentLM:
             other.__dict__.pop(name, None)
         return other
 
-    def for_generation(self) -> "RecurrentLM":
+    def for_generation(self, most_rows: int = MOST_ROWS) -> "RecurrentLM":
         """A read-only float32 copy to generate from: its output layer makes the copies sampling
-        needs once (``OutputLayer.freeze``), and nothing can train it by mistake."""
+        needs once (``OutputLayer.freeze``), its step's row-stable width is measured up to
+        ``most_rows`` (``stable_step``), and nothing can train it by mistake."""
         other = self.astype(np.float32)
         for name in other.NAMES_WITH_BIAS:
             getattr(other, name).flags.writeable = False
         other._keep_for_generation()
-        other.output.freeze()
+        other._step_width = other._measure_step_width(max(2, most_rows))
+        other.output.freeze(most_rows)
         return other
+
+    def _measure_step_width(self, most: int) -> int:
+        """The row count ``stable_step`` pads to (``consistent_width``), probed with random states:
+        the first row and a fixed last row, whatever the rows between."""
+        probe = np.random.default_rng(12345)
+        words = probe.integers(0, self.vocab_size, most)
+        state = self.step(words, self.initial_state(most, np.float32))
+
+        def first_and_last(n: int) -> list[bytes]:
+            rows = list(range(n - 1)) + [most - 1]
+            result = np.asarray(self.step(words[rows], self.take_states(state, rows)))
+            return [result[0].tobytes(), result[n - 1].tobytes()]
+
+        return consistent_width(first_and_last, most)
+
+    def stable_step(self, words: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """``step``, each row's new state independent of the other rows: run on at least the
+        measured row count, padded with copies of the first row (``models.row_stable``)."""
+        n = len(words)
+        if n >= self._step_width:
+            return self.step(words, state)
+        padded = self.step(pad_rows(np.asarray(words)[:, None], self._step_width)[:, 0],
+                           self.take_states(state, list(range(n)) + [0] * (self._step_width - n)))
+        return self.take_states(padded, list(range(n)))
 
     def _keep_for_generation(self) -> None:
         """Make what ``step`` reads on every word once, laid out for speed: the input rows of

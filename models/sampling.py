@@ -14,7 +14,6 @@ log-probability and choose here.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -26,6 +25,7 @@ from models.logits_processors import (
     add_logit_bias, bias_vector, penalize_frequency_presence, typical_filter, word_counts,
 )
 from models.mixture import NgramMixture
+from models.mixture_draws import MixtureDrawer
 from models.recurrent_lm import RecurrentLM
 from models.vocabulary import Vocabulary
 
@@ -118,6 +118,8 @@ class Sampler:
         self.model = model.for_generation()  # float32, as in training: half the memory traffic of float64
         self.vocab = vocab
         self.mixture = mixture
+        full = self.model.output.KIND == "full"
+        self.mixture_drawer = MixtureDrawer(self.model.output, mixture) if mixture is not None and full else None
 
     def _banned(self, allow_end: bool) -> list[int]:
         """Words never generated: UNKNOWN_TOKEN, SENTENCE_START and, unless allowed, SENTENCE_END."""
@@ -125,17 +127,16 @@ class Sampler:
         return [v.unknown_id, v.start_id] if allow_end else [v.unknown_id, v.start_id, v.end_id]
 
     def _advance(self, word_id: int, state: np.ndarray) -> np.ndarray:
-        return self.model.step(np.array([word_id]), state)
+        return self.model.stable_step(np.array([word_id]), state)
 
     def _draw_from_mixture(
         self, h: np.ndarray, history: list[int], allow_end: bool, rng: np.random.Generator
     ) -> tuple[int, float]:
         """Plain sampling at temperature 1 from the full-softmax RNN interpolated with its n-gram
-        model: the word and its log-probability under the mixture."""
-        probs = self.mixture.next_word_probs(self.model.output.probabilities(h)[0], history)
-        probs[self._banned(allow_end)] = 0.0  # a chosen word is never a banned one, so its probability stays as it was
-        choice = draw_index(probs, rng)
-        return choice, math.log(probs[choice])
+        model: the word and its log-probability under the mixture (``models.mixture_draws``,
+        the batched decoder's draw with one row)."""
+        words, logprobs = self.mixture_drawer.draw(h, [history], np.array([rng.random()]), [self._banned(allow_end)])
+        return int(words[0]), float(logprobs[0])
 
     def _choose(self, logp: np.ndarray, params: SamplingParams, allow_end: bool, rng: np.random.Generator) -> int:
         scores = logp.copy()

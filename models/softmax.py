@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -27,7 +27,13 @@ from models.class_output import all_word_log_probs, class_output_backward, class
 from models.draws import DRAW_BLOCK, block_sums, draw_index, tempered
 from models.initialisation import uniform
 from models.output_layer import output_backward, target_log_probs
+from models.row_stable import stable_product, product_width
 from models.word_classes import WordClasses
+
+
+# the largest batch whose products are checked for row-independence when a layer is frozen (the
+# engine's batches are at most RNNLM_MAX_BATCH sequences, 32 by default)
+MOST_ROWS = 64
 
 
 def unigram_log_frequencies(counts: Sequence[int]) -> np.ndarray:
@@ -39,12 +45,18 @@ def unigram_log_frequencies(counts: Sequence[int]) -> np.ndarray:
 @dataclass(frozen=True)
 class _SamplingCopies:
     """The weights as sampling reads them: float32 for draws, float64 for full log-probabilities
-    (biases as zeros where the layer has none, so every path adds one)."""
+    (biases as zeros where the layer has none, so every path adds one). ``VT32``/``VT64`` are V
+    transposed and contiguous (H x C): ``hidden @ VT`` is the fast orientation of the product for
+    a batch of rows, padded to ``width32``/``width64`` rows (``models.row_stable``) so that a row's
+    logits do not depend on the rows beside it."""
 
-    V32: np.ndarray
     c32: np.ndarray
-    V64: np.ndarray
     c64: np.ndarray
+    VT32: np.ndarray | None = None
+    VT64: np.ndarray | None = None
+    width32: int = 2
+    width64: int = 2
+    V64: np.ndarray | None = None
     V_class64: np.ndarray | None = None
     c_class64: np.ndarray | None = None
 
@@ -86,19 +98,23 @@ class OutputLayer:
         other._frozen = None
         return other
 
-    def freeze(self) -> None:
-        """Make the arrays read-only and the sampling copies once: for a layer nothing trains any more."""
+    def freeze(self, most_rows: int = MOST_ROWS) -> None:
+        """Make the arrays read-only and the sampling copies once, with the row counts their
+        products are padded to measured up to ``most_rows``: for a layer nothing trains any more."""
         for name in self.NAMES_WITH_BIAS:
             getattr(self, name).flags.writeable = False
-        self._frozen = self._make_copies()
+        self._frozen = self._measured(self._make_copies(), most_rows)
 
     def _copies(self) -> _SamplingCopies:
         return self._frozen if self._frozen is not None else self._make_copies()
 
+    def _measured(self, copies: _SamplingCopies, most_rows: int) -> _SamplingCopies:
+        """``copies`` with the row counts of their batch products measured (where there are any)."""
+        return copies
+
     def _make_copies(self) -> _SamplingCopies:
         c = self.c if self.bias else np.zeros(self.vocab_size)
-        return _SamplingCopies(np.ascontiguousarray(self.V, dtype=np.float32), c.astype(np.float32),
-                               self.V.astype(np.float64), c.astype(np.float64))
+        return _SamplingCopies(c.astype(np.float32), c.astype(np.float64))
 
     @property
     def output_bias(self) -> np.ndarray | None:
@@ -191,30 +207,40 @@ class FullSoftmax(OutputLayer):
     def start_at_unigram(self, counts):
         self.c[:] = unigram_log_frequencies(counts)
 
+    def _make_copies(self) -> _SamplingCopies:
+        return replace(super()._make_copies(), VT32=np.ascontiguousarray(self.V.T, dtype=np.float32),
+                       VT64=np.ascontiguousarray(self.V.T, dtype=np.float64))
+
+    def _measured(self, copies: _SamplingCopies, most_rows: int) -> _SamplingCopies:
+        return replace(copies, width32=product_width(copies.VT32, most_rows),
+                       width64=product_width(copies.VT64, most_rows))
+
     def log_probs(self, hidden):
+        """Each row's numbers do not depend on the other rows (a row-stable product)."""
         copies = self._copies()
-        z = np.asarray(hidden, dtype=np.float64) @ copies.V64.T
+        z = stable_product(np.asarray(hidden, dtype=np.float64), copies.VT64, copies.width64)
         z += copies.c64
         z -= z.max(axis=1, keepdims=True)
         z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
         return z
 
-    def _shifted_logits(self, hidden: np.ndarray) -> np.ndarray:
-        """V h + c in float32 (half the memory traffic of float64), each row's largest shifted to 0."""
+    def shifted_logits(self, hidden: np.ndarray) -> np.ndarray:
+        """V h + c in float32 (half the memory traffic of float64), each row's largest shifted to
+        0 (B x C); each row's numbers do not depend on the other rows (a row-stable product)."""
         copies = self._copies()
-        z = np.asarray(hidden, dtype=np.float32) @ copies.V32.T
+        z = stable_product(np.asarray(hidden, dtype=np.float32), copies.VT32, copies.width32)
         z += copies.c32
         z -= z.max(axis=1, keepdims=True)
         return z
 
     def probabilities(self, hidden):
         """From float32 logits, exponentials and sums in float64: what a draw needs, cheaply."""
-        p = np.exp(self._shifted_logits(hidden), dtype=np.float64)
+        p = np.exp(self.shifted_logits(hidden), dtype=np.float64)
         p /= p.sum(axis=1, keepdims=True)
         return p
 
     def _draw_rows(self, hidden, rngs, banned, temperatures):
-        z = self._shifted_logits(hidden)
+        z = self.shifted_logits(hidden)
         words = np.empty(len(rngs), dtype=np.int64)
         log_probs = np.empty(len(rngs))
         for row, rng in enumerate(rngs):
@@ -277,10 +303,9 @@ class ClassSoftmax(OutputLayer):
         return self.c_class if self.bias else None
 
     def _make_copies(self) -> _SamplingCopies:
-        full = super()._make_copies()
         c_class = self.c_class if self.bias else np.zeros(self.classes.n_classes)
-        return _SamplingCopies(full.V32, full.c32, full.V64, full.c64, self.V_class.astype(np.float64),
-                               c_class.astype(np.float64))
+        return replace(super()._make_copies(), V64=self.V.astype(np.float64), V_class64=self.V_class.astype(np.float64),
+                       c_class64=c_class.astype(np.float64))
 
     def oracle_log_probs(self, state):
         return all_word_log_probs(state[None], self.V, self.output_bias, self.V_class, self.class_bias, self.classes)[0]
@@ -324,9 +349,11 @@ class ClassSoftmax(OutputLayer):
         self.c[:] = log_p - class_mass[self.classes.word_class]
 
     def log_probs(self, hidden):
-        """Every word's log-probability: a full softmax's work, as top-k, top-p and greedy need."""
+        """Every word's log-probability: a full softmax's work, as top-k, top-p and greedy need;
+        row by row (each row's numbers then do not depend on the other rows)."""
         copies = self._copies()
-        return all_word_log_probs(hidden, copies.V64, copies.c64, copies.V_class64, copies.c_class64, self.classes)
+        return np.concatenate([all_word_log_probs(hidden[row : row + 1], copies.V64, copies.c64, copies.V_class64,
+                                                  copies.c_class64, self.classes) for row in range(hidden.shape[0])])
 
     def draws_at(self, temperature: float) -> bool:
         """At temperature 1 only, where a class draw then a word draw is exactly a draw from the layer."""

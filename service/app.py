@@ -86,7 +86,7 @@ def build_state(config: ServiceConfig, metrics: ServiceMetrics, limit: InFlightL
         config.model_path, loaded.model.cell.upper(), len(loaded.vocab), loaded.model.hidden_size,
     )
     generator = TextGenerator(loaded.model, loaded.vocab, loaded.mixture, config.request_timeout_seconds)
-    generator.engine = Engine(BatchSampler(generator.sampler, config.max_batch + 1), config.max_batch, config.max_queue)
+    generator.engine = Engine(BatchSampler(generator.sampler), config.max_batch, config.max_queue)
     return ServiceState(
         config=config,
         generator=generator,

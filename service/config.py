@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from models.softmax import MOST_ROWS
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_BIND = "0.0.0.0:8000"  # RNNLM_BIND, read by service/gunicorn.conf.py and service/healthcheck.py
 
@@ -25,8 +27,9 @@ def env_str(environ: Mapping[str, str], name: str, default: str) -> str:
     return value or default
 
 
-def env_int(environ: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    """An integer >= ``minimum`` from ``name``, or ``default`` when unset or blank."""
+def env_int(environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+    """An integer >= ``minimum`` (and <= ``maximum``, if given) from ``name``, or ``default`` when
+    unset or blank."""
     raw = environ.get(name, "").strip()
     if not raw:
         return default
@@ -36,6 +39,8 @@ def env_int(environ: Mapping[str, str], name: str, default: int, minimum: int) -
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {raw!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be an integer <= {maximum}, got {raw!r}")
     return value
 
 
@@ -143,7 +148,7 @@ class ServiceConfig:
             model_sha256=env_sha256(env, "RNNLM_MODEL_SHA256"),
             max_request_words=env_int(env, "RNNLM_MAX_REQUEST_WORDS", cls.max_request_words, minimum=1),
             metrics_bind=env_bind(env, "RNNLM_METRICS_BIND"),
-            max_batch=env_int(env, "RNNLM_MAX_BATCH", cls.max_batch, minimum=1),
+            max_batch=env_int(env, "RNNLM_MAX_BATCH", cls.max_batch, minimum=1, maximum=MOST_ROWS),
             max_queue=env_int(env, "RNNLM_MAX_QUEUE", cls.max_queue, minimum=0),
         )
 

@@ -16,9 +16,9 @@ import os
 import shutil
 import tempfile
 
-# One BLAS thread per worker. Sampling is a matrix-vector product per word: far too small to
-# gain from several BLAS threads, while N workers x M cores' worth of BLAS threads would fight
-# over the CPU, and a thread pool started in the master would be forked into every worker.
+# One BLAS thread per worker. A generation step is one product of a few dozen rows with V: too
+# small to gain from several BLAS threads, while N workers x M cores' worth of BLAS threads would
+# fight over the CPU, and a thread pool started in the master would be forked into every worker.
 # OpenBLAS/MKL read these variables once, when NumPy is first imported; this file runs before
 # the app (and so NumPy) is loaded, so they must be set here, at the top, and not later.
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

@@ -18,7 +18,7 @@ class GatedDecoder(BatchSampler):
     """A BatchSampler whose steps wait until ``gate`` is set."""
 
     def __init__(self, sampler, gate: threading.Event):
-        super().__init__(sampler, most=4)
+        super().__init__(sampler)
         self.gate = gate
 
     def step(self):

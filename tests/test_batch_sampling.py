@@ -9,8 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
-from models.batch_sampling import BatchSampler, SequenceSpec, consistent_width, sentence_stream
-from models.draws import draw_index, draw_indices
+from models.batch_sampling import BatchSampler, SequenceSpec, sentence_stream
 from models.gru import GRU
 from models.sampling import Sampler, SamplingParams
 from tests.test_generation import class_layer_twin, toy_mixture
@@ -86,7 +85,7 @@ def assert_same_words(batched: list, alone: list) -> None:
 
 def test_every_parameter_gives_the_samplers_words(sampler):
     specs = specs_for(sampler.model.vocab_size, 40, seed=11)
-    batched = run_batched(BatchSampler(sampler, most=16), specs)
+    batched = run_batched(BatchSampler(sampler), specs)
     for spec, words in zip(specs, batched):
         assert_same_words(words, list(sentence_stream(sampler, spec)))
 
@@ -94,24 +93,10 @@ def test_every_parameter_gives_the_samplers_words(sampler):
 def test_a_seeded_sequence_gets_the_same_numbers_whatever_else_is_in_the_batch(sampler):
     """Bit for bit: alone, amid 5 others or amid 30, joining early or late."""
     specs = specs_for(sampler.model.vocab_size, 31, seed=12)
-    alone = run_batched(BatchSampler(sampler, most=32), specs[:1])[0]
+    alone = run_batched(BatchSampler(sampler), specs[:1])[0]
     for crowd, join_every in ((6, 1), (31, 1), (31, 3)):
-        together = run_batched(BatchSampler(sampler, most=32), specs[1:crowd] + specs[:1], join_every)[-1]
+        together = run_batched(BatchSampler(sampler), specs[1:crowd] + specs[:1], join_every)[-1]
         assert together == alone
-
-
-def test_the_vectorised_draw_equals_the_one_row_draw():
-    rng = np.random.default_rng(1)
-    for size in (35, 256, 257, 1000, 8000, 8001):
-        for trial in range(40):
-            weights = rng.random((6, size)) ** 8
-            weights[:, rng.integers(0, size, 5)] = 0.0
-            if trial % 4 == 0:
-                weights[:, : size // 2] = 0.0  # whole blocks of zeros
-            seeds = rng.integers(0, 2**32, 6)
-            uniforms = np.array([np.random.default_rng(s).random() for s in seeds])
-            expected = [draw_index(weights[i], np.random.default_rng(s)) for i, s in enumerate(seeds)]
-            assert draw_indices(weights, uniforms).tolist() == expected
 
 
 def test_batched_draws_follow_the_model_distribution(tiny_loaded_model):
@@ -120,7 +105,7 @@ def test_batched_draws_follow_the_model_distribution(tiny_loaded_model):
     under the mixture, and each reported log-probability that probability's."""
     vocab, model = tiny_loaded_model.vocab, tiny_loaded_model.model
     mixture = toy_mixture(len(vocab))
-    decoder = BatchSampler(Sampler(model, vocab, mixture), most=16)
+    decoder = BatchSampler(Sampler(model, vocab, mixture))
     word = vocab.index["the"]
     o, _ = model.forward_propagation([vocab.start_id, word])
     mixed = 0.5 * o[1] + 0.5 * mixture.ngram.next_word_probs([vocab.start_id, word])
@@ -140,9 +125,3 @@ def test_batched_draws_follow_the_model_distribution(tiny_loaded_model):
     assert counts[[vocab.unknown_id, vocab.start_id]].sum() == 0
     stderr = np.sqrt(expected * (1 - expected) / draws)
     assert np.all(np.abs(counts / draws - expected) <= 5 * stderr + 1e-9)
-
-
-def test_consistent_width_is_where_the_results_stop_changing():
-    changes_below_5 = {n: [b"a" if n < 5 else b"b"] for n in range(2, 20)}
-    assert consistent_width(changes_below_5.__getitem__, 19) == 5
-    assert consistent_width(lambda n: [b"same"], 19) == 2

@@ -199,7 +199,7 @@ def sampler(tiny_loaded_model) -> Sampler:
 def test_requests_from_many_threads_get_the_reference_words(sampler):
     """Sequences of mixed parameters submitted from many threads, joining the batch at
     different times, each get the single-sequence Sampler's words."""
-    engine = Engine(BatchSampler(sampler, most=9), max_batch=8, max_queue=64)
+    engine = Engine(BatchSampler(sampler), max_batch=8, max_queue=64)
     rng = np.random.default_rng(0)
     specs = [SequenceSpec((), SamplingParams(max_new_tokens=int(rng.integers(1, 20)),
                                              top_k=[None, 3][i % 2], do_sample=i % 5 != 0,
@@ -224,3 +224,13 @@ def test_requests_from_many_threads_get_the_reference_words(sampler):
         alone = list(sentence_stream(sampler, s))
         assert [w.word_id for w in results[i]] == [w.word_id for w in alone], i
         np.testing.assert_allclose([w.logprob for w in results[i]], [w.logprob for w in alone], atol=1e-5)
+
+
+def test_the_batch_is_bounded_by_the_rows_a_model_is_made_ready_for():
+    """RNNLM_MAX_BATCH above MOST_ROWS would run products whose row-stability was never measured."""
+    from models.softmax import MOST_ROWS
+    from service.config import ConfigError, ServiceConfig
+
+    assert ServiceConfig.from_env({"RNNLM_MAX_BATCH": str(MOST_ROWS)}).max_batch == MOST_ROWS
+    with pytest.raises(ConfigError, match=f"RNNLM_MAX_BATCH must be an integer <= {MOST_ROWS}"):
+        ServiceConfig.from_env({"RNNLM_MAX_BATCH": str(MOST_ROWS + 1)})

@@ -1,0 +1,209 @@
+"""Draws from the RNN interpolated with its n-gram model, for a batch of sequences, without
+building the mixture's distribution word by word.
+
+A draw is an inverse-CDF draw over the words in vocabulary order, as ``draw_index`` does it: the
+uniform number times the total mass falls in one block of DRAW_BLOCK words, then on one word of
+it. The mixture's mass of a block is the sum of its parts, each cheap to get per block:
+
+    w * (RNN block sums) / Z  +  (1 - w) * (factor * unigram block sums + sparse counts' block sums)
+
+where the RNN's block sums come from one pass of exponentials over its float32 logits, the
+unigram level's block sums are computed once, and the n-gram model's seen contexts add a few
+sparse counts (``NgramTable.seen_batch``). Only the chosen block's words are then mixed one by
+one. Banned words (never generated) are taken out of their blocks' masses first; the chosen
+word's log-probability is its mixture probability before that, as the dense draw reports it.
+
+The numbers are the dense draw's (``reference_draw``) up to rounding: the same word unless the
+uniform number falls within about 1e-7 of a boundary between two words. Every row's numbers
+come from that row alone (row-stable products, per-row reductions), so a sequence draws the same
+words whatever else is in the batch.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.draws import BELOW_ONE, DRAW_BLOCK, inverse_cdf
+from models.mixture import NgramMixture
+from models.ngram_table import ContextLevel
+from models.softmax import FullSoftmax
+
+
+@dataclass(frozen=True)
+class _BlockedContexts:
+    """The contexts of one n-gram level that follow with at least as many words as there are
+    blocks (so this costs no more memory than their entries), summed by blocks of DRAW_BLOCK
+    word ids: a draw reads one row of ``sums`` instead of every entry, and finds the entries of
+    one block between two ``starts``."""
+
+    contexts: np.ndarray  # sorted context indices of the level
+    sums: np.ndarray  # (n, blocks): discounted counts per block
+    starts: np.ndarray  # (n, blocks + 1): where each block's entries begin in the level's arrays
+
+    @classmethod
+    def of(cls, level: ContextLevel, blocks: int) -> "_BlockedContexts":
+        counts = np.diff(level.offsets)
+        contexts = np.flatnonzero(counts >= blocks)
+        sums = np.zeros((contexts.size, blocks))
+        starts = np.zeros((contexts.size, blocks + 1), dtype=np.int64)
+        edges = np.arange(blocks + 1) * DRAW_BLOCK
+        for row, context in enumerate(contexts.tolist()):
+            first, last = int(level.offsets[context]), int(level.offsets[context + 1])
+            words = level.words[first:last]
+            sums[row] = np.bincount(words // DRAW_BLOCK, weights=level.discounted[first:last], minlength=blocks)
+            starts[row] = first + np.searchsorted(words, edges)
+        return cls(contexts, sums, starts)
+
+    def find(self, contexts: np.ndarray) -> np.ndarray:
+        """The row of each context here, or -1."""
+        if not self.contexts.size:
+            return np.full(contexts.shape, -1)
+        i = np.minimum(np.searchsorted(self.contexts, contexts), self.contexts.size - 1)
+        return np.where(self.contexts[i] == contexts, i, -1)
+
+
+@dataclass
+class _NgramParts:
+    """One step's n-gram distributions, row by row: ``factor`` times the unigram level, plus the
+    few counts of small contexts (``rows``, ``words``, ``values``), plus per level the blocked
+    contexts' counts (rows, their rows in ``blocked``, scale, level, blocked)."""
+
+    factor: np.ndarray
+    rows: np.ndarray
+    words: np.ndarray
+    values: np.ndarray
+    big: list[tuple[np.ndarray, np.ndarray, np.ndarray, ContextLevel, _BlockedContexts]]
+
+
+class MixtureDrawer:
+    """Draws from ``mixture`` over the full-softmax layer ``output`` (a frozen one: see
+    ``RecurrentLM.for_generation``), many rows at once."""
+
+    def __init__(self, output: FullSoftmax, mixture: NgramMixture):
+        self.output = output
+        self.table = mixture.ngram
+        self.rnn_weight = mixture.rnn_weight
+        self._size = output.vocab_size
+        self._block_starts = np.arange(0, self._size, DRAW_BLOCK)
+        self._blocks = self._block_starts.size
+        self._unigram = self.table.unigram_level()
+        self._unigram_blocks = np.add.reduceat(self._unigram, self._block_starts)
+        self._offsets = np.arange(DRAW_BLOCK)
+        # by context length; the empty context (length 0) is the unigram level, read whole
+        self._blocked = [_BlockedContexts.of(level, self._blocks) if k else None
+                         for k, level in enumerate(self.table.levels)]
+
+    def draw(
+        self, hidden: np.ndarray, histories: Sequence[Sequence[int]], uniforms: np.ndarray,
+        banned: Sequence[Sequence[int]],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One word per row of ``hidden`` (B x H) with the uniform number ``uniforms[row]`` (its
+        generator's ``random()``), never one of that row's ``banned`` words: the word ids and each
+        word's log-probability under the mixture."""
+        rows = hidden.shape[0]
+        w = self.rnn_weight
+        exps = np.exp(self.output.shifted_logits(hidden))  # float32: plenty for a draw
+        rnn_blocks = np.add.reduceat(exps, self._block_starts, axis=1, dtype=np.float64)
+        rnn_scale = w / rnn_blocks.sum(axis=1)  # w / Z
+        parts = self._ngram_parts(histories)
+        ngram = parts.factor[:, None] * self._unigram_blocks
+        ngram += _totals(parts.rows * self._blocks + parts.words // DRAW_BLOCK, parts.values, rows, self._blocks)
+        for big_rows, ids, scale, _, blocked in parts.big:
+            ngram[big_rows] += scale[:, None] * blocked.sums[ids]
+        masses = rnn_blocks * rnn_scale[:, None]
+        masses += (1.0 - w) * ngram
+
+        banned_rows = np.repeat(np.arange(rows), [len(b) for b in banned])
+        banned_words = np.fromiter((word for row in banned for word in row), dtype=np.int64, count=banned_rows.size)
+        for block in sorted({word // DRAW_BLOCK for row in banned for word in row}):
+            here = banned_words // DRAW_BLOCK == block
+            values = self._block_values(exps, rnn_scale, parts, np.full(rows, block))
+            taken = values[banned_rows[here], banned_words[here] % DRAW_BLOCK]
+            np.subtract.at(masses[:, block], banned_rows[here], taken)
+        np.maximum(masses, 0.0, out=masses)
+
+        cdf = np.cumsum(masses, axis=1)
+        targets = uniforms * cdf[:, -1]
+        blocks = np.minimum((cdf <= targets[:, None]).sum(axis=1), self._blocks - 1)
+        mixed = self._block_values(exps, rnn_scale, parts, blocks)  # each word's probability, before the bans
+        values = mixed.copy()
+        in_chosen = banned_words // DRAW_BLOCK == blocks[banned_rows]
+        values[banned_rows[in_chosen], banned_words[in_chosen] % DRAW_BLOCK] = 0.0
+
+        inner = np.cumsum(values, axis=1)
+        before = np.where(blocks > 0, cdf[np.arange(rows), np.maximum(blocks - 1, 0)], 0.0)
+        offsets = np.minimum(np.maximum(targets - before, 0.0), inner[:, -1] * BELOW_ONE)
+        within = np.minimum((inner <= offsets[:, None]).sum(axis=1), DRAW_BLOCK - 1)
+        words = blocks * DRAW_BLOCK + within
+        with np.errstate(divide="ignore"):  # a fallback row's entry, replaced below
+            logprobs = np.log(mixed[np.arange(rows), within])
+        for row in np.flatnonzero(inner[:, -1] <= 0):  # only by rounding: the block's mass was all banned
+            words[row], logprobs[row] = reference_draw(self.output, NgramMixture(self.table, w), hidden[row : row + 1],
+                                                       histories[row], float(uniforms[row]), banned[row])
+        return words, logprobs
+
+    def _ngram_parts(self, histories: Sequence[Sequence[int]]) -> _NgramParts:
+        """Each row's n-gram distribution by parts (``NgramTable.seen_batch``), the big contexts'
+        counts to be read by blocks."""
+        seen = self.table.seen_batch(histories)
+        rows_parts, words_parts, values_parts, big = [], [], [], []
+        for k, rows, contexts, scale in seen.levels:
+            level, blocked = self.table.levels[k], self._blocked[k]
+            ids = blocked.find(contexts)
+            is_big = ids >= 0
+            if is_big.any():
+                big.append((rows[is_big], ids[is_big], scale[is_big], level, blocked))
+            small = ~is_big
+            counts, entries = level.slices(contexts[small])
+            rows_parts.append(np.repeat(rows[small], counts))
+            words_parts.append(level.words[entries].astype(np.int64))
+            values_parts.append(level.discounted[entries] * np.repeat(scale[small], counts))
+        if not rows_parts:
+            return _NgramParts(seen.factor, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), big)
+        return _NgramParts(seen.factor, np.concatenate(rows_parts), np.concatenate(words_parts),
+                           np.concatenate(values_parts), big)
+
+    def _block_values(self, exps: np.ndarray, rnn_scale: np.ndarray, parts: _NgramParts, blocks: np.ndarray) -> np.ndarray:
+        """The mixture probability of each word of block ``blocks[row]`` of each row (B x DRAW_BLOCK;
+        0 past the last word)."""
+        rows = exps.shape[0]
+        columns = blocks[:, None] * DRAW_BLOCK + self._offsets
+        inside = columns < self._size
+        columns = np.minimum(columns, self._size - 1)
+        ngram = parts.factor[:, None] * self._unigram[columns]
+        here = parts.words // DRAW_BLOCK == blocks[parts.rows]
+        ngram += _totals(parts.rows[here] * DRAW_BLOCK + parts.words[here] % DRAW_BLOCK, parts.values[here],
+                         rows, DRAW_BLOCK)
+        for big_rows, ids, scale, level, blocked in parts.big:
+            block = blocks[big_rows]
+            first, last = blocked.starts[ids, block], blocked.starts[ids, block + 1]
+            counts = last - first
+            entries = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+            ngram[np.repeat(big_rows, counts), level.words[entries] % DRAW_BLOCK] += \
+                level.discounted[entries] * np.repeat(scale, counts)
+        values = np.take(exps, columns + (np.arange(rows) * self._size)[:, None]) * rnn_scale[:, None]
+        values += (1.0 - self.rnn_weight) * ngram
+        values[~inside] = 0.0
+        return values
+
+
+def _totals(cells: np.ndarray, values: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """A rows x columns float64 matrix of the ``values`` summed by flat cell index (in the order
+    given, so a row's sums do not depend on the other rows)."""
+    return np.bincount(cells, weights=values, minlength=rows * columns).astype(np.float64, copy=False).reshape(rows, columns)
+
+
+def reference_draw(
+    output: FullSoftmax, mixture: NgramMixture, hidden: np.ndarray, history: Sequence[int], uniform: float,
+    banned: Sequence[int],
+) -> tuple[int, float]:
+    """The dense draw, written for clarity: every word's mixture probability, the banned ones
+    zeroed, an inverse-CDF draw with ``uniform``; the word and its log-probability."""
+    probs = mixture.next_word_probs(output.probabilities(hidden)[0], history)
+    chosen_from = probs.copy()
+    chosen_from[list(banned)] = 0.0
+    word = inverse_cdf(chosen_from, uniform)
+    return word, math.log(probs[word])

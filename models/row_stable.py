@@ -1,0 +1,53 @@
+"""Matrix products whose rows do not depend on how many rows there are.
+
+A BLAS product's rounding can depend on its shape: with OpenBLAS one row goes to a
+matrix-vector kernel and small products to kernels picked by size, so the same row can come out
+different in its last bits alone and in a batch. Generation must not let the batch change a
+sequence's numbers, so every product it runs for a batch of sequences is padded to at least a
+row count from which adding rows changes nothing: ``consistent_width``, measured once on this
+machine's BLAS when a model is made ready for generation.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def consistent_width(row_result: Callable[[int], list[bytes]], most: int) -> int:
+    """The smallest row count n >= 2 such that, for every count from n to ``most``,
+    ``row_result(count)`` (the results of the same first and last input rows, as bytes, with
+    ``count`` rows in all) is what it is at n: a product padded to at least that many rows then
+    rounds each row the same way, however many rows it has."""
+    results = [row_result(count) for count in range(2, most + 1)]
+    width = most
+    for count in range(most - 1, 1, -1):
+        if results[count - 2] != results[count - 1]:
+            break
+        width = count
+    return width
+
+
+def pad_rows(rows: np.ndarray, width: int) -> np.ndarray:
+    """``rows`` with copies of its first row added up to ``width`` rows."""
+    if rows.shape[0] >= width:
+        return rows
+    return np.concatenate([rows, np.repeat(rows[:1], width - rows.shape[0], axis=0)])
+
+
+def product_width(matrix: np.ndarray, most: int, seed: int = 12345) -> int:
+    """``consistent_width`` of ``rows @ matrix`` (rows of ``matrix.shape[0]`` numbers in its
+    dtype), probed with random rows."""
+    probe = np.random.default_rng(seed).standard_normal((most, matrix.shape[0])).astype(matrix.dtype)
+
+    def first_and_last(n: int) -> list[bytes]:
+        result = np.concatenate([probe[: n - 1], probe[most - 1 :]]) @ matrix
+        return [result[0].tobytes(), result[n - 1].tobytes()]
+
+    return consistent_width(first_and_last, most)
+
+
+def stable_product(rows: np.ndarray, matrix: np.ndarray, width: int) -> np.ndarray:
+    """``rows @ matrix`` computed on at least ``width`` rows (padded, the padding dropped)."""
+    n = rows.shape[0]
+    return (pad_rows(rows, width) @ matrix)[:n] if n < width else rows @ matrix
