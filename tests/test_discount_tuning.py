@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.toy_corpus import random_id_corpus
-from training.discount_tuning import TokenCounts, scaled, tune_discounts
+from training.discount_tuning import TokenCounts, moved, tune_discounts
 from training.interpolation import choose_weight
 from training.kneser_ney import Discounts, KneserNey
 from training.ngram_counts import count_ngrams, flat_tokens
@@ -48,9 +48,11 @@ def test_development_scoring_gives_the_tables_probabilities(order, thresholds):
         np.testing.assert_allclose(gathered.probs(discounts), expected, rtol=1e-14, atol=0)
 
 
-def test_scaled_discounts_stay_within_their_counts():
-    assert scaled(Discounts(0.5, 1.0, 1.5), 0.5) == Discounts(0.25, 0.5, 0.75)
-    assert scaled(Discounts(0.8, 1.2, 1.6), 2.0) == Discounts(1.0, 2.0, 3.0)
+def test_moved_discounts_stay_within_their_counts():
+    values = np.array([[0.5, 1.0, 1.5], [0.8, 1.2, 1.6]])
+    np.testing.assert_array_equal(moved(values, (0, 1, 2), 0.5), [[0.25, 0.5, 0.75], [0.8, 1.2, 1.6]])
+    np.testing.assert_array_equal(moved(values, (3, 4, 5), 2.0), [[0.5, 1.0, 1.5], [1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(moved(values, (4,), 1.5), [[0.5, 1.0, 1.5], [0.8, 1.8, 1.6]], rtol=1e-15)
 
 
 def mixture_log_likelihood(table, sentences, rnn, weight, rows=slice(None)):
@@ -65,8 +67,9 @@ def test_the_search_keeps_only_what_makes_both_halves_likelier():
     tokens = sum(len(s) - 1 for s in development)
     rnn = np.full(tokens, 1.0 / (VOCAB - 1))  # a uniform "RNN": the n-gram model's exact counts are what helps
     choice = tune_discounts(counts, development, rnn, choose_weight)
-    assert choice.factors != [1.0, 1.0, 1.0]
-    assert choice.factors[-1] < 1  # repeated sentences: the trigram's counts deserve more trust
+    assert choice.discounts != counts.estimated
+    top, estimated_top = choice.discounts[-1], counts.estimated[-1]
+    assert top.one < estimated_top.one  # repeated sentences: the trigrams seen once deserve more trust
     table, estimated = counts.table(choice.discounts), counts.table()
     assert mixture_log_likelihood(table, development, rnn, choice.weight) == pytest.approx(choice.log_likelihood)
     assert choice.weight == choose_weight(rnn, np.concatenate([table.token_probs(s) for s in development]))
@@ -83,7 +86,7 @@ def test_nothing_to_gain_keeps_the_estimated_discounts():
     development = corpus[700:]
     tokens = sum(len(s) - 1 for s in development)
     choice = tune_discounts(counts, development, np.ones(tokens), choose_weight)  # an RNN that is always right
-    assert choice.factors == [1.0, 1.0] and choice.discounts == counts.estimated and choice.weight == 1.0
+    assert choice.discounts == counts.estimated and choice.weight == 1.0
     with pytest.raises(ValueError, match="RNN probabilities"):
         tune_discounts(counts, development, np.ones(tokens + 1), choose_weight)
 

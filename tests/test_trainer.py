@@ -54,7 +54,7 @@ def test_train_command_learns_and_prints_a_json_summary(tmp_path):
     assert choice["tokens"] > 0 and summary["ngram_weight"] == choice["weight"] and 0 < choice["weight"] <= 1
     assert choice["mixture_perplexity"] <= min(choice["rnn_perplexity"], choice["ngram_perplexity"]) + 1e-9
     assert summary["ngram_prune"] == [0, 0, 0, 0, 0]  # a small corpus keeps every n-gram by default
-    assert len(choice["discount_factors"]) == 5  # the discounts, chosen with the weight
+    assert len(choice["discounts"]) == len(choice["estimated_discounts"]) == 5  # chosen with the weight
     assert summary["rnn_val_perplexity"] < 10 and summary["ngram_val_perplexity"] < 10
     assert "words/s" in result.stderr and "eval at" in result.stderr  # progress is shown
     loaded = load_model(summary["out"])

@@ -20,7 +20,7 @@ from models.mixture import DEFAULT_RNN_WEIGHT, NgramMixture
 from models.recurrent_lm import RecurrentLM
 from models.scoring import perplexity_from, score_sentences
 from models.vocabulary import Vocabulary
-from training.discount_tuning import TokenCounts, tune_discounts
+from training.discount_tuning import TokenCounts, as_array, rounded, tune_discounts
 from training.kneser_ney import Discounts
 from training.ngram_counts import flat_tokens
 from training.ngram_fit import ArrangedCounts, arrange_tokens, default_cut_offs, thresholds_for
@@ -71,7 +71,8 @@ def _choose_on(model: RecurrentLM, arranged: ArrangedCounts, development: list[l
                "rnn_perplexity": float(np.exp(-np.log(rnn).mean())),
                "ngram_perplexity": float(np.exp(-np.log(ngram).mean())),
                "mixture_perplexity": float(np.exp(-choice.log_likelihood / rnn.size)),
-               "discount_factors": [round(f, 4) for f in choice.factors],
+               "discounts": rounded(as_array(choice.discounts)),
+               "estimated_discounts": rounded(as_array(arranged.estimated)),
                "estimated_discounts_mixture_perplexity": float(np.exp(-choice.estimated_log_likelihood / rnn.size))}
     log.info("RNN weight %.2f chosen on %s development tokens (perplexity: RNN %.2f, n-gram %.2f, mixture %.2f)",
              weight, f"{rnn.size:,}", figures["rnn_perplexity"], figures["ngram_perplexity"],
