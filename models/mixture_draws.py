@@ -14,9 +14,10 @@ one. Banned words (never generated) are taken out of their blocks' masses first;
 word's log-probability is its mixture probability before that, as the dense draw reports it.
 
 The numbers are the dense draw's (``reference_draw``) up to rounding: the same word unless the
-uniform number falls within about 1e-7 of a boundary between two words. Every row's numbers
-come from that row alone (row-stable products, per-row reductions), so a sequence draws the same
-words whatever else is in the batch.
+uniform number falls within about 1e-7 of a boundary between two words. Below FEW_ROWS rows the
+dense draw itself runs, row by row (``models.row_stable``: a few rows do not pay for the batched
+draw's fixed cost). Every row's numbers come from that row alone (row-stable products, per-row
+reductions), so a sequence draws the same words whatever else is in the batch.
 """
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.draws import BELOW_ONE, DRAW_BLOCK, inverse_cdf
+from models.draws import BELOW_ONE, DRAW_BLOCK, index_at
 from models.mixture import NgramMixture
 from models.ngram_table import ContextLevel
+from models.row_stable import FEW_ROWS
 from models.softmax import FullSoftmax
 
 
@@ -84,6 +86,7 @@ class MixtureDrawer:
 
     def __init__(self, output: FullSoftmax, mixture: NgramMixture):
         self.output = output
+        self.mixture = mixture
         self.table = mixture.ngram
         self.rnn_weight = mixture.rnn_weight
         self._size = output.vocab_size
@@ -105,6 +108,10 @@ class MixtureDrawer:
         word's log-probability under the mixture."""
         rows = hidden.shape[0]
         w = self.rnn_weight
+        if rows < FEW_ROWS:
+            drawn = [reference_draw(self.output, self.mixture, hidden[row : row + 1], histories[row],
+                                    float(uniforms[row]), banned[row]) for row in range(rows)]
+            return np.array([word for word, _ in drawn], dtype=np.int64), np.array([lp for _, lp in drawn])
         exps = np.exp(self.output.shifted_logits(hidden))  # float32: plenty for a draw
         rnn_blocks = np.add.reduceat(exps, self._block_starts, axis=1, dtype=np.float64)
         rnn_scale = w / rnn_blocks.sum(axis=1)  # w / Z
@@ -141,7 +148,7 @@ class MixtureDrawer:
         with np.errstate(divide="ignore"):  # a fallback row's entry, replaced below
             logprobs = np.log(mixed[np.arange(rows), within])
         for row in np.flatnonzero(inner[:, -1] <= 0):  # only by rounding: the block's mass was all banned
-            words[row], logprobs[row] = reference_draw(self.output, NgramMixture(self.table, w), hidden[row : row + 1],
+            words[row], logprobs[row] = reference_draw(self.output, self.mixture, hidden[row : row + 1],
                                                        histories[row], float(uniforms[row]), banned[row])
         return words, logprobs
 
@@ -205,5 +212,5 @@ def reference_draw(
     probs = mixture.next_word_probs(output.probabilities(hidden)[0], history)
     chosen_from = probs.copy()
     chosen_from[list(banned)] = 0.0
-    word = inverse_cdf(chosen_from, uniform)
+    word = index_at(chosen_from, uniform)
     return word, math.log(probs[word])
