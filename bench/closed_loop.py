@@ -8,6 +8,9 @@ as its previous answer is in.
 For each connection count, one JSON line: responses and answered (2xx) per second, the latency
 percentiles over all responses (ms), how many were refused (429) or got any other status, and
 how many timed out (``--timeout``). The request body and the counting are in bench/generate.lua.
+``--by-status`` runs the same closed loop from Python (asyncio, bench/load.py's connections)
+instead of wrk, to add the latency percentiles of each status (wrk's script cannot time one
+response): how fast a 429 comes, for instance.
 With ``--tree`` (repeatable) it starts each checkout's own gunicorn with that checkout's own
 settings (``make serve``'s command, its .venv), serving ``--model``, runs the rows against it
 and stops it, one tree after the other: an old-against-new comparison in one run.
@@ -23,6 +26,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 LUA = Path(__file__).resolve().parent / "generate.lua"
 
@@ -43,6 +48,45 @@ def run_wrk(url: str, connections: int, duration: float, timeout: float, threads
         "refused_429": statuses.get(429, 0),
         "other_non_2xx": responses - answered - statuses.get(429, 0),
         "timeouts": int(re.search(r"^TIMEOUTS (\d+)$", out, re.M).group(1)),
+    }
+
+
+def run_python(url: str, connections: int, duration: float, timeout: float) -> dict:
+    """The closed loop from asyncio, with the latencies of each status."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    from bench.load import Connections, latency_summary
+
+    body = re.search(r"wrk.body = '(.*)'", LUA.read_text()).group(1).encode()
+    parts = urlsplit(url)
+    latencies: dict[str, list[float]] = {}
+
+    async def loop(pool: Connections, until: float) -> None:
+        while time.perf_counter() < until:
+            began = time.perf_counter()
+            try:
+                status = str(await asyncio.wait_for(pool.request(body), timeout))
+            except asyncio.TimeoutError:
+                status = "timeout"
+            latencies.setdefault(status, []).append(time.perf_counter() - began)
+
+    async def run() -> float:
+        pool = Connections(parts.hostname or "127.0.0.1", parts.port or 80, connections)
+        began = time.perf_counter()
+        await asyncio.gather(*(loop(pool, began + duration) for _ in range(connections)))
+        for _, writer in pool.idle:
+            writer.close()
+        return time.perf_counter() - began
+
+    seconds = asyncio.run(run())
+    every = sorted(t for times in latencies.values() for t in times)
+    answered = sum(len(times) for status, times in latencies.items() if status.startswith("2"))
+    return {
+        "connections": connections, "client": "python", "seconds": round(seconds, 1),
+        "responses_per_s": round(len(every) / seconds, 1), "answered_2xx_per_s": round(answered / seconds, 1),
+        **latency_summary(every), "statuses": {status: len(times) for status, times in sorted(latencies.items())},
+        "by_status": {status: latency_summary(sorted(times)) for status, times in sorted(latencies.items())},
     }
 
 
@@ -73,6 +117,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds per connection count")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds before wrk counts a request timed out")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--by-status", action="store_true", help="the closed loop from Python, timed by status")
     parser.add_argument("--tree", action="append", type=Path, help="start this checkout's server (repeatable)")
     parser.add_argument("--model", type=Path, default=Path("artifacts/model.joblib"))
     parser.add_argument("--port", type=int, default=18731)
@@ -85,7 +130,8 @@ def main() -> int:
         url = args.url if tree is None else f"http://127.0.0.1:{args.port}"
         try:
             for connections in args.connections:
-                row = run_wrk(url, connections, args.duration, args.timeout, args.threads)
+                row = (run_python(url, connections, args.duration, args.timeout) if args.by_status
+                       else run_wrk(url, connections, args.duration, args.timeout, args.threads))
                 print(json.dumps({"server": str(tree or url), **settings, **row}), flush=True)
         finally:
             if server is not None:

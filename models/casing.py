@@ -52,13 +52,22 @@ def capitalised(word: str) -> str:
     return word[:1].upper() + word[1:]
 
 
+class SentenceCase:
+    """The corpus's forms of a sentence's words, one word at a time (a word's form depends on the
+    words before it alone); the first word with letters capitalised when the words start a sentence."""
+
+    def __init__(self, forms: Mapping[str, str], sentence_start: bool = True):
+        self.forms = forms
+        self.capitalise_next = sentence_start
+
+    def form(self, word: str) -> str:
+        form = self.forms.get(word, word)
+        if self.capitalise_next and has_letters(word):
+            form, self.capitalise_next = capitalised(form), False
+        return form
+
+
 def cased_words(words: Sequence[str], forms: Mapping[str, str], sentence_start: bool = True) -> list[str]:
-    """The corpus's forms of a sentence's words; the first word with letters capitalised when the
-    words start a sentence."""
-    shown = []
-    for word in words:
-        form = forms.get(word, word)
-        if sentence_start and has_letters(word):
-            form, sentence_start = capitalised(form), False
-        shown.append(form)
-    return shown
+    """The corpus's forms of a sentence's words (``SentenceCase``)."""
+    case = SentenceCase(forms, sentence_start)
+    return [case.form(word) for word in words]

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from nltk.tokenize import NLTKWordTokenizer
+from nltk.tokenize.destructive import MacIntyreContractions
 from nltk.tokenize.punkt import PunktParameters, PunktSentenceTokenizer
 from nltk.tokenize.treebank import TreebankWordDetokenizer
 
@@ -73,6 +74,13 @@ def tokenize_document(text: str) -> list[list[str]]:
 def token_text(word: str) -> str:
     """How the detokenizer writes one token on its own (a quotation mark token as '"')."""
     return _DETOKENIZER.detokenize([word])
+
+
+def joined_word_pairs() -> frozenset[tuple[str, str]]:
+    """The pairs of tokens the detokenizer writes as one word (``can not`` -> ``cannot``),
+    lower-cased, read from NLTK's own contraction patterns (``(?i)\\b(can)(?#X)(not)\\b``)."""
+    pairs = (re.findall(r"\(([^()?]+)\)", pattern) for pattern in MacIntyreContractions.CONTRACTIONS2)
+    return frozenset((pair[0].lower(), pair[1].lower()) for pair in pairs if len(pair) == 2)
 
 
 def detokenize(words: list[str]) -> str:

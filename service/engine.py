@@ -82,23 +82,21 @@ class SequenceHandle:
             self._held.append(word)
 
     def finish(self, error: BaseException | None = None) -> None:
-        if self._held:
-            self._channel.put(self._held)
-            self._held = []
-        self._channel.put(_END if error is None else error)
+        """Hand over the words held and the end in one item: the request thread wakes once."""
+        self._held.append(_END if error is None else error)
+        self._channel.put(self._held)
+        self._held = []
 
     # -- the request thread's side
     def __iter__(self) -> Iterator[SampledWord]:
         while True:
             item = self._channel.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            if isinstance(item, list):
-                yield from item
-            else:
-                yield item
+            for word in item if isinstance(item, list) else (item,):
+                if word is _END:
+                    return
+                if isinstance(word, BaseException):
+                    raise word
+                yield word
 
     def close(self) -> None:
         self.cancelled = True

@@ -9,12 +9,11 @@ Streamed and whole responses are the same iteration: ``TextGenerator.start`` han
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-
-import numpy as np
 
 from models.mixture import NgramMixture
 from models.recurrent_lm import RecurrentLM
@@ -147,7 +146,7 @@ class GenerationResult:
     @property
     def mean_logprob(self) -> float:
         """Mean model log-probability per token (how best_of ranks sequences); 0 for none."""
-        return float(np.mean([t.logprob for t in self.tokens])) if self.tokens else 0.0
+        return math.fsum(t.logprob for t in self.tokens) / len(self.tokens) if self.tokens else 0.0
 
 
 class GenerationTimeout(Exception):
@@ -231,6 +230,8 @@ class TextGenerator:
         return run_all(self.start_all(several(request, count), deadline))
 
     def alternatives(self, sampled: SampledWord) -> tuple[Alternative, ...]:
+        if not sampled.alternatives:
+            return ()
         return tuple(
             Alternative(i, self.vocab.words[i], logprob, self.vocab.words[i] in SPECIAL_TOKENS)
             for i, logprob in sampled.alternatives

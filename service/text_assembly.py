@@ -3,11 +3,12 @@
 Each word is given the characters its arrival adds to the detokenized text (NLTK's Treebank
 detokenizer, as for a finished sentence). Detokenizing costs about 30 regular-expression passes
 per call whatever the length, which made it 40% of a request's CPU; so the common cases take a
-short path: a word of letters after a word of letters or a closing punctuation mark (a space and
-the word), a closing punctuation mark after a word of letters (the mark alone), and a sentence's
-first word of letters (capitalised); any other word detokenizes the sentence again
+short path (``IncrementalText._short_path``): a word after a word, a punctuation mark or a
+quotation mark, a punctuation mark or a quotation mark after a word, a dash after a word, and a
+sentence's first word (capitalised); any other word detokenizes the sentence again
 (``tests/test_generation_stream.py`` checks both against detokenizing the whole sentence after
-every word, on random sentences). The detokenizer very rarely re-spaces text already sent
+every word, on random sentences). Sentences of the default model take the short path for all but
+about one word in 70. The detokenizer very rarely re-spaces text already sent
 (``a --`` becomes ``a--b`` once a word follows the dash); that word is then sent with a single
 space before it, so the text assembled here, which is what the API returns, always equals the
 words' texts joined.
@@ -23,35 +24,54 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from models.casing import cased_words
-from models.text import detokenize, token_text
+from models.casing import SentenceCase
+from models.text import detokenize, joined_word_pairs, token_text
 
 # a word of letters after one of these gets " word", whatever came before; and one of these
 # after a word of letters is added as it is
 PLAIN_BEFORE = frozenset([",", ".", ";", ":", "!", "?"])
 OPENING, CLOSING = "``", "''"
+# the word pairs the detokenizer joins ("can not" -> "cannot", "gon na" -> "gonna"): detokenized
+JOINED_PAIRS = joined_word_pairs()
 # a quotation mark after one of these (or first in a sentence) opens a quotation, unless one is open
 OPENS_AFTER = frozenset(["--", "(", "[", OPENING])
 
 
-def quotes_directed(words: Sequence[str]) -> list[str]:
-    """The words with each quotation mark as it goes: closing an open quotation of this sentence;
-    else an opening mark opens, and a closing one opens at the sentence's start or after a dash or
-    bracket (where the tokenizer writes an opening mark as ``''``)."""
-    directed: list[str] = []
-    open_quote = False
-    for word in words:
+class ShownWords:
+    """A sentence's words as the text shows them, one at a time: each quotation mark turned the
+    way it goes (closing an open quotation of this sentence; else an opening mark opens, and a
+    closing one opens at the sentence's start or after a dash or bracket, where the tokenizer
+    writes an opening mark as ``''``), and every word in the corpus's case. A word's form depends
+    on the words before it alone, so each is decided once, as it comes."""
+
+    def __init__(self, forms: Mapping[str, str], sentence_start: bool = True):
+        self.case = SentenceCase(forms, sentence_start)
+        self.open_quote = False
+        self.previous: str | None = None  # the last word, its quotation mark directed
+
+    def directed(self, word: str) -> str:
+        """``word`` with its quotation mark turned the way it goes."""
         if word in (OPENING, CLOSING):
-            opens = not open_quote and (word == OPENING or not directed or directed[-1] in OPENS_AFTER)
+            opens = not self.open_quote and (word == OPENING or self.previous is None or self.previous in OPENS_AFTER)
             word = OPENING if opens else CLOSING
-            open_quote = opens
-        directed.append(word)
-    return directed
+            self.open_quote = opens
+        self.previous = word
+        return word
+
+    def show(self, word: str) -> str:
+        return self.case.form(self.directed(word))
+
+
+def quotes_directed(words: Sequence[str]) -> list[str]:
+    """The words with each quotation mark turned the way it goes (``ShownWords``)."""
+    shown = ShownWords({})
+    return [shown.directed(word) for word in words]
 
 
 def shown_sentence(words: Sequence[str], forms: Mapping[str, str], sentence_start: bool = True) -> list[str]:
     """A sentence's words as the text shows them: quotation marks directed, the corpus's case."""
-    return cased_words(quotes_directed(words), forms, sentence_start)
+    shown = ShownWords(forms, sentence_start)
+    return [shown.show(word) for word in words]
 
 
 class IncrementalText:
@@ -59,27 +79,19 @@ class IncrementalText:
 
     def __init__(self, prompt_words: list[str], forms: Mapping[str, str] | None = None):
         self.forms = forms or {}  # the corpus's case of words (models.casing); none: lower case
-        self._given = list(prompt_words)  # the current sentence's words as the model has them
-        self._words = shown_sentence(self._given, self.forms)  # ... and as the text shows them
-        self.prompt = detokenize(self._words)
+        self._shown = ShownWords(self.forms)
+        self._words = [self._shown.show(word) for word in prompt_words]  # the sentence as the text shows it
+        self.prompt = detokenize(self._words) if self._words else ""
         self._before = ""  # everything before the current sentence
         self._last_render = self.prompt  # the detokenized text after the latest word
         self.text = self.prompt  # what has been handed out: prompt + every word's share
 
     def add(self, word: str) -> str:
         """Append ``word`` to the current sentence; returns the characters it adds to the text."""
-        self._given.append(word)
-        word = shown_sentence(self._given, self.forms)[-1]  # a word's form depends on the words before it alone
+        word = self._shown.show(word)
         self._words.append(word)
-        words = self._words
-        if len(words) > 1 and word.isalpha() and (words[-2].isalpha() or words[-2] in PLAIN_BEFORE):
-            added = f" {word}"
-            render = self._last_render + added
-        elif len(words) > 1 and word in PLAIN_BEFORE and words[-2].isalpha():
-            added = word
-            render = self._last_render + added
-        elif len(words) == 1 and word.isalpha():  # a sentence's first word: capitalised
-            added = (" " if self._before else "") + word[:1].upper() + word[1:]
+        added = self._short_path(word, self._words[-2] if len(self._words) > 1 else None)
+        if added is not None:
             render = self._last_render + added
         else:
             sentence = detokenize(self._words)
@@ -92,7 +104,36 @@ class IncrementalText:
         self.text += added
         return added
 
+    def _short_path(self, word: str, previous: str | None) -> str | None:
+        """What ``word`` adds after ``previous`` (None: it starts the sentence) where that is
+        known without detokenizing, else None."""
+        if previous is None:
+            space = " " if self._before else ""
+            if _word_like(word):  # capitalised
+                return space + word[:1].upper() + word[1:]
+            return space + '"' if word == OPENING else None
+        if _word_like(word):
+            if previous == OPENING:
+                return word
+            if (_word_like(previous) or previous in PLAIN_BEFORE or previous == CLOSING) and (
+                    (previous.lower(), word.lower()) not in JOINED_PAIRS):
+                return f" {word}"
+            return None
+        if word in PLAIN_BEFORE:
+            return word if previous.isalpha() or previous == CLOSING else None
+        if word == CLOSING:
+            return '"' if _word_like(previous) or previous in PLAIN_BEFORE else None
+        if word == OPENING or word == "--":
+            if _word_like(previous) or previous in PLAIN_BEFORE:
+                return ' "' if word == OPENING else " --"
+        return None
+
     def end_sentence(self) -> None:
         """Start a new sentence (capitalised, after a space)."""
-        self._given, self._words = [], []
+        self._shown, self._words = ShownWords(self.forms), []
         self._before = self._last_render = self.text
+
+
+def _word_like(word: str) -> bool:
+    """Letters, or letters and a full stop (an abbreviation: ``mrs.``)."""
+    return word.isalpha() or (word[-1:] == "." and word[:-1].isalpha())
