@@ -80,7 +80,7 @@ def record(app: Flask, count: int) -> list[list[SampledWord]]:
 
     state = app.extensions[EXTENSION_KEY]
     request = parse_generate(BODIES["/generate"], state.config, stream=False, full_text_default=False).request
-    decoder = BatchSampler(state.generator.sampler, count + 1)
+    decoder = BatchSampler(state.generator.sampler)
     words: dict[int, list[SampledWord]] = {}
     for seed in range(count):
         decoder.add(seed, state.generator.sequence_spec(request, seed, []))
