@@ -18,8 +18,8 @@ VOCAB = 700  # eleven blocks of 64 words, the last one short
 START, END, UNKNOWN = 1, 2, 0
 
 
-@pytest.fixture(scope="module")
-def drawer() -> MixtureDrawer:
+@pytest.fixture(scope="module", params=[(), (UNKNOWN, START, END)], ids=["general", "specials"])
+def drawer(request) -> MixtureDrawer:
     """A random GRU's output layer mixed with a 4-gram model of Zipf-distributed random sentences:
     frequent words are followed by many words (contexts read by blocks), rare ones by few."""
     rng = np.random.default_rng(5)
@@ -29,7 +29,7 @@ def drawer() -> MixtureDrawer:
                  for _ in range(3000)]
     mixture = NgramMixture(KneserNey.fit(sentences, 4, VOCAB).table(), rnn_weight=0.35)
     model = GRU(VOCAB, 16, seed=3).for_generation()
-    return MixtureDrawer(model.output, mixture)
+    return MixtureDrawer(model.output, mixture, request.param)
 
 
 def histories_and_states(drawer: MixtureDrawer, rows: int, seed: int):
