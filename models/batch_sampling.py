@@ -6,11 +6,13 @@ for all rows at once (``models.mixture_draws``), each row with the uniform numbe
 ``numpy.random.Generator``, by the single-sequence ``Sampler``'s rules (whose choice helpers it
 uses). Sequences join and leave between steps.
 
-The batch does not change the numbers: the step and the output layer's products are row-stable
-(``models.row_stable``: padded to a row count from which the rows' rounding no longer depends on
-how many there are), every other computation is per row, and the Sampler goes through the same
-code with one row. So a seeded sequence gets the Sampler's words and log-probabilities bit for
-bit whatever else is in the batch.
+The batch does not change the words: the step is row-stable (``models.row_stable``: padded to a
+row count from which the rows' rounding no longer depends on how many there are), so each
+sequence's states are the same bits in any batch; the output layer and the mixture draw work row
+by row below FEW_ROWS rows, as the single-sequence Sampler does, and on the whole batch from
+there on, each row's numbers its own. The two ways agree to float32 rounding: a word differs only
+when its uniform number falls within about 1e-7 of a boundary between two words
+(bench/engine_exactness.py counts how often).
 """
 from __future__ import annotations
 

@@ -21,7 +21,13 @@ def tempered(scores: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def draw_index(weights: np.ndarray, rng: np.random.Generator, sums: np.ndarray | None = None) -> int:
-    """An index drawn in proportion to ``weights`` (>= 0, not necessarily normalised).
+    """An index drawn in proportion to ``weights`` (>= 0, not necessarily normalised), with one
+    uniform number from ``rng`` (``index_at``)."""
+    return index_at(weights, rng.random(), sums)
+
+
+def index_at(weights: np.ndarray, uniform: float, sums: np.ndarray | None = None) -> int:
+    """The index where ``uniform`` (in [0, 1)) falls in the running sum of ``weights``.
 
     An inverse-CDF draw in float64: robust where ``Generator.multinomial`` rejects sums above 1.
     Over a large vocabulary, in two levels (a running sum over blocks of 64 words, then within
@@ -29,9 +35,9 @@ def draw_index(weights: np.ndarray, rng: np.random.Generator, sums: np.ndarray |
     ``sums`` (from ``block_sums``) saves summing the blocks again.
     """
     if weights.size <= 4 * DRAW_BLOCK:
-        return inverse_cdf(weights, rng.random())
+        return inverse_cdf(weights, uniform)
     block_cdf = np.cumsum(block_sums(weights) if sums is None else sums, dtype=np.float64)
-    target = rng.random() * block_cdf[-1]
+    target = uniform * block_cdf[-1]
     block = min(int(np.searchsorted(block_cdf, target, side="right")), block_cdf.size - 1)
     first = block * DRAW_BLOCK
     inner = np.cumsum(weights[first : first + DRAW_BLOCK], dtype=np.float64)

@@ -14,9 +14,10 @@ one. Banned words (never generated) are taken out of their blocks' masses first;
 word's log-probability is its mixture probability before that, as the dense draw reports it.
 
 The numbers are the dense draw's (``reference_draw``) up to rounding: the same word unless the
-uniform number falls within about 1e-7 of a boundary between two words. Every row's numbers
-come from that row alone (row-stable products, per-row reductions), so a sequence draws the same
-words whatever else is in the batch.
+uniform number falls within about 1e-7 of a boundary between two words. Below FEW_ROWS rows the
+dense draw itself runs, row by row (``models.row_stable``: a few rows do not pay for the batched
+draw's fixed cost). Every row's numbers come from that row alone (row-stable products, per-row
+reductions), so a sequence draws the same words whatever else is in the batch.
 """
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.draws import BELOW_ONE, DRAW_BLOCK, inverse_cdf
+from models.draws import BELOW_ONE, DRAW_BLOCK, index_at
 from models.mixture import NgramMixture
 from models.ngram_table import ContextLevel
+from models.row_stable import FEW_ROWS
 from models.softmax import FullSoftmax
 
 
@@ -37,25 +39,29 @@ class _BlockedContexts:
     """The contexts of one n-gram level that follow with at least as many words as there are
     blocks (so this costs no more memory than their entries), summed by blocks of DRAW_BLOCK
     word ids: a draw reads one row of ``sums`` instead of every entry, and finds the entries of
-    one block between two ``starts``."""
+    one block between two ``starts``, and the counts of a few special words in ``specials``."""
 
     contexts: np.ndarray  # sorted context indices of the level
     sums: np.ndarray  # (n, blocks): discounted counts per block
     starts: np.ndarray  # (n, blocks + 1): where each block's entries begin in the level's arrays
+    specials: np.ndarray  # (n, specials): discounted counts of the special words
 
     @classmethod
-    def of(cls, level: ContextLevel, blocks: int) -> "_BlockedContexts":
+    def of(cls, level: ContextLevel, blocks: int, specials: Sequence[int]) -> "_BlockedContexts":
         counts = np.diff(level.offsets)
         contexts = np.flatnonzero(counts >= blocks)
         sums = np.zeros((contexts.size, blocks))
         starts = np.zeros((contexts.size, blocks + 1), dtype=np.int64)
+        special_counts = np.zeros((contexts.size, len(specials)))
         edges = np.arange(blocks + 1) * DRAW_BLOCK
         for row, context in enumerate(contexts.tolist()):
             first, last = int(level.offsets[context]), int(level.offsets[context + 1])
-            words = level.words[first:last]
-            sums[row] = np.bincount(words // DRAW_BLOCK, weights=level.discounted[first:last], minlength=blocks)
+            words, discounted = level.words[first:last], level.discounted[first:last]
+            sums[row] = np.bincount(words // DRAW_BLOCK, weights=discounted, minlength=blocks)
             starts[row] = first + np.searchsorted(words, edges)
-        return cls(contexts, sums, starts)
+            at = np.minimum(np.searchsorted(words, specials), words.size - 1)
+            special_counts[row] = np.where(words[at] == specials, discounted[at], 0.0)
+        return cls(contexts, sums, starts, special_counts)
 
     def find(self, contexts: np.ndarray) -> np.ndarray:
         """The row of each context here, or -1."""
@@ -82,8 +88,11 @@ class MixtureDrawer:
     """Draws from ``mixture`` over the full-softmax layer ``output`` (a frozen one: see
     ``RecurrentLM.for_generation``), many rows at once."""
 
-    def __init__(self, output: FullSoftmax, mixture: NgramMixture):
+    def __init__(self, output: FullSoftmax, mixture: NgramMixture, specials: Sequence[int] = ()):
+        """``specials``: the words most draws ban (the vocabulary's special tokens), whose
+        probabilities are then read from a few numbers kept per context."""
         self.output = output
+        self.mixture = mixture
         self.table = mixture.ngram
         self.rnn_weight = mixture.rnn_weight
         self._size = output.vocab_size
@@ -92,8 +101,11 @@ class MixtureDrawer:
         self._unigram = self.table.unigram_level()
         self._unigram_blocks = np.add.reduceat(self._unigram, self._block_starts)
         self._offsets = np.arange(DRAW_BLOCK)
+        self._specials = np.asarray(specials, dtype=np.int64)
+        self._special_index = np.full(self._size, -1, dtype=np.int64)
+        self._special_index[self._specials] = np.arange(self._specials.size)
         # by context length; the empty context (length 0) is the unigram level, read whole
-        self._blocked = [_BlockedContexts.of(level, self._blocks) if k else None
+        self._blocked = [_BlockedContexts.of(level, self._blocks, self._specials) if k else None
                          for k, level in enumerate(self.table.levels)]
 
     def draw(
@@ -105,6 +117,10 @@ class MixtureDrawer:
         word's log-probability under the mixture."""
         rows = hidden.shape[0]
         w = self.rnn_weight
+        if rows < FEW_ROWS:
+            drawn = [reference_draw(self.output, self.mixture, hidden[row : row + 1], histories[row],
+                                    float(uniforms[row]), banned[row]) for row in range(rows)]
+            return np.array([word for word, _ in drawn], dtype=np.int64), np.array([lp for _, lp in drawn])
         exps = np.exp(self.output.shifted_logits(hidden))  # float32: plenty for a draw
         rnn_blocks = np.add.reduceat(exps, self._block_starts, axis=1, dtype=np.float64)
         rnn_scale = w / rnn_blocks.sum(axis=1)  # w / Z
@@ -118,11 +134,15 @@ class MixtureDrawer:
 
         banned_rows = np.repeat(np.arange(rows), [len(b) for b in banned])
         banned_words = np.fromiter((word for row in banned for word in row), dtype=np.int64, count=banned_rows.size)
-        for block in sorted({word // DRAW_BLOCK for row in banned for word in row}):
-            here = banned_words // DRAW_BLOCK == block
-            values = self._block_values(exps, rnn_scale, parts, np.full(rows, block))
-            taken = values[banned_rows[here], banned_words[here] % DRAW_BLOCK]
-            np.subtract.at(masses[:, block], banned_rows[here], taken)
+        if (self._special_index[banned_words] >= 0).all():
+            taken = self._special_probabilities(exps, rnn_scale, parts)[banned_rows, self._special_index[banned_words]]
+            np.subtract.at(masses, (banned_rows, banned_words // DRAW_BLOCK), taken)
+        else:
+            for block in sorted({word // DRAW_BLOCK for row in banned for word in row}):
+                here = banned_words // DRAW_BLOCK == block
+                values = self._block_values(exps, rnn_scale, parts, np.full(rows, block))
+                taken = values[banned_rows[here], banned_words[here] % DRAW_BLOCK]
+                np.subtract.at(masses[:, block], banned_rows[here], taken)
         np.maximum(masses, 0.0, out=masses)
 
         cdf = np.cumsum(masses, axis=1)
@@ -138,10 +158,10 @@ class MixtureDrawer:
         offsets = np.minimum(np.maximum(targets - before, 0.0), inner[:, -1] * BELOW_ONE)
         within = np.minimum((inner <= offsets[:, None]).sum(axis=1), DRAW_BLOCK - 1)
         words = blocks * DRAW_BLOCK + within
-        with np.errstate(divide="ignore"):  # a fallback row's entry, replaced below
-            logprobs = np.log(mixed[np.arange(rows), within])
+        picked = mixed[np.arange(rows), within]
+        logprobs = np.log(picked, out=np.full(rows, -np.inf), where=picked > 0)  # 0: a fallback row, below
         for row in np.flatnonzero(inner[:, -1] <= 0):  # only by rounding: the block's mass was all banned
-            words[row], logprobs[row] = reference_draw(self.output, NgramMixture(self.table, w), hidden[row : row + 1],
+            words[row], logprobs[row] = reference_draw(self.output, self.mixture, hidden[row : row + 1],
                                                        histories[row], float(uniforms[row]), banned[row])
         return words, logprobs
 
@@ -165,6 +185,19 @@ class MixtureDrawer:
             return _NgramParts(seen.factor, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), big)
         return _NgramParts(seen.factor, np.concatenate(rows_parts), np.concatenate(words_parts),
                            np.concatenate(values_parts), big)
+
+    def _special_probabilities(self, exps: np.ndarray, rnn_scale: np.ndarray, parts: _NgramParts) -> np.ndarray:
+        """The mixture probability of each special word in each row (B x specials)."""
+        rows, count = exps.shape[0], self._specials.size
+        index = self._special_index[parts.words]
+        hit = index >= 0
+        ngram = parts.factor[:, None] * self._unigram[self._specials]
+        ngram += _totals(parts.rows[hit] * count + index[hit], parts.values[hit], rows, count)
+        for big_rows, ids, scale, _, blocked in parts.big:
+            ngram[big_rows] += scale[:, None] * blocked.specials[ids]
+        values = exps[:, self._specials] * rnn_scale[:, None]
+        values += (1.0 - self.rnn_weight) * ngram
+        return values
 
     def _block_values(self, exps: np.ndarray, rnn_scale: np.ndarray, parts: _NgramParts, blocks: np.ndarray) -> np.ndarray:
         """The mixture probability of each word of block ``blocks[row]`` of each row (B x DRAW_BLOCK;
@@ -205,5 +238,5 @@ def reference_draw(
     probs = mixture.next_word_probs(output.probabilities(hidden)[0], history)
     chosen_from = probs.copy()
     chosen_from[list(banned)] = 0.0
-    word = inverse_cdf(chosen_from, uniform)
+    word = index_at(chosen_from, uniform)
     return word, math.log(probs[word])

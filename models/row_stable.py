@@ -3,15 +3,27 @@
 A BLAS product's rounding can depend on its shape: with OpenBLAS one row goes to a
 matrix-vector kernel and small products to kernels picked by size, so the same row can come out
 different in its last bits alone and in a batch. Generation must not let the batch change a
-sequence's numbers, so every product it runs for a batch of sequences is padded to at least a
-row count from which adding rows changes nothing: ``consistent_width``, measured once on this
-machine's BLAS when a model is made ready for generation.
+sequence's numbers, so a product it runs for a batch of sequences is padded to at least a row
+count from which adding rows changes nothing (``consistent_width``, measured once on this
+machine's BLAS when a model is made ready for generation) and ``stable_product`` runs it so.
+
+``batch_product`` runs products with an output layer's V: one padded product from FEW_ROWS rows
+on, row by row (matrix-vector products) below. Each row's numbers then depend only on which of
+the two ways ran, and the two agree to float32 rounding (a sampled word changes only when its
+uniform number falls within about 1e-7 of a boundary; bench/engine_exactness.py counts).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import numpy as np
+
+
+# Below this many rows, products with V run row by row and the mixture draw runs its dense
+# per-row path: one matrix-matrix product pays for packing all of V (about 100 us for the default
+# model's 8000 x 100 on an AMD EPYC, three matrix-vector products' worth), and the batched draw a
+# fixed cost of some 150 NumPy calls a step (bench/engine_cost.py measures both ways).
+FEW_ROWS = 6
 
 
 def consistent_width(row_result: Callable[[int], list[bytes]], most: int) -> int:
@@ -51,3 +63,10 @@ def stable_product(rows: np.ndarray, matrix: np.ndarray, width: int) -> np.ndarr
     """``rows @ matrix`` computed on at least ``width`` rows (padded, the padding dropped)."""
     n = rows.shape[0]
     return (pad_rows(rows, width) @ matrix)[:n] if n < width else rows @ matrix
+
+
+def batch_product(rows: np.ndarray, matrix: np.ndarray, width: int) -> np.ndarray:
+    """``rows @ matrix``: row by row below FEW_ROWS rows, else ``stable_product``."""
+    if rows.shape[0] < FEW_ROWS:
+        return np.stack([row @ matrix for row in rows]) if rows.shape[0] else rows @ matrix
+    return stable_product(rows, matrix, width)

@@ -119,7 +119,8 @@ class Sampler:
         self.vocab = vocab
         self.mixture = mixture
         full = self.model.output.KIND == "full"
-        self.mixture_drawer = MixtureDrawer(self.model.output, mixture) if mixture is not None and full else None
+        specials = (vocab.unknown_id, vocab.start_id, vocab.end_id)  # the words draws ban (``_banned``)
+        self.mixture_drawer = MixtureDrawer(self.model.output, mixture, specials) if mixture is not None and full else None
 
     def _banned(self, allow_end: bool) -> list[int]:
         """Words never generated: UNKNOWN_TOKEN, SENTENCE_START and, unless allowed, SENTENCE_END."""

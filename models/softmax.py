@@ -27,7 +27,7 @@ from models.class_output import all_word_log_probs, class_output_backward, class
 from models.draws import DRAW_BLOCK, block_sums, draw_index, tempered
 from models.initialisation import uniform
 from models.output_layer import output_backward, target_log_probs
-from models.row_stable import stable_product, product_width
+from models.row_stable import batch_product, product_width
 from models.word_classes import WordClasses
 
 
@@ -216,9 +216,9 @@ class FullSoftmax(OutputLayer):
                        width64=product_width(copies.VT64, most_rows))
 
     def log_probs(self, hidden):
-        """Each row's numbers do not depend on the other rows (a row-stable product)."""
+        """Each row's numbers do not depend on the other rows (``models.row_stable.batch_product``)."""
         copies = self._copies()
-        z = stable_product(np.asarray(hidden, dtype=np.float64), copies.VT64, copies.width64)
+        z = batch_product(np.asarray(hidden, dtype=np.float64), copies.VT64, copies.width64)
         z += copies.c64
         z -= z.max(axis=1, keepdims=True)
         z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -226,9 +226,9 @@ class FullSoftmax(OutputLayer):
 
     def shifted_logits(self, hidden: np.ndarray) -> np.ndarray:
         """V h + c in float32 (half the memory traffic of float64), each row's largest shifted to
-        0 (B x C); each row's numbers do not depend on the other rows (a row-stable product)."""
+        0 (B x C); each row's numbers do not depend on the other rows (``models.row_stable.batch_product``)."""
         copies = self._copies()
-        z = stable_product(np.asarray(hidden, dtype=np.float32), copies.VT32, copies.width32)
+        z = batch_product(np.asarray(hidden, dtype=np.float32), copies.VT32, copies.width32)
         z += copies.c32
         z -= z.max(axis=1, keepdims=True)
         return z

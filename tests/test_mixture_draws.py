@@ -11,15 +11,15 @@ from models.draws import BELOW_ONE, DRAW_BLOCK
 from models.gru import GRU
 from models.mixture import NgramMixture
 from models.mixture_draws import MixtureDrawer, reference_draw
-from models.row_stable import product_width, stable_product
+from models.row_stable import FEW_ROWS, batch_product, product_width, stable_product
 from training.kneser_ney import KneserNey
 
 VOCAB = 700  # eleven blocks of 64 words, the last one short
 START, END, UNKNOWN = 1, 2, 0
 
 
-@pytest.fixture(scope="module")
-def drawer() -> MixtureDrawer:
+@pytest.fixture(scope="module", params=[(), (UNKNOWN, START, END)], ids=["general", "specials"])
+def drawer(request) -> MixtureDrawer:
     """A random GRU's output layer mixed with a 4-gram model of Zipf-distributed random sentences:
     frequent words are followed by many words (contexts read by blocks), rare ones by few."""
     rng = np.random.default_rng(5)
@@ -29,7 +29,7 @@ def drawer() -> MixtureDrawer:
                  for _ in range(3000)]
     mixture = NgramMixture(KneserNey.fit(sentences, 4, VOCAB).table(), rnn_weight=0.35)
     model = GRU(VOCAB, 16, seed=3).for_generation()
-    return MixtureDrawer(model.output, mixture)
+    return MixtureDrawer(model.output, mixture, request.param)
 
 
 def histories_and_states(drawer: MixtureDrawer, rows: int, seed: int):
@@ -61,18 +61,20 @@ def test_the_draw_is_the_dense_draw(drawer, banned):
 
 
 def test_a_rows_draw_does_not_depend_on_the_rows_beside_it(drawer):
+    """Bit for bit among batches drawn together (FEW_ROWS rows or more); the same words, and
+    log-probabilities to float32 rounding, when fewer rows are drawn one by one."""
     histories, hidden, rng = histories_and_states(drawer, 40, seed=9)
     uniforms = rng.random(40)
     banned = [[UNKNOWN, START] if row % 3 else [UNKNOWN, START, END] for row in range(40)]
     words, logprobs = drawer.draw(hidden, histories, uniforms, banned)
-    for row in (0, 7, 39):
-        alone = drawer.draw(hidden[row : row + 1], histories[row : row + 1], uniforms[row : row + 1], banned[row : row + 1])
-        assert alone[0][0] == words[row]
-        assert alone[1][0].tobytes() == logprobs[row].tobytes()
-    for first, last in ((0, 2), (5, 21), (3, 40)):
+    for first, last in ((5, 5 + FEW_ROWS), (5, 21), (3, 40)):
         part = drawer.draw(hidden[first:last], histories[first:last], uniforms[first:last], banned[first:last])
         assert part[0].tolist() == words[first:last].tolist()
         assert part[1].tobytes() == logprobs[first:last].tobytes()
+    for first, last in ((0, 1), (7, 8), (30, 30 + FEW_ROWS - 1)):
+        part = drawer.draw(hidden[first:last], histories[first:last], uniforms[first:last], banned[first:last])
+        assert part[0].tolist() == words[first:last].tolist()
+        np.testing.assert_allclose(part[1], logprobs[first:last], rtol=0, atol=1e-6)
 
 
 def test_a_block_whose_mass_is_all_banned_is_never_chosen(drawer):
@@ -93,3 +95,8 @@ def test_stable_products_do_not_depend_on_the_row_count():
         together = stable_product(rows, matrix, width)
         for first, last in ((0, 1), (3, 5), (10, 40)):
             assert stable_product(rows[first:last], matrix, width).tobytes() == together[first:last].tobytes()
+        batched = batch_product(rows, matrix, width)
+        assert batched.tobytes() == together.tobytes()
+        one_by_one = np.stack([row @ matrix for row in rows[:FEW_ROWS - 1]])
+        assert batch_product(rows[:FEW_ROWS - 1], matrix, width).tobytes() == one_by_one.tobytes()
+        np.testing.assert_allclose(one_by_one, together[:FEW_ROWS - 1], rtol=1e-5, atol=1e-4)

@@ -8,7 +8,8 @@ fitted at about 2.8 µs a training token on the default corpus and 3.5 µs at 10
 default GRU scored Persuasion at about 50 µs a token with its n-gram model (AMD EPYC, see the
 README); choosing the discounts for the mixture (``training.discount_tuning``: about 560
 evaluations of the mixture on the development tokens) took 2.6 to 4.6 s for 15,598 development
-tokens on a loaded machine, about 0.3 ms a token; the base covers loading, the checkpoint and
+tokens on a loaded machine, about 0.3 ms a token; with a development split, the n-gram model is
+counted twice (without it, to choose on it, and with it); the base covers loading, the checkpoint and
 writing the file.
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ def reserve_seconds(train_tokens: int, valid_tokens: int, development_tokens: in
     seconds = BASE_SECONDS + SCORING_SECONDS_PER_TOKEN * valid_tokens  # the trainer's last evaluation
     if ngram_order:
         seconds += NGRAM_SECONDS_PER_TRAINING_TOKEN * train_tokens
+        if development_tokens:  # counted again with the development sentences once they have chosen
+            seconds += NGRAM_SECONDS_PER_TRAINING_TOKEN * (train_tokens + development_tokens)
         seconds += SCORING_SECONDS_PER_TOKEN * (valid_tokens + development_tokens)
         seconds += DISCOUNT_SEARCH_SECONDS_PER_DEVELOPMENT_TOKEN * development_tokens
     return seconds

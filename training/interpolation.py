@@ -6,6 +6,8 @@ weight, and the discounts the mixture wants (``training.discount_tuning``), are 
 development split carved from the training text, which neither model trained on
 (``training.dataset.development_split``), never on the validation text they are then measured
 on; ``--ngram-weight`` fixes the weight instead, and the discounts are then the estimated ones.
+Once both are chosen, the n-gram model the file keeps is counted on all the training text, the
+development sentences included (the RNN has finished training by then).
 """
 from __future__ import annotations
 
@@ -86,7 +88,8 @@ def interpolate(
 ) -> InterpolationResult:
     """Fit the order-``order`` Kneser-Ney model (with these count cut-offs; None: the default for
     the corpus's size), choose the RNN's weight and the discounts on ``development`` unless the
-    weight is given, and score the validation text with the RNN, the n-gram model and the mixture."""
+    weight is given (the n-gram model is then counted again with the development sentences), and
+    score the validation text with the RNN, the n-gram model and the mixture."""
     started = time.monotonic()
     train_tokens = flat_tokens(train)
     thresholds = thresholds_for(default_cut_offs(train_tokens.size) if prune is None else prune, order)
@@ -97,6 +100,9 @@ def interpolate(
         rnn_weight = DEFAULT_RNN_WEIGHT
     if rnn_weight is None:
         discounts, rnn_weight, chosen = _choose_on(model, arranged, development)
+        # the choices made, the development sentences are training text like the rest
+        arranged = arrange_tokens(np.concatenate([train_tokens, flat_tokens(development)]), order, model.vocab_size,
+                                  Vocabulary.start_id, thresholds)
     else:
         discounts = arranged.estimated
     table = arranged.table(discounts)
