@@ -1,7 +1,8 @@
 """Faults under open-loop load on a real gunicorn: ``python bench/worker_faults.py --model M``.
 
 Two runs, one JSON line each. ``kill-worker``: a worker is SIGKILLed halfway through; reported are
-the failed requests (only the killed worker's in-flight ones should fail), every non-200 answer
+the failed requests and how many requests that worker was serving just before (its in-flight
+gauge: at most those should fail), every non-200 answer
 of ``GET /health`` polled throughout (there should be none), and whether gunicorn replaced the
 worker. ``reload``: the served file is replaced by ``--new-model`` (default: a copy of ``--model``)
 and the master gets SIGHUP halfway through; there should be no failed request, and ``/info``
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import json
 import os
 import shutil
@@ -65,15 +67,33 @@ def under_load(server: Server, args: argparse.Namespace, fault) -> dict:
     return {**result, "health_polls": health.polls, "health_failures": health.failures}
 
 
+def in_flight_of(pid: int) -> int:
+    """The requests worker ``pid`` is serving: its rnnlm_requests_in_flight gauge, in the file it
+    writes to the metrics folder gunicorn's config made (``rnnlm-metrics-*`` in the temporary
+    folder; the file's name carries the worker's pid)."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    files = glob.glob(os.path.join(tempfile.gettempdir(), "rnnlm-metrics-*", f"gauge_livesum_{pid}.db"))
+    values = [v for path in files for v in MmapedDict.read_all_values_from_file(path)]
+    return int(sum(value for key, value, *_ in values if json.loads(key)[1] == "rnnlm_requests_in_flight"))
+
+
 def kill_worker(server: Server, args: argparse.Namespace) -> dict:
     master = server.process.pid
     before = worker_pids(master)
-    result = under_load(server, args, lambda: inject("kill-worker", master))
+    held: list[int] = []
+
+    def kill() -> str:
+        held.append(in_flight_of(min(worker_pids(master))))  # the worker inject() kills
+        return inject("kill-worker", master)
+
+    result = under_load(server, args, kill)
     deadline = time.monotonic() + 30
     while len(worker_pids(master)) < len(before) and time.monotonic() < deadline:
         time.sleep(0.1)
     after = worker_pids(master)
-    return {"scenario": "kill-worker", **result, "workers_before": sorted(before), "workers_after": sorted(after),
+    return {"scenario": "kill-worker", **result, "killed_worker_in_flight": held[0],
+            "workers_before": sorted(before), "workers_after": sorted(after),
             "replaced": len(after) == len(before) and after != before}
 
 
