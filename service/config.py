@@ -121,9 +121,13 @@ class ServiceConfig:
     # to 32 (bench/engine_cost.py: 0.87x of one sequence at 16, 0.72x at 32), and a longer step
     # delays every sequence in the batch
     max_batch: int = 32
-    # per worker, sequences waiting for a place: about one batch's worth, so a queued request waits
-    # at most about one generation before it starts
-    max_queue: int = 32
+    # per worker, sequences waiting for a place: three batches' worth, because keep-alive connections
+    # stay with the worker that accepted them and gunicorn spreads them unevenly (256 wrk connections
+    # over 3 workers: 77/85/94, 68/77/111, once 40/40/176). With 32, 35-60% of the answers at 256
+    # connections were 429s, whose CPU the generations lost; with 96 all were served, p99 1.1 s
+    # (bench/closed_loop.py, AMD EPYC, shared machine). A queued request waits about three
+    # generations at most, and its deadline still bounds that.
+    max_queue: int = 96
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceConfig:

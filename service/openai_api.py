@@ -207,7 +207,7 @@ def _logprobs(call: CompletionCall, tokens: list[GeneratedToken], offset: int) -
 
 def usage(prompts: list[str], results: list[GenerationResult]) -> dict[str, int]:
     """OpenAI's usage: the prompts' words (each prompt once) and the tokens generated."""
-    prompt_tokens = sum(len(tokenize_words(p)) for p in prompts)
+    prompt_tokens = sum(len(tokenize_words(p)) for p in prompts if p.strip())  # (NLTK costs ~0.1 ms even on "")
     completion_tokens = sum(r.generated_tokens for r in results)
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens}

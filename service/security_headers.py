@@ -23,6 +23,6 @@ SECURITY_HEADERS = {
 
 def add_security_headers(response: Response) -> Response:
     """Flask after_request hook: the headers above, on every response."""
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+    present = {name.lower() for name, _ in response.headers}  # (setdefault would raise and catch per header)
+    response.headers.extend((name, value) for name, value in SECURITY_HEADERS.items() if name.lower() not in present)
     return response
