@@ -25,6 +25,7 @@ from models.recent_text import cache_token_probs
 from models.recurrent_lm import RecurrentLM
 from models.scoring import perplexity_from, score_sentences
 from models.vocabulary import Vocabulary
+from training.budget import recounts_with_development
 from training.discount_tuning import TokenCounts, as_array, rounded, tune_discounts
 from training.kneser_ney import Discounts
 from training.ngram_counts import flat_tokens
@@ -124,7 +125,8 @@ def interpolate(
 ) -> InterpolationResult:
     """Fit the order-``order`` Kneser-Ney model (with these count cut-offs; None: the default for
     the corpus's size), choose the RNN's weight and the discounts on ``development`` unless the
-    weight is given (the n-gram model is then counted again with the development sentences), then
+    weight is given (the n-gram model is then counted again with the development sentences, where
+    they are a share of the text worth it: ``training.budget.recounts_with_development``), then
     the cache's weight and size (``development_before``: the text before each development
     sentence, ``training.dataset.development_contexts``), and score the validation text with the RNN, the n-gram model and the mixture."""
     started = time.monotonic()
@@ -138,9 +140,12 @@ def interpolate(
         rnn_weight = DEFAULT_RNN_WEIGHT
     if rnn_weight is None:
         discounts, rnn_weight, cache, chosen = _choose_on(model, arranged, development, development_before)
-        # the choices made, the development sentences are training text like the rest
-        arranged = arrange_tokens(np.concatenate([train_tokens, flat_tokens(development)]), order, model.vocab_size,
-                                  Vocabulary.start_id, thresholds)
+        development_tokens = flat_tokens(development)
+        if recounts_with_development(train_tokens.size, development_tokens.size):
+            # the choices made, the development sentences are training text like the rest
+            arranged = None  # let the first counts go before the second are made
+            arranged = arrange_tokens(np.concatenate([train_tokens, development_tokens]), order, model.vocab_size,
+                                      Vocabulary.start_id, thresholds)
     else:
         discounts = arranged.estimated
     table = arranged.table(discounts)
