@@ -10,7 +10,7 @@ adds the tokenization rate of today's path (one core, ``build_dataset``) against
 cores) on the same file; ``--serve`` loads the last model file as the service does and reports
 its load time and the resident memory it adds.
 
-    flock /work/bench.lock .venv/bin/python bench/corpus_scale.py --copies 4 13 --minutes 3 --tokenize
+    flock /work/bench.lock .venv/bin/python bench/corpus_scale.py --copies 4 13 --minutes 3 --tokenize 3
 """
 from __future__ import annotations
 
@@ -67,8 +67,9 @@ def timed_run(command: list[str]) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    cpu = sum(float(m) for m in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", done.stderr))
     return {"wall_seconds": round(wall, 1), "peak_rss_mb": round(int(peak.group(1)) / 1024, 1) if peak else None,
-            "stdout": done.stdout, "stderr": done.stderr}
+            "cpu_seconds": round(cpu, 1), "stdout": done.stdout, "stderr": done.stderr}
 
 
 def train_run(corpus: Path, minutes: float, out: Path, data_dir: Path) -> dict:
@@ -86,23 +87,32 @@ def train_run(corpus: Path, minutes: float, out: Path, data_dir: Path) -> dict:
     }
 
 
-def tokenize_rates(corpus: Path, data_dir: Path) -> dict:
-    """Words a second: today's one-core path against the cache's, on the same file."""
+def tokenize_rates(corpus: Path, data_dir: Path, repeats: int = 1) -> dict:
+    """Words a second: today's one-core path against the cache's (all cores) on the same file, run
+    side by side ``repeats`` times (medians), and the seconds a second run takes to read the cache;
+    with the CPU seconds of each (the process and its workers), which a loaded machine disturbs less."""
     code = ("import sys, time, json; from pathlib import Path; from training.corpus import load_corpus;"
             "from training.dataset import build_dataset, load_dataset;"
             "t = time.monotonic(); d = {kind}; s = time.monotonic() - t;"
             "print(json.dumps({{'words': d.train_words + d.valid_words, 'seconds': s}}))")
     old = code.format(kind=f"build_dataset(load_corpus({str(corpus)!r}), 8000)")
-    scratch = Path(tempfile.mkdtemp(dir=data_dir))
-    new = code.format(kind=f"load_dataset({str(corpus)!r}, None, Path({str(scratch)!r}), 8000, workers={os.cpu_count()})")
-    figures = {}
-    for name, snippet in (("one_core", old), ("cache_all_cores", new)):
-        run = timed_run([sys.executable, "-c", snippet])
-        result = json.loads(run["stdout"].strip().splitlines()[-1])
-        figures[name] = {"words_per_sec": round(result["words"] / result["seconds"]), "seconds": round(result["seconds"], 1),
-                         "peak_rss_mb": run["peak_rss_mb"]}
-    shutil.rmtree(scratch, ignore_errors=True)
+    runs: dict[str, list[dict]] = {"one_core": [], "cache_all_cores": [], "cache_read": []}
+    for _ in range(repeats):
+        scratch = Path(tempfile.mkdtemp(dir=data_dir))
+        new = code.format(kind=f"load_dataset({str(corpus)!r}, None, Path({str(scratch)!r}), 8000, "
+                               f"workers={os.cpu_count()})")
+        for name, snippet in (("one_core", old), ("cache_all_cores", new), ("cache_read", new)):
+            run = timed_run([sys.executable, "-c", snippet])
+            result = json.loads(run["stdout"].strip().splitlines()[-1])
+            runs[name].append({"words_per_sec": round(result["words"] / result["seconds"]),
+                               "seconds": round(result["seconds"], 1), "peak_rss_mb": run["peak_rss_mb"],
+                               "cpu_seconds": run["cpu_seconds"]})
+            print(json.dumps({"corpus": corpus.name, name: runs[name][-1]}), flush=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    figures = {name: {key: float(np.median([r[key] for r in found])) for key in found[0]} for name, found in runs.items()}
     figures["ratio"] = round(figures["cache_all_cores"]["words_per_sec"] / figures["one_core"]["words_per_sec"], 2)
+    figures["ratios"] = [round(n["words_per_sec"] / o["words_per_sec"], 2)
+                         for o, n in zip(runs["one_core"], runs["cache_all_cores"])]
     return figures
 
 
@@ -126,7 +136,8 @@ def main() -> int:
     p.add_argument("--copies", type=int, nargs="+", default=[13], help="corpora to build: this many copies of the novels")
     p.add_argument("--minutes", type=float, default=3.0, help="--max-minutes of each training run")
     p.add_argument("--runs", type=int, default=2, help="training runs per corpus (the first tokenizes)")
-    p.add_argument("--tokenize", action="store_true", help="tokenization rates, today's path against the cache's")
+    p.add_argument("--tokenize", type=int, default=0, metavar="REPEATS",
+                   help="tokenization rates, today's path against the cache's, this many times side by side")
     p.add_argument("--serve", action="store_true", help="load time and memory of the last model file")
     p.add_argument("--work", default="artifacts/bench-corpora", help="folder for the corpora, caches and model files")
     p.add_argument("--data-dir", default="data", help="where the default corpus is unpacked")
@@ -145,7 +156,7 @@ def main() -> int:
         print(json.dumps({"corpus": corpus.name, "mb": round(corpus.stat().st_size / 1e6, 1),
                           "build_seconds": round(time.monotonic() - started, 1)}), flush=True)
         if args.tokenize:
-            print(json.dumps({"corpus": corpus.name, "tokenize": tokenize_rates(corpus, work)}), flush=True)
+            print(json.dumps({"corpus": corpus.name, "tokenize": tokenize_rates(corpus, work, args.tokenize)}), flush=True)
         for run in range(args.runs):
             out = work / f"model-x{copies}.joblib"
             print(json.dumps({"run": run + 1, **train_run(corpus, args.minutes, out, work)}), flush=True)

@@ -13,7 +13,8 @@ engine) in a subprocess. Prints one JSON line per reference: the share of sequen
 for token, and the largest log-probability difference over the tokens of the equal ones.
 
 The reference run uses only ``load_model``, ``Sampler.iter_sentence`` and ``SamplingParams``,
-which both trees have (``--reference-json`` is that mode, reading the specs on stdin).
+which both trees have (it hands ``iter_sentence`` the request's text before each sentence when
+the model's mixture has a unigram cache) (``--reference-json`` is that mode, reading the specs on stdin).
 """
 from __future__ import annotations
 
@@ -61,11 +62,15 @@ def reference_words(model_path: str, specs: list[dict]) -> list[list[tuple[int, 
         params = SamplingParams(spec["max_new_tokens"], spec["min_words"], spec["temperature"], spec["top_k"],
                                 spec["top_p"], spec["do_sample"])
         rng = np.random.default_rng(spec["seed"])
-        words = []
+        words, text = [], []
+        size = getattr(loaded.mixture, "cache_size", 0)  # a tree or a file without the cache has none
         for sentence in range(spec["num_sentences"]):
             prefix = spec["prefix"] if sentence == 0 else []
-            words += [(w.word_id, w.logprob) for w in
-                      sampler.iter_sentence(prefix, params, rng, spec["repetition_penalty"], spec["top_n"])]
+            cache = {"recent": text[-size:]} if size else {}  # the request's text before this sentence
+            drawn = [(w.word_id, w.logprob) for w in
+                     sampler.iter_sentence(prefix, params, rng, spec["repetition_penalty"], spec["top_n"], **cache)]
+            words += drawn
+            text += [*prefix, *(word for word, _ in drawn)]
         out.append(words)
     return out
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.recent_text import extended
 from models.sampling import (
     SampledWord, Sampler, SamplingParams, penalize_repetition, top_alternatives, transformed_scores,
 )
@@ -44,9 +45,15 @@ def sentence_stream(sampler: Sampler, spec: SequenceSpec) -> Iterator[SampledWor
     """The words of ``spec`` from the single-sequence Sampler: the reference the batched decoder
     is tested against."""
     rng = np.random.default_rng(spec.seed)
+    recent: list[int] = []  # the text of the sentences before, for the mixture's cache
+    size = sampler.mixture.cache_size if sampler.mixture is not None else 0
     for index in range(spec.num_sentences):
         prefix = list(spec.prefix_ids) if index == 0 else []
-        yield from sampler.iter_sentence(prefix, spec.sampling, rng, spec.repetition_penalty, spec.top_n)
+        drawn = []
+        for word in sampler.iter_sentence(prefix, spec.sampling, rng, spec.repetition_penalty, spec.top_n, recent):
+            drawn.append(word.word_id)
+            yield word
+        recent = extended(recent, [*prefix, *drawn], size)
 
 
 @dataclass
@@ -61,6 +68,7 @@ class _Sequence:
     pending: list[int] = field(default_factory=list)  # words to read before the next draw
     seen: list[int] = field(default_factory=list)  # this sentence's words so far, prefix included
     prefix_words: int = 0  # how many of them the sentence started with
+    recent: list[int] = field(default_factory=list)  # the window of the text of the sentences before
     new_words: int = 0  # words drawn in this sentence
 
 
@@ -134,6 +142,12 @@ class BatchSampler:
     def _allow_end(self, sequence: _Sequence) -> bool:
         return len(sequence.seen) >= sequence.spec.sampling.min_words
 
+    def _recents(self, sequences: list[_Sequence]) -> list[list[int]] | None:
+        """Each sequence's text so far, for the mixture's cache (None without one)."""
+        if self.mixture is None or not self.mixture.cache_weight:
+            return None
+        return [[*s.recent, *s.seen] for s in sequences]
+
     def _histories(self, sequences: list[_Sequence]) -> list[list[int]]:
         """Each sequence's words so far after SENTENCE_START, as far back as the n-gram model reads."""
         reach = self.mixture.order - 1 if self.mixture is not None else 0
@@ -144,7 +158,8 @@ class BatchSampler:
         at once (``models.mixture_draws``), each row with the uniform number of its own generator."""
         uniforms = np.array([s.rng.random() for s in sequences])
         banned = [self.sampler._banned(self._allow_end(s)) for s in sequences]
-        words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(sequences), uniforms, banned)
+        words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(sequences), uniforms, banned,
+                                                           self._recents(sequences))
         return [SampledWord(word, logprob) for word, logprob in zip(words.tolist(), logprobs.tolist())]
 
     def _draw_plain(self, sequences: list[_Sequence], hidden: np.ndarray) -> list[SampledWord]:
@@ -159,7 +174,7 @@ class BatchSampler:
         temperature, repetition penalty) and alternatives, row by row."""
         logp = self.output.log_probs(hidden)
         if self.mixture is not None:
-            logp = self.mixture.next_word_log_probs_batch(logp, self._histories(sequences))
+            logp = self.mixture.next_word_log_probs_batch(logp, self._histories(sequences), self._recents(sequences))
         out = []
         for row, sequence in enumerate(sequences):
             spec = sequence.spec
@@ -184,6 +199,8 @@ class BatchSampler:
                 sequence.pending = [word.word_id]
                 continue
             sequence.sentence += 1
+            if self.mixture is not None:
+                sequence.recent = extended(sequence.recent, [*sequence.seen, word.word_id], self.mixture.cache_size)
             if sequence.sentence == sequence.spec.num_sentences:
                 finished.append(i)
             else:

@@ -7,9 +7,11 @@ it. The mixture's mass of a block is the sum of its parts, each cheap to get per
 
     w * (RNN block sums) / Z  +  (1 - w) * (factor * unigram block sums + sparse counts' block sums)
 
-where the RNN's block sums come from one pass of exponentials over its float32 logits, the
-unigram level's block sums are computed once, and the n-gram model's seen contexts add a few
-sparse counts (``NgramTable.seen_batch``). Only the chosen block's words are then mixed one by
+times (1 - c), plus c times the shares of the cache's few words in the recent text (c = 0 without
+a cache or while its window is empty), where the RNN's block sums come from one pass of
+exponentials over its float32 logits, the unigram level's block sums are computed once, and the
+n-gram model's seen contexts and the cache's words add a few sparse entries
+(``NgramTable.seen_batch``, ``NgramMixture.cache_shares``). Only the chosen block's words are then mixed one by
 one. Banned words (never generated) are taken out of their blocks' masses first; the chosen
 word's log-probability is its mixture probability before that, as the dense draw reports it.
 
@@ -82,6 +84,33 @@ class _NgramParts:
     words: np.ndarray
     values: np.ndarray
     big: list[tuple[np.ndarray, np.ndarray, np.ndarray, ContextLevel, _BlockedContexts]]
+    cache: "_CacheParts | None" = None
+
+
+@dataclass(frozen=True)
+class _CacheParts:
+    """The cache's part of each row: the mixture's other parts are scaled by ``keep`` (1 - its
+    weight), its words' weighted shares added as sparse entries (``rows``, ``words``, ``values``)."""
+
+    keep: np.ndarray
+    rows: np.ndarray
+    words: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, mixture: NgramMixture, recents: Sequence[Sequence[int]] | None, rows: int) -> "_CacheParts | None":
+        if recents is None or not mixture.cache_weight:
+            return None
+        shares = [mixture.cache_shares(recent) for recent in recents]
+        keep = np.array([1.0 - weight for weight, _, _ in shares])
+        counts = [words.size for _, words, _ in shares]
+        return cls(keep, np.repeat(np.arange(rows), counts), np.concatenate([w for _, w, _ in shares]).astype(np.int64),
+                   np.concatenate([weight * v for weight, _, v in shares]))
+
+    def add_to(self, values: np.ndarray, cells: np.ndarray, here: np.ndarray, columns: int) -> None:
+        """Scale ``values`` (rows x columns) by ``keep`` and add the entries ``here`` at their ``cells``."""
+        values *= self.keep[:, None]
+        values += _totals(self.rows[here] * columns + cells, self.values[here], values.shape[0], columns)
 
 
 class MixtureDrawer:
@@ -110,27 +139,32 @@ class MixtureDrawer:
 
     def draw(
         self, hidden: np.ndarray, histories: Sequence[Sequence[int]], uniforms: np.ndarray,
-        banned: Sequence[Sequence[int]],
+        banned: Sequence[Sequence[int]], recents: Sequence[Sequence[int]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One word per row of ``hidden`` (B x H) with the uniform number ``uniforms[row]`` (its
         generator's ``random()``), never one of that row's ``banned`` words: the word ids and each
-        word's log-probability under the mixture."""
+        word's log-probability under the mixture. ``recents``: each row's text so far, which the
+        mixture's cache reads (None: no cache)."""
         rows = hidden.shape[0]
         w = self.rnn_weight
+        recent = (lambda row: recents[row]) if recents is not None else (lambda row: ())
         if rows < FEW_ROWS:
             drawn = [reference_draw(self.output, self.mixture, hidden[row : row + 1], histories[row],
-                                    float(uniforms[row]), banned[row]) for row in range(rows)]
+                                    float(uniforms[row]), banned[row], recent(row)) for row in range(rows)]
             return np.array([word for word, _ in drawn], dtype=np.int64), np.array([lp for _, lp in drawn])
         exps = np.exp(self.output.shifted_logits(hidden))  # float32: plenty for a draw
         rnn_blocks = np.add.reduceat(exps, self._block_starts, axis=1, dtype=np.float64)
         rnn_scale = w / rnn_blocks.sum(axis=1)  # w / Z
         parts = self._ngram_parts(histories)
+        parts.cache = _CacheParts.of(self.mixture, recents, rows)
         ngram = parts.factor[:, None] * self._unigram_blocks
         ngram += _totals(parts.rows * self._blocks + parts.words // DRAW_BLOCK, parts.values, rows, self._blocks)
         for big_rows, ids, scale, _, blocked in parts.big:
             ngram[big_rows] += scale[:, None] * blocked.sums[ids]
         masses = rnn_blocks * rnn_scale[:, None]
         masses += (1.0 - w) * ngram
+        if parts.cache is not None:
+            parts.cache.add_to(masses, parts.cache.words // DRAW_BLOCK, slice(None), self._blocks)
 
         banned_rows = np.repeat(np.arange(rows), [len(b) for b in banned])
         banned_words = np.fromiter((word for row in banned for word in row), dtype=np.int64, count=banned_rows.size)
@@ -162,7 +196,7 @@ class MixtureDrawer:
         logprobs = np.log(picked, out=np.full(rows, -np.inf), where=picked > 0)  # 0: a fallback row, below
         for row in np.flatnonzero(inner[:, -1] <= 0):  # only by rounding: the block's mass was all banned
             words[row], logprobs[row] = reference_draw(self.output, self.mixture, hidden[row : row + 1],
-                                                       histories[row], float(uniforms[row]), banned[row])
+                                                       histories[row], float(uniforms[row]), banned[row], recent(row))
         return words, logprobs
 
     def _ngram_parts(self, histories: Sequence[Sequence[int]]) -> _NgramParts:
@@ -197,6 +231,10 @@ class MixtureDrawer:
             ngram[big_rows] += scale[:, None] * blocked.specials[ids]
         values = exps[:, self._specials] * rnn_scale[:, None]
         values += (1.0 - self.rnn_weight) * ngram
+        if parts.cache is not None:
+            index = self._special_index[parts.cache.words]
+            hit = index >= 0
+            parts.cache.add_to(values, index[hit], hit, count)
         return values
 
     def _block_values(self, exps: np.ndarray, rnn_scale: np.ndarray, parts: _NgramParts, blocks: np.ndarray) -> np.ndarray:
@@ -219,6 +257,9 @@ class MixtureDrawer:
                 level.discounted[entries] * np.repeat(scale, counts)
         values = np.take(exps, columns + (np.arange(rows) * self._size)[:, None]) * rnn_scale[:, None]
         values += (1.0 - self.rnn_weight) * ngram
+        if parts.cache is not None:
+            here = parts.cache.words // DRAW_BLOCK == blocks[parts.cache.rows]
+            parts.cache.add_to(values, parts.cache.words[here] % DRAW_BLOCK, here, DRAW_BLOCK)
         values[~inside] = 0.0
         return values
 
@@ -231,11 +272,12 @@ def _totals(cells: np.ndarray, values: np.ndarray, rows: int, columns: int) -> n
 
 def reference_draw(
     output: FullSoftmax, mixture: NgramMixture, hidden: np.ndarray, history: Sequence[int], uniform: float,
-    banned: Sequence[int],
+    banned: Sequence[int], recent: Sequence[int] = (),
 ) -> tuple[int, float]:
-    """The dense draw, written for clarity: every word's mixture probability, the banned ones
-    zeroed, an inverse-CDF draw with ``uniform``; the word and its log-probability."""
-    probs = mixture.next_word_probs(output.probabilities(hidden)[0], history)
+    """The dense draw, written for clarity: every word's mixture probability (``recent``: the text
+    so far, for the cache), the banned ones zeroed, an inverse-CDF draw with ``uniform``; the word
+    and its log-probability."""
+    probs = mixture.next_word_probs(output.probabilities(hidden)[0], history, recent)
     chosen_from = probs.copy()
     chosen_from[list(banned)] = 0.0
     word = index_at(chosen_from, uniform)

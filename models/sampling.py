@@ -131,12 +131,13 @@ class Sampler:
         return self.model.stable_step(np.array([word_id]), state)
 
     def _draw_from_mixture(
-        self, h: np.ndarray, history: list[int], allow_end: bool, rng: np.random.Generator
+        self, h: np.ndarray, history: list[int], recent: list[int], allow_end: bool, rng: np.random.Generator
     ) -> tuple[int, float]:
         """Plain sampling at temperature 1 from the full-softmax RNN interpolated with its n-gram
-        model: the word and its log-probability under the mixture (``models.mixture_draws``,
-        the batched decoder's draw with one row)."""
-        words, logprobs = self.mixture_drawer.draw(h, [history], np.array([rng.random()]), [self._banned(allow_end)])
+        model and cache: the word and its log-probability under the mixture
+        (``models.mixture_draws``, the batched decoder's draw with one row)."""
+        words, logprobs = self.mixture_drawer.draw(h, [history], np.array([rng.random()]), [self._banned(allow_end)],
+                                                   [recent])
         return int(words[0]), float(logprobs[0])
 
     def _choose(self, logp: np.ndarray, params: SamplingParams, allow_end: bool, rng: np.random.Generator) -> int:
@@ -174,13 +175,15 @@ class Sampler:
         rng: np.random.Generator,
         repetition_penalty: float = 1.0,
         top_n: int = 0,
+        recent: Sequence[int] = (),
     ) -> Iterator[SampledWord]:
         """Continue SENTENCE_START + prefix one word at a time, for streaming: yields each new
         word as it is chosen, then SENTENCE_END if the sentence ended before ``max_new_tokens``.
 
         The repetition penalty applies to the words of this sentence so far, its starting words
         included; ``logprob`` and ``alternatives`` are the model's own (before penalty and
-        temperature).
+        temperature). ``recent``: the text before this sentence, which the mixture's cache reads
+        (``models.recent_text``; the sentence's own words follow it there).
         """
         model, output = self.model, self.model.output
         state = model.initial_state(1, np.float32)
@@ -195,14 +198,15 @@ class Sampler:
             alternatives: tuple[tuple[int, float], ...] = ()
             h = model.readout(state)
             if mixed_draws:
-                choice, logprob = self._draw_from_mixture(h, [self.vocab.start_id, *seen], allow_end, rng)
+                choice, logprob = self._draw_from_mixture(h, [self.vocab.start_id, *seen], [*recent, *seen],
+                                                          allow_end, rng)
             elif plain:
                 words, logprobs = output.draw(h, [rng], [self._banned(allow_end)], params.temperature)
                 choice, logprob = int(words[0]), float(logprobs[0])
             else:
                 logp = output.log_probs(h)[0]
                 if self.mixture is not None:
-                    logp = self.mixture.next_word_log_probs(logp, [self.vocab.start_id, *seen])
+                    logp = self.mixture.next_word_log_probs(logp, [self.vocab.start_id, *seen], [*recent, *seen])
                 scores = penalize_repetition(logp, seen, repetition_penalty)
                 if params.transforms_scores:
                     scores = transformed_scores(scores, params, seen[len(prefix_ids):])

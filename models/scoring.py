@@ -94,7 +94,7 @@ def score_sentences(
 
     Runs the batched path (sentences grouped by length), then puts each batch column back in the
     place its sentence had in ``sentences``; with a ``mixture``, the RNN's probabilities are then
-    interpolated with its n-gram model's. Past ``deadline`` (``time.monotonic()``), checked before
+    interpolated with its n-gram model's and its cache's (the sentences read as one text, in order). Past ``deadline`` (``time.monotonic()``), checked before
     every batch and every sentence's interpolation, it raises DeadlinePassed.
     """
     if any(len(s) < 2 for s in sentences):
@@ -114,9 +114,9 @@ def score_sentences(
         first += grid.shape[1]
     if mixture is not None:
         mixed = []
-        for s, sentence in zip(scores, sentences):
+        for sentence_scores in mixture.text_log_probs(scores, sentences):  # the sentences of one text, in order
             _check(deadline)
-            mixed.append(mixture.sentence_log_probs(s, sentence))
+            mixed.append(sentence_scores)
         scores = mixed
     return scores
 

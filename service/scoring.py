@@ -72,7 +72,7 @@ class TextScorer:
             with np.errstate(divide="ignore"):
                 logp = np.log(row.astype(np.float64))
             if self.mixture is not None:
-                logp = self.mixture.next_word_log_probs(logp, ids[: t + 1])
+                logp = self.mixture.next_word_log_probs(logp, ids[: t + 1], ids[: t + 1])
             rows.append(top_alternatives(logp, top_n))
         return rows
 

@@ -5,16 +5,24 @@ import json
 import logging
 
 from training import train as train_cli
-from training.budget import BASE_SECONDS, reserve_seconds
+from training.budget import BASE_SECONDS, recounts_with_development, reserve_seconds
 from tests.toy_corpus import write_toy_corpus
 
 
 def test_the_reserve_grows_with_the_corpus_and_the_n_gram_model():
     default = reserve_seconds(769_000, 101_607, 15_000, 5)
     assert 20 < default < 60  # the default corpus: the n-gram fit and scoring take about 15 s
-    assert reserve_seconds(100_000_000, 200_000, 50_000, 5) > default + 400
+    assert reserve_seconds(100_000_000, 200_000, 50_000, 5) > default + 300
     assert reserve_seconds(100_000_000, 200_000, 0, 0) == reserve_seconds(1_000, 200_000, 0, 0) < default
     assert reserve_seconds(0, 0, 0, 0) == BASE_SECONDS
+
+
+def test_the_n_gram_model_is_counted_twice_only_where_the_development_split_is_a_real_share():
+    assert recounts_with_development(769_000, 15_000)  # every 50th sentence of the default corpus
+    assert not recounts_with_development(100_000_000, 50_000)  # the capped split of a large corpus
+    assert not recounts_with_development(1_000, 0)
+    once = reserve_seconds(100_000_000, 200_000, 50_000, 5) - reserve_seconds(100_000_000, 200_000, 0, 5)
+    assert once < 60  # scoring and the discount search of 50,000 tokens, no second count
 
 
 def test_the_run_ends_within_its_budget(tmp_path, capsys, caplog):

@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-from models.text import detokenize, split_sentences, tokenize_text, tokenize_words
+from nltk.tokenize import NLTKWordTokenizer
+
+from models.text import TRUSTED_TEXT_WORD_TOKENIZER, detokenize, split_sentences, tokenize_text, tokenize_words
 from models.vocabulary import SENTENCE_END, SENTENCE_START, SPECIAL_TOKENS, UNKNOWN_TOKEN, Vocabulary
 
 
@@ -19,6 +21,23 @@ def test_words_are_lowercased_treebank_tokens():
     assert tokenize_words("It isn't Emma's fault, said Mr. Knightley.") == [
         "it", "is", "n't", "emma", "'s", "fault", ",", "said", "mr.", "knightley", ".",
     ]
+
+
+def test_the_trusted_text_tokenizer_gives_nltks_tokens_without_the_time_limit():
+    guarded = NLTKWordTokenizer()
+    texts = [
+        "It isn't Emma's fault, said Mr. Knightley.", '"I cannot," she said -- and (no!) [yes] {maybe} <b>.',
+        "\u201cQuoted,\u201d she said; \u2018single\u2019 \u00abguillemets\u00bb \u2014 dashes\u2013here... 3.88 $5 50% #1 @x",
+        "They'll've gone, y'know; we'd, you're, I'm, cannot, gonna, wanna, 'tis, 'twas, d'ye, more'n.",
+        "``Double backticks'' and 'single quotes' end here.' And ``''\" odd\"'' ones.",
+        "Tabs\tand\n newlines   and spaces: a:b, 1,000; c: end:", "...", "", "   ",
+    ]
+    for text in texts:
+        for parentheses in (False, True):
+            assert TRUSTED_TEXT_WORD_TOKENIZER.tokenize(text, parentheses) == guarded.tokenize(text, parentheses), text
+    rules = [*TRUSTED_TEXT_WORD_TOKENIZER.STARTING_QUOTES, *TRUSTED_TEXT_WORD_TOKENIZER.PUNCTUATION,
+             *TRUSTED_TEXT_WORD_TOKENIZER.ENDING_QUOTES, TRUSTED_TEXT_WORD_TOKENIZER.PARENS_BRACKETS]
+    assert all(not hasattr(pattern, "_timeout") for pattern, _ in rules)  # the wrapper is off
 
 
 def test_tokenize_text_drops_empty_sentences():

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from models.recent_text import text_tokens
 from models.text import tokenize_paragraphs
 from models.vocabulary import Vocabulary
 from training.corpus import CorpusError, RawCorpus, corpus_sources
@@ -121,9 +122,28 @@ def development_split(train: Sequence[Sequence[int]]) -> tuple[EncodedSentences,
     """(training sentences, development sentences): every DEV_STRIDE-th sentence (wider apart on a
     large corpus, to stay near DEV_MAX_WORDS) is held out of all training."""
     train = EncodedSentences.from_lists(train)
+    held = _held_out(train)
+    return train.select(np.flatnonzero(~held)), train.select(np.flatnonzero(held))
+
+
+def _held_out(train: EncodedSentences) -> np.ndarray:
+    """Which sentences ``development_split`` holds out."""
     stride = max(DEV_STRIDE, -(-train.predicted_tokens // DEV_MAX_WORDS))
     held = np.zeros(len(train), dtype=bool)
     held[stride - 1 :: stride] = True
     if not held.any() and len(train) > 1:
         held[-1] = True
-    return train.select(np.flatnonzero(~held)), train.select(np.flatnonzero(held))
+    return held
+
+
+def development_contexts(train: Sequence[Sequence[int]], size: int) -> list[np.ndarray]:
+    """The text before each development sentence of ``development_split(train)``, its last ``size``
+    tokens that the mixture's cache counts (``models.recent_text``): the cache is chosen on the
+    development sentences read in their place in the text."""
+    train = EncodedSentences.from_lists(train)
+    contexts = []
+    for index in np.flatnonzero(_held_out(train)).tolist():
+        end = int(train.offsets[index])
+        # every SENTENCE_START is followed by a counted token, so 2 * size + 2 tokens hold size counted ones
+        contexts.append(np.asarray(text_tokens(train.tokens[max(0, end - 2 * size - 2) : end])[-size:], dtype=np.int64))
+    return contexts

@@ -80,19 +80,15 @@ class TokenCounts:
         lengths = np.array([len(h) for h in histories], dtype=np.int64)
         for row, history in enumerate(histories):
             newest_first[row, : len(history)] = history
-        contexts = arranged.table().contexts_found(newest_first, lengths)
+        contexts = arranged.contexts_found(newest_first, lengths)
         words = np.asarray(words, dtype=np.int64)
         levels = []
         for k, level in enumerate(arranged.levels):
             rows = np.flatnonzero(contexts[:, k] >= 0)
             c = contexts[rows, k]
-            # entries are sorted by (context, word): one search over context * C + word finds each n-gram
-            owner = np.repeat(np.arange(level.keys.size, dtype=np.int64), np.diff(level.offsets))
-            entry_keys = owner * base + level.words
-            wanted = c * base + words[rows]
-            at = np.minimum(np.searchsorted(entry_keys, wanted), max(entry_keys.size - 1, 0))
-            hit = entry_keys[at] == wanted if entry_keys.size else np.zeros(rows.size, dtype=bool)
-            counts = np.where(hit, level.counts[at] if entry_keys.size else 0, 0)
+            at, hit = _entries_of(level.offsets, level.words, c, words[rows])
+            counts = np.zeros(rows.size, dtype=np.int64)
+            counts[hit] = level.counts[at[hit]]
             levels.append(TokenLevel(rows, counts, level.total[c], level.seen[:, c], level.dropped[:, c]))
         return cls(len(words), levels, 1.0 / (base - 1))
 
@@ -104,6 +100,25 @@ class TokenCounts:
                                                                    level.dropped)
             p[level.rows] = discounted * inverse_total + backoff * p[level.rows]
         return p
+
+
+def _entries_of(offsets: np.ndarray, entry_words: np.ndarray, contexts: np.ndarray, words: np.ndarray,
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Where each (context, word) is among the entries (sorted by word within each context's slice),
+    and whether it is there: a binary search within each row's slice, all rows at once, so nothing
+    as large as the level is made."""
+    low, high = offsets[contexts].copy(), offsets[contexts + 1].copy()
+    end = high.copy()
+    last = max(entry_words.size - 1, 0)
+    while np.any(low < high):
+        middle = (low + high) // 2
+        searching = low < high
+        right = searching & (entry_words[np.minimum(middle, last)] < words)
+        low = np.where(right, middle + 1, low)
+        high = np.where(searching & ~right, middle, high)
+    hit = low < end
+    hit[hit] = entry_words[low[hit]] == words[hit]
+    return low, hit
 
 
 @dataclass(frozen=True)

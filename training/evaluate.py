@@ -86,9 +86,10 @@ def rnn_figures(loaded: LoadedModel, sentences: list[list[int]], threads: int) -
     log_likelihood = rnn_log_likelihood
     figures: dict = {}
     if loaded.mixture is not None:
-        log_likelihood = float(sum(loaded.mixture.sentence_log_probs(r, s).sum() for r, s in zip(rnn_scores, sentences)))
+        log_likelihood = float(sum(s.sum() for s in loaded.mixture.text_log_probs(rnn_scores, sentences)))
         figures = {"rnn_perplexity": perplexity_from(rnn_log_likelihood, tokens), "ngram_order": loaded.mixture.order,
-                   "ngram_weight": loaded.mixture.rnn_weight}
+                   "ngram_weight": loaded.mixture.rnn_weight, "cache_weight": loaded.mixture.cache_weight,
+                   "cache_size": loaded.mixture.cache_size}
     return {
         "perplexity": perplexity_from(log_likelihood, tokens),
         "loss": -log_likelihood / tokens,

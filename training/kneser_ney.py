@@ -154,7 +154,11 @@ class KneserNey:
     @staticmethod
     def estimate(k: int, counts: Iterable[int] | np.ndarray) -> Discounts:
         """Order k's discounts from its counts, or the fallback where they give none."""
-        n = count_of_counts(counts)
+        return KneserNey.estimate_from(k, count_of_counts(counts))
+
+    @staticmethod
+    def estimate_from(k: int, n: tuple[int, int, int, int]) -> Discounts:
+        """Order k's discounts from its count-of-counts (n1 .. n4), or the fallback where they give none."""
         found = estimate_discounts(*n)
         if found is None:
             # expected at order 1 of a cut vocabulary (no word is seen once); worth a look elsewhere

@@ -1,7 +1,9 @@
 """Interpolated modified Kneser-Ney from counted n-grams (training.ngram_counts) straight into the
 compact table, in arrays: the numbers of the reference in ``training.kneser_ney`` (the same
 counts, discounts and table, bit for bit, where nothing is pruned) without a Python object per
-n-gram, so a corpus of 100M words fits in memory.
+n-gram. The counted n-grams are read a chunk at a time (from disk, for a large corpus), so
+besides what is kept, memory holds a few numbers per n-gram of one order (its count for an order
+below the highest, whether it is kept) and one per context, never every order's counts at once.
 
 Pruning (count cut-offs, as KenLM's ``lmplz --prune``): at order k, an n-gram seen at most
 ``thresholds[k - 1]`` times is dropped, unless it is the suffix of an n-gram kept one order up
@@ -17,13 +19,16 @@ operations away, which is what choosing them for the mixture (``training.discoun
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from models.ngram_table import ContextLevel, NgramTable
+from training.chunked_array import ChunkedArray
 from training.kneser_ney import Discounts, KneserNey
 from training.ngram_counts import GramCounts, count_ngrams
 
@@ -62,37 +67,62 @@ def thresholds_for(values: Sequence[int], order: int) -> list[int]:
     return [values[min(k, len(values) - 1)] for k in range(order)]
 
 
+CHUNK = 1 << 22  # n-grams read at a time
+
+
+def kn_counts_at(levels: Sequence[GramCounts], k: int, vocab_size: int, start_id: int,
+                 chunk: int = CHUNK) -> ChunkedArray:
+    """The counts a_k order k works with (see training.kneser_ney), one per distinct k-gram of
+    ``levels[k - 1]``; 0 for SENTENCE_START as a unigram, which is never predicted. The highest
+    order's are its raw counts, read from where they are; a lower order's are made in memory."""
+    level = levels[k - 1]
+    if k == len(levels) and k > 1:
+        return level.counts
+    if k == len(levels):
+        a = level.counts.load().copy()
+    else:  # continuation counts: distinct (k+1)-grams with this suffix (sorted: the keys rise)
+        a = np.zeros(level.size, dtype=np.int64)
+        for _, keys in levels[k].keys.chunks(chunk):
+            suffix = keys // vocab_size
+            low = int(suffix[0])
+            a[low : int(suffix[-1]) + 1] += np.bincount(suffix - low)
+        if k > 1:  # n-grams opening a sentence: nothing precedes them, so their raw count
+            for first, keys in level.keys.chunks(chunk):
+                opening = np.flatnonzero(keys % vocab_size == start_id)
+                if opening.size:
+                    a[first + opening] = level.counts.read(first, first + keys.size)[opening]
+    if k == 1:
+        a[level.keys.load() == start_id] = 0
+    return ChunkedArray.in_memory(a)
+
+
 def kn_counts_of(levels: Sequence[GramCounts], vocab_size: int, start_id: int) -> list[np.ndarray]:
-    """The counts a_k each order works with (see training.kneser_ney), one per distinct k-gram of
-    ``levels[k - 1]``; 0 for SENTENCE_START as a unigram, which is never predicted."""
-    order = len(levels)
-    counts = []
-    for k, level in enumerate(levels, start=1):
-        if k == order:
-            a = level.counts.copy()
-        else:  # continuation counts: distinct (k+1)-grams with this suffix
-            a = np.bincount(levels[k].keys // vocab_size, minlength=level.keys.size).astype(np.int64)
-            if k > 1:  # n-grams opening a sentence: nothing precedes them, so their raw count
-                opening = level.keys % vocab_size == start_id
-                a[opening] = level.counts[opening]
-        if k == 1:
-            a[level.keys == start_id] = 0
-        counts.append(a)
-    return counts
+    """Every order's counts a_k in memory (for a small corpus, and the tests)."""
+    return [kn_counts_at(levels, k, vocab_size, start_id).load() for k in range(1, len(levels) + 1)]
 
 
-def kept_ngrams(levels: Sequence[GramCounts], counts: Sequence[np.ndarray], thresholds: Sequence[int],
-                vocab_size: int) -> list[np.ndarray]:
+def kept_ngrams(levels: Sequence[GramCounts], thresholds: Sequence[int], vocab_size: int, start_id: int,
+                chunk: int = CHUNK) -> tuple[list[np.ndarray], list[tuple[int, int, int, int]]]:
     """Per order, which n-grams the table keeps: seen more often than the cut-off (raw counts, as
-    lmplz), or the suffix of a kept one."""
-    keep: list[np.ndarray] = [np.zeros(0, dtype=bool)] * len(levels)
-    for k in range(len(levels), 0, -1):
-        keep[k - 1] = levels[k - 1].counts > thresholds[k - 1]
-        if k < len(levels):
-            suffixes = levels[k].keys[keep[k]] // vocab_size
-            keep[k - 1] |= np.bincount(suffixes, minlength=levels[k - 1].keys.size).astype(bool)
-        keep[k - 1] &= counts[k - 1] > 0
-    return keep
+    lmplz), or the suffix of a kept one; and each order's count-of-counts (n1 .. n4 of its a_k)."""
+    order = len(levels)
+    keep: list[np.ndarray] = [np.zeros(0, dtype=bool)] * order
+    tallies: list[tuple[int, int, int, int]] = [(0, 0, 0, 0)] * order
+    for k in range(order, 0, -1):
+        level = levels[k - 1]
+        kept = np.zeros(level.size, dtype=bool)
+        for first, counts in level.counts.chunks(chunk):
+            kept[first : first + counts.size] = counts > thresholds[k - 1]
+        if k < order:
+            for first, keys in levels[k].keys.chunks(chunk):
+                kept[keys[keep[k][first : first + keys.size]] // vocab_size] = True
+        tally = np.zeros(6, dtype=np.int64)
+        for first, a in kn_counts_at(levels, k, vocab_size, start_id, chunk).chunks(chunk):
+            kept[first : first + a.size] &= a > 0
+            tally += np.bincount(np.clip(a, 0, 5), minlength=6)
+        keep[k - 1] = kept
+        tallies[k - 1] = tuple(int(n) for n in tally[1:5])
+    return keep, tallies
 
 
 @dataclass(frozen=True)
@@ -146,25 +176,29 @@ class ArrangedCounts:
         return NgramTable(self.order, self.vocab_size, self.start_id,
                           [level.level(d) for level, d in zip(self.levels, discounts)])
 
+    def contexts_found(self, newest_first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """``NgramTable.contexts_found`` for the table of any discounts: it follows the contexts'
+        keys only, so the table is given those and no probabilities (which would take as much
+        memory as the table itself)."""
+        none = np.zeros(0)
+        levels = [ContextLevel(level.keys, level.offsets, none, none, level.words, none) for level in self.levels]
+        return NgramTable(self.order, self.vocab_size, self.start_id, levels).contexts_found(newest_first, lengths)
+
 
 def arrange_counts(levels: Sequence[GramCounts], vocab_size: int, start_id: int,
-                   thresholds: Sequence[int] | None = None) -> ArrangedCounts:
+                   thresholds: Sequence[int] | None = None, chunk: int = CHUNK) -> ArrangedCounts:
     """The counts of ``levels`` arranged order by order as the table stores them, pruned at these cut-offs."""
     order = len(levels)
     thresholds = list(thresholds or [0] * order)
     if len(thresholds) != order:
         raise ValueError(f"an order-{order} model needs {order} count cut-offs, got {len(thresholds)}")
-    counts = kn_counts_of(levels, vocab_size, start_id)
-    keep = kept_ngrams(levels, counts, thresholds, vocab_size)
-    estimated = [KneserNey.estimate(k, a[a > 0]) for k, a in enumerate(counts, start=1)]
+    keep, tallies = kept_ngrams(levels, thresholds, vocab_size, start_id, chunk)
+    estimated = [KneserNey.estimate_from(k, tallies[k - 1]) for k in range(1, order + 1)]
     arranged: list[LevelCounts] = []
-    prefix, last_word = np.zeros(levels[0].keys.size, dtype=np.int64), levels[0].keys
-    context_index = np.zeros(1, dtype=np.int64)  # the empty context is context 0 at length 0
+    context_index = np.zeros(1, dtype=np.int32)  # the empty context is context 0 at length 0
     for k in range(1, order + 1):
-        if k > 1:
-            prefix, last_word = _prefixes(levels[k - 1], levels[k - 2], prefix, last_word, vocab_size)
-        level, context_index = _level_counts(levels, k, counts[k - 1], keep[k - 1], prefix, last_word,
-                                             context_index, vocab_size)
+        level, context_index = _level_counts(levels, k, start_id, keep[k - 1], context_index, vocab_size, chunk)
+        keep[k - 1] = np.zeros(0, dtype=bool)  # done with: let it go
         arranged.append(level)
     return ArrangedCounts(order, vocab_size, start_id, arranged, estimated)
 
@@ -175,58 +209,87 @@ def fit_table(
     start_id: int,
     thresholds: Sequence[int] | None = None,
     discounts: Sequence[Discounts] | None = None,
+    chunk: int = CHUNK,
 ) -> tuple[NgramTable, list[Discounts]]:
     """The table of the model these counts give, and each order's discounts (estimated unless given)."""
-    arranged = arrange_counts(levels, vocab_size, start_id, thresholds)
+    arranged = arrange_counts(levels, vocab_size, start_id, thresholds, chunk)
     chosen = list(discounts) if discounts else arranged.estimated
     return arranged.table(chosen), chosen
 
 
-def _prefixes(level: GramCounts, below: GramCounts, below_prefix: np.ndarray, below_last: np.ndarray,
-              vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each k-gram's prefix (its first k - 1 words) as a rank among the (k-1)-grams, and its last word,
-    from the same for its suffix one order down."""
-    suffix, first = np.divmod(level.keys, vocab_size)
-    prefix = np.searchsorted(below.keys, below_prefix[suffix] * vocab_size + first)
-    return prefix, below_last[suffix]
-
-
-def _level_counts(levels: Sequence[GramCounts], k: int, a: np.ndarray, keep: np.ndarray, prefix: np.ndarray,
-                  last_word: np.ndarray, below_index: np.ndarray, vocab_size: int,
-                  ) -> tuple[LevelCounts, np.ndarray]:
+def _level_counts(levels: Sequence[GramCounts], k: int, start_id: int, keep: np.ndarray, below_index: np.ndarray,
+                  vocab_size: int, chunk: int) -> tuple[LevelCounts, np.ndarray]:
     """The table's contexts of length k - 1 (the prefixes of the kept k-grams) and their entries; and
     each (k-1)-gram's index among those contexts (-1 for none), which keys the next level."""
-    contexts = 1 if k == 1 else levels[k - 2].keys.size
-    seen = a > 0
-    total = np.bincount(prefix[seen], weights=a[seen], minlength=contexts)
-    by_class = [np.bincount(prefix[seen & (np.minimum(a, 3) == j)], minlength=contexts) for j in (1, 2, 3)]
-    dropped = seen & ~keep
-    dropped_by_class = [np.bincount(prefix[dropped & (np.minimum(a, 3) == j)], minlength=contexts) for j in (1, 2, 3)]
-    dropped_sum = np.bincount(prefix[dropped], weights=a[dropped], minlength=contexts)
-    is_context = np.bincount(prefix[keep], minlength=contexts) > 0
-    index = np.where(is_context, np.cumsum(is_context) - 1, -1)
-    chosen = np.flatnonzero(is_context)
+    level = levels[k - 1]
+    a = kn_counts_at(levels, k, vocab_size, start_id, chunk)
+    is_context = np.zeros(1 if k == 1 else levels[k - 2].size, dtype=bool)
+    for first, prefixes in level.prefixes.chunks(chunk):
+        is_context[prefixes[keep[first : first + prefixes.size]]] = True
+    index = np.cumsum(is_context, dtype=np.int32)
+    index -= 1
+    index[~is_context] = -1
+    contexts = int(np.count_nonzero(is_context))
+    total = np.zeros(contexts)
+    seen = np.zeros((3, contexts), dtype=np.int64)
+    dropped = np.zeros((4, contexts))
+    entry_contexts, entry_words, entry_counts = [], [], []
+    columns = zip(a.chunks(chunk), level.prefixes.chunks(chunk), level.last_words.chunks(chunk))
+    for (first, counts), (_, prefixes), (_, last_words) in columns:
+        context = index[prefixes]
+        kept = keep[first : first + counts.size]
+        counted = (counts > 0) & (context >= 0)  # only the contexts the table keeps are summed over
+        _tally(total, seen, context[counted], counts[counted])
+        gone = counted & ~kept
+        if gone.any():
+            _tally(dropped[0], dropped[1:], context[gone], counts[gone])
+        entry_contexts.append(context[kept])
+        entry_words.append(last_words[kept])
+        entry_counts.append(counts[kept])
+    del a  # the largest array of the level: gone before the entries are sorted
+    words, context = _joined(entry_words), _joined(entry_contexts)
+    ordered = np.lexsort((words, context))
+    words = words[ordered]
+    offsets = np.concatenate(([0], np.cumsum(np.bincount(context, minlength=contexts)))).astype(np.int64)
+    del context
+    counts = _joined(entry_counts)[ordered]
+    del ordered
     if k == 1:
-        keys = np.zeros(chosen.size, dtype=np.int64)
+        keys = np.zeros(contexts, dtype=np.int64)
     else:
-        suffix, first = np.divmod(levels[k - 2].keys[chosen], vocab_size)
-        keys = below_index[suffix] * vocab_size + first
-    entries = np.flatnonzero(keep)
-    entries = entries[np.lexsort((last_word[entries], prefix[entries]))]
-    offsets = np.searchsorted(index[prefix[entries]], np.arange(chosen.size + 1))
-    level = LevelCounts(keys, offsets.astype(np.int64), last_word[entries].astype(np.int32), a[entries],
-                        total[chosen], np.stack(by_class)[:, chosen],
-                        np.stack([dropped_sum, *dropped_by_class])[:, chosen])
-    return level, index
+        parts = []
+        for first, below_keys in levels[k - 2].keys.chunks(chunk):
+            suffix, oldest = np.divmod(below_keys[is_context[first : first + below_keys.size]], vocab_size)
+            parts.append(below_index[suffix].astype(np.int64) * vocab_size + oldest)
+        keys = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return LevelCounts(keys, offsets, words.astype(np.int32), counts, total, seen, dropped), index
+
+
+def _tally(total: np.ndarray, by_count: np.ndarray, contexts: np.ndarray, counts: np.ndarray) -> None:
+    """Add these n-grams' counts to their contexts' totals, and each one to its context's number of
+    n-grams of count 1, 2 and 3 or more (the rows of ``by_count``)."""
+    size = total.size
+    total += np.bincount(contexts, weights=counts, minlength=size)
+    capped = np.minimum(counts, 3)
+    for row, j in enumerate((1, 2, 3)):
+        by_count[row] += np.bincount(contexts[capped == j], minlength=size).astype(by_count.dtype)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The parts end to end, the list emptied (so they are not held twice)."""
+    joined = np.concatenate(parts)
+    parts.clear()
+    return joined
 
 
 def arrange_tokens(tokens: np.ndarray, order: int, vocab_size: int, start_id: int,
                    thresholds: Sequence[int] | None = None) -> ArrangedCounts:
     """Count the flat token array (``training.ngram_counts.flat_tokens``) and arrange the counts."""
     started = time.monotonic()
-    levels = count_ngrams(tokens, order, vocab_size, start_id)
-    counted = time.monotonic()
-    arranged = arrange_counts(levels, vocab_size, start_id, thresholds)
+    with tempfile.TemporaryDirectory(prefix="ngram-levels-") as folder:  # the counts live on disk
+        levels = count_ngrams(tokens, order, vocab_size, start_id, folder=Path(folder))
+        counted = time.monotonic()
+        arranged = arrange_counts(levels, vocab_size, start_id, thresholds)
     log.info("Kneser-Ney %d-gram: %s tokens counted in %.1f s, arranged in %.1f s, %s n-grams kept", order,
              f"{tokens.size:,}", counted - started, time.monotonic() - counted,
              f"{sum(level.words.size for level in arranged.levels):,}")

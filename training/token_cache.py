@@ -1,8 +1,9 @@
 """Tokenize a corpus once, on every core, into int32 arrays on disk that every later run maps.
 
 The corpus is read as a stream of paragraphs, cut into chunks that worker processes tokenize
-(NLTK's Punkt and Treebank tokenizers, ``models.text``) and cut to ``max_sentence_words``. The
-main process numbers the words in the order they first appear and appends each chunk's word
+(NLTK's Punkt and Treebank tokenizers, ``models.text``; the corpus is the user's own text, so
+without NLTK's per-match time limit: ``TrustedTextWordTokenizer``) and cut to
+``max_sentence_words``. The main process numbers the words in the order they first appear and appends each chunk's word
 numbers to a file, so memory holds one chunk per worker and the distinct words, never the
 corpus. The result is a folder under ``DATA_DIR/token-cache`` named by a SHA-256 of the source
 files' bytes and the tokenizer settings: a changed file, validation file or setting gives a new
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from models.casing import SurfaceCounts, count_surface_forms, majority_forms
-from models.text import surface_sentences
+from models.text import TRUSTED_TEXT_WORD_TOKENIZER, surface_sentences
 from models.vocabulary import Vocabulary
 from training.corpus import ParagraphSource
 from training.sentences import EncodedSentences
@@ -151,7 +152,7 @@ def tokenize_chunk(job: tuple[list[str], int | None]) -> tuple[list[str], np.nda
     """In a worker: (the chunk's distinct words, each token as an index into them, each sentence's
     length, sentences cut, characters read, the words' surface forms counted)."""
     paragraphs, max_words = job
-    surface = surface_sentences(paragraphs)
+    surface = surface_sentences(paragraphs, TRUSTED_TEXT_WORD_TOKENIZER)
     forms = count_surface_forms(surface)
     sentences, cut = split_long([[w.lower() for w in s] for s in surface], max_words)
     local: dict[str, int] = {}

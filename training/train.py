@@ -29,10 +29,10 @@ from models.model_file import ModelFileError, atomic_dump, model_from_payload, m
 from models.output_layer import available_cores, blas_limits_for
 from models.recurrent_lm import RecurrentLM
 from training.corpus import CorpusError
-from training.dataset import Dataset, development_split, load_dataset
+from training.dataset import Dataset, development_contexts, development_split, load_dataset
 from training.flags import ngram_order_flag, ngram_prune_flag, positive, probability_below_one, share, truncation
 from training.budget import reserve_seconds
-from training.interpolation import interpolate
+from training.interpolation import CACHE_SIZES, interpolate
 from training.ngram_fit import KEEP_ALL_UP_TO_TOKENS, LARGE_CORPUS_CUT_OFFS
 from training.output_space import estimated_file_bytes, space_problem
 from training.run_config import RunConfig
@@ -200,8 +200,9 @@ def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> d
         log.info("resuming from %s at %s training words", ckpt, f"{checkpoint['trainer']['progress']['train_words']:,}")
     dataset, model, schedule, progress = starting_point(config, data_dir, checkpoint, ckpt)
     started = time.monotonic()  # the budget counts from here: tokenization is cached and shown apart
-    development = None
+    development = development_before = None
     if config.ngram_order and config.ngram_weight is None:
+        development_before = development_contexts(dataset.train, max(CACHE_SIZES))
         dataset.train, development = development_split(dataset.train)
         log.info("%d sentences of the training text held out to choose the n-gram weight on", len(development))
     problem = space_problem(out.parent, estimated_file_bytes(model.parameter_count, model.vocab_size,
@@ -240,7 +241,7 @@ def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> d
     mixture = None
     if config.ngram_order:
         result = interpolate(model, dataset.train, dataset.valid, config.ngram_order, config.ngram_weight,
-                             config.ngram_prune, development)
+                             config.ngram_prune, development, development_before)
         mixture = result.mixture
         final.update(result.figures(), val_loss=result.val_loss, val_perplexity=math.exp(result.val_loss),
                      seconds=round(final["seconds"] + result.seconds, 2))
@@ -249,7 +250,7 @@ def run(config: RunConfig, out: Path, data_dir: Path, resume: bool = False) -> d
     summary = {k: final[k] for k in ("train_words", "seconds", "words_per_sec", "val_loss", "val_perplexity",
                                       "val_tokens", "lr_halvings", "stop_reason")}
     summary.update({k: final[k] for k in ("rnn_val_perplexity", "ngram_val_perplexity", "ngram_order",
-                                           "ngram_weight", "ngram_prune", "ngram_weight_choice") if k in final})
+                                           "ngram_weight", "ngram_prune", "ngram_weight_choice", "cache_weight", "cache_size") if k in final})
     summary["reserved_seconds"] = round(reserve, 1)
     summary["seconds_after_tokenization"] = round(time.monotonic() - started, 1)
     summary["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
