@@ -31,7 +31,7 @@ import numpy as np
 
 from models.draws import BELOW_ONE, DRAW_BLOCK, index_at
 from models.mixture import NgramMixture
-from models.ngram_table import ContextLevel
+from models.ngram_table import ContextLevel, spans
 from models.row_stable import FEW_ROWS
 from models.softmax import FullSoftmax
 
@@ -252,7 +252,7 @@ class MixtureDrawer:
             block = blocks[big_rows]
             first, last = blocked.starts[ids, block], blocked.starts[ids, block + 1]
             counts = last - first
-            entries = np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+            entries = spans(first, counts)
             ngram[np.repeat(big_rows, counts), level.words[entries] % DRAW_BLOCK] += \
                 level.discounted[entries] * np.repeat(scale, counts)
         values = np.take(exps, columns + (np.arange(rows) * self._size)[:, None]) * rnn_scale[:, None]

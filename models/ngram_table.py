@@ -62,8 +62,7 @@ class ContextLevel:
         them in ``words``/``discounted`` (context by context, in the order given)."""
         first = self.offsets[contexts]
         counts = self.offsets[contexts + 1] - first
-        starts = np.cumsum(counts) - counts
-        return counts, np.repeat(first - starts, counts) + np.arange(int(counts.sum()), dtype=np.int64)
+        return counts, spans(first, counts)
 
     def select(self, contexts: np.ndarray, keys: np.ndarray) -> "ContextLevel":
         """The level holding only these contexts, in this order, under these keys."""
@@ -74,6 +73,11 @@ class ContextLevel:
 
     def to_payload(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def spans(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The positions first[i], first[i] + 1, ..., first[i] + counts[i] - 1 of every i, in order."""
+    return np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()), dtype=np.int64)
 
 
 @dataclass(frozen=True)
