@@ -58,23 +58,39 @@ class Decoder(Protocol):
 
 
 _END = object()  # the last item a sequence's channel receives after its words
+_STARTED = object()  # the first item a per-word sequence's channel receives: it has joined the batch
 
 
 class SequenceHandle:
     """The request thread's side of one sequence: iterate it for its words (blocking until the
-    engine has drawn them); ``close`` tells the engine to drop it."""
+    engine has drawn them); ``close`` tells the engine to drop it.
+
+    Every hand-over from the engine wakes the request thread, and a wake-up under the GIL is the
+    dearest part of a short request; so a whole (not per-word) sequence is woken once, at its end,
+    and a refusal reaches it there too: only a per-word sequence (a stream, whose status line
+    depends on it) is also woken when it joins the batch."""
 
     def __init__(self, spec: SequenceSpec, deadline: float | None, per_word: bool):
         self.spec = spec
         self.deadline = deadline
         self.per_word = per_word  # hand over each word at once (streams, stop strings), else all at the end
-        self.started = threading.Event()
         self.cancelled = False
-        self.refusal: Overloaded | None = None
+        self.submitted = time.perf_counter()
+        self.admitted: float | None = None  # when it joined the batch
         self._channel: queue.SimpleQueue = queue.SimpleQueue()
-        self._held: list[SampledWord] = []
+        self._held: list = []
+
+    @property
+    def queue_seconds(self) -> float:
+        """How long it waited for a place in the batch (so far, if it has not joined yet)."""
+        return (time.perf_counter() if self.admitted is None else self.admitted) - self.submitted
 
     # -- the engine's side
+    def start(self) -> None:
+        self.admitted = time.perf_counter()
+        if self.per_word:
+            self._channel.put(_STARTED)
+
     def deliver(self, word: SampledWord) -> None:
         if self.per_word:
             self._channel.put(word)
@@ -82,12 +98,18 @@ class SequenceHandle:
             self._held.append(word)
 
     def finish(self, error: BaseException | None = None) -> None:
-        """Hand over the words held and the end in one item: the request thread wakes once."""
+        """Hand over the words held and the end (or ``error``) in one item: the request thread wakes once."""
         self._held.append(_END if error is None else error)
         self._channel.put(self._held)
         self._held = []
 
     # -- the request thread's side
+    def wait_started(self) -> None:
+        """Block until a per-word sequence has joined the batch; raises its refusal (Overloaded)."""
+        item = self._channel.get()
+        if item is not _STARTED:
+            raise item[-1]
+
     def __iter__(self) -> Iterator[SampledWord]:
         while True:
             item = self._channel.get()
@@ -122,8 +144,10 @@ class Engine:
         threading.Thread(target=self._run, name="rnnlm-engine", daemon=True).start()
 
     def submit(self, specs: Sequence[SequenceSpec], deadline: float | None, per_word: bool) -> list[SequenceHandle]:
-        """Queue one request's sequences and wait until they have all joined the batch; raises
-        Overloaded if the queue has no room for them or they cannot start before ``deadline``."""
+        """Queue one request's sequences; raises Overloaded if the queue has no room for them.
+        ``per_word`` sequences are waited for until they have all joined the batch (Overloaded if
+        they cannot start before ``deadline``); whole ones return at once, and their iteration
+        raises that Overloaded instead of giving words."""
         with self._lock:
             if self._pid != os.getpid():
                 self._start_in_this_process()
@@ -135,10 +159,9 @@ class Engine:
             self._waiting.append(handles)
             self._queued += len(handles)
             self._cond.notify()
-        for handle in handles:
-            handle.started.wait()
-            if handle.refusal is not None:
-                raise handle.refusal
+        if per_word:
+            for handle in handles:
+                handle.wait_started()
         return handles
 
     def load(self) -> tuple[int, int]:
@@ -170,15 +193,14 @@ class Engine:
             for handle in handles:
                 self.decoder.add(handle, handle.spec)
                 self._active.append(handle)
-                handle.started.set()
+                handle.start()
         now = time.monotonic()
         for handles in [h for h in self._waiting if h[0].deadline is not None and now > h[0].deadline]:
             self._waiting.remove(handles)
             self._queued -= len(handles)
             refusal = Overloaded("the request could not start before its deadline")
             for handle in handles:
-                handle.refusal = refusal
-                handle.started.set()
+                handle.finish(refusal)
 
     def _step(self) -> None:
         try:

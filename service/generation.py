@@ -21,7 +21,7 @@ from models.sampling import SampledWord, Sampler, SamplingParams
 from models.text import tokenize_words
 from models.vocabulary import SPECIAL_TOKENS, Vocabulary
 from models.batch_sampling import SequenceSpec, sentence_stream
-from service.engine import Engine, SequenceTimeout
+from service.engine import Engine, Overloaded, SequenceTimeout
 from service.stop_sequences import earliest_stop, undecided_tail
 from service.text_assembly import IncrementalText
 
@@ -204,10 +204,10 @@ class TextGenerator:
     def start_all(self, requests: list[GenerationRequest], deadline: float | None = None,
                   stream: bool = False) -> list[Generation]:
         """Generations for the sequences of one request, under one deadline; with the engine,
-        they have all joined its batch when this returns (or Overloaded is raised). ``stream``
-        asks for each word as soon as it is drawn (stop strings ask for it too)."""
+        they are queued when this returns (Overloaded if the queue is full; a refusal at the
+        deadline comes from their iteration, or from here when ``stream``). ``stream`` asks for each
+        word as soon as it is drawn (stop strings ask for it too)."""
         deadline = self.deadline() if deadline is None else deadline
-        queued = time.perf_counter()
         seeds = [fresh_seed() if r.seed is None else r.seed for r in requests]
         prompts = {inputs: tokenize_words(inputs) if inputs.strip() else [] for inputs in {r.inputs for r in requests}}
         specs = [self.sequence_spec(r, seed, prompts[r.inputs]) for r, seed in zip(requests, seeds)]
@@ -216,8 +216,7 @@ class TextGenerator:
         else:
             per_word = stream or any(r.stop for r in requests)
             sources = list(self.engine.submit(specs, deadline, per_word))
-        queue_seconds = time.perf_counter() - queued
-        return [Generation(self, r, seed, deadline, source, prompts[r.inputs], queue_seconds)
+        return [Generation(self, r, seed, deadline, source, prompts[r.inputs])
                 for r, seed, source in zip(requests, seeds, sources)]
 
     def generate(self, request: GenerationRequest, deadline: float | None = None) -> GenerationResult:
@@ -275,9 +274,8 @@ class Generation:
     iterator): each sentence ends with SENTENCE_END or after ``max_new_tokens`` words."""
 
     def __init__(self, generator: TextGenerator, request: GenerationRequest, seed: int, deadline: float | None,
-                 words: Iterable[SampledWord], prompt_words: list[str], queue_seconds: float = 0.0):
+                 words: Iterable[SampledWord], prompt_words: list[str]):
         self.generator = generator
-        self.queue_seconds = queue_seconds
         self.request = request
         self.seed = seed
         self.deadline = deadline
@@ -342,7 +340,7 @@ class Generation:
                 yield from self._release(pending, released, settled, None)
         except SequenceTimeout:
             raise GenerationTimeout(self.generator.time_limit) from None
-        except GenerationTimeout:
+        except (GenerationTimeout, Overloaded):
             raise
         except Exception as exc:  # the engine has logged it, or the Sampler raised it here
             logger.error("generation failed: %r", exc)
@@ -397,5 +395,5 @@ class Generation:
             prompt_text=prompt_text,
             new_text=new_text,
             stopped="stop_sequence" in finishes,
-            queue_seconds=self.queue_seconds,
+            queue_seconds=getattr(self.words, "queue_seconds", 0.0),  # the engine's handles know it
         )

@@ -71,6 +71,8 @@ def _remove_metrics_dir() -> None:
 
 
 wsgi_app = "service.wsgi:app"
+# gthread, serving a kept-alive connection's next request on the thread that answered the last
+worker_class = "service.lingering_worker.LingeringThreadWorker"
 # load the model once in the master, before forking: a bad model file stops gunicorn with one
 # error line instead of every worker failing to boot, and workers share the model's memory pages
 preload_app = True

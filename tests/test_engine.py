@@ -121,6 +121,34 @@ def test_a_request_that_cannot_start_before_its_deadline_is_refused():
     decoder.allow(60)
 
 
+def test_a_whole_request_returns_at_once_and_meets_its_refusal_when_iterated():
+    decoder = HandStepped()
+    engine = Engine(decoder, max_batch=1, max_queue=4)
+    engine.submit([spec(50)], None, True)
+    [late] = engine.submit([spec(1)], time.monotonic() + 0.05, per_word=False)  # does not wait for a place
+    assert engine.load() == (1, 1)
+    time.sleep(0.1)
+    decoder.allow(1)
+    with pytest.raises(Overloaded, match="could not start before its deadline"):
+        list(late)
+    assert engine.load() == (1, 0)
+    decoder.allow(60)
+
+
+def test_a_handle_knows_how_long_it_waited_for_a_place():
+    decoder = HandStepped()
+    engine = Engine(decoder, max_batch=1, max_queue=1)
+    [first] = engine.submit([spec(1)], None, per_word=False)
+    [second] = engine.submit([spec(1)], None, per_word=False)
+    time.sleep(0.05)
+    decoder.allow(2)  # the first's word and its end: the second joins
+    assert [w.word_id for w in first] == [1]
+    decoder.allow(2)
+    assert [w.word_id for w in second] == [1]
+    assert second.queue_seconds >= 0.05  # it waited for the first to end
+    assert first.queue_seconds < second.queue_seconds
+
+
 def test_a_sequence_past_its_deadline_is_stopped():
     decoder = HandStepped()
     engine = Engine(decoder, max_batch=4, max_queue=4)

@@ -81,6 +81,26 @@ def test_errors_are_json_through_gunicorn(server):
     assert requests.get(f"{server.base_url}/health", timeout=5).status_code == 200
 
 
+def test_a_kept_alive_connection_is_served_on_and_idle_ones_hold_no_thread(server):
+    """Requests one after another on one connection are all answered (its thread serves them on),
+    and more idle kept-alive connections than the workers have threads (2 x 2) still leave a
+    thread for a new client at once, not after their keep-alive time (service/lingering_worker.py)."""
+    with requests.Session() as session:
+        for _ in range(5):
+            assert session.get(f"{server.base_url}/health", timeout=5).status_code == 200
+    idle = [requests.Session() for _ in range(6)]
+    try:
+        for session in idle:
+            assert session.get(f"{server.base_url}/health", timeout=5).status_code == 200
+        began = time.monotonic()
+        for _ in range(3):
+            assert requests.get(f"{server.base_url}/health", timeout=5).status_code == 200
+        assert time.monotonic() - began < 1.0  # gunicorn keeps an idle connection 2 s
+    finally:
+        for session in idle:
+            session.close()
+
+
 def run_failing_start(env: dict[str, str]) -> subprocess.CompletedProcess:
     started = time.monotonic()
     result = subprocess.run(
