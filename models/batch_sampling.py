@@ -85,6 +85,7 @@ class BatchSampler:
         self.mixture = sampler.mixture
         self._sequences: list[_Sequence] = []
         self._state = self.model.initial_state(0, np.float32)
+        self._bans = {allow: sampler._banned(allow) for allow in (False, True)}  # by whether the sentence may end
 
     # ---------------------------------------------------------- membership
     def __len__(self) -> int:
@@ -125,17 +126,19 @@ class BatchSampler:
         each drawn word by key, then (key, None) for each sequence that has ended (and left)."""
         if not self._sequences:
             return []
-        words = np.array([s.pending.pop(0) for s in self._sequences])
+        words = np.fromiter((s.pending.pop(0) for s in self._sequences), np.int64, len(self._sequences))
         self._state = self.model.stable_step(words, self._state)
         ready = [i for i, s in enumerate(self._sequences) if not s.pending]
         if not ready:
             return []
-        hidden = self.model.readout(self.model.take_states(self._state, ready))
+        every = len(ready) == len(self._sequences)  # the usual step: no copy of the states needed
+        hidden = self.model.readout(self._state if every else self.model.take_states(self._state, ready))
         drawn: dict[int, SampledWord] = {}
         for mode, draw in (("mixed", self._draw_mixed), ("plain", self._draw_plain), ("scored", self._draw_scored)):
             rows = [j for j, i in enumerate(ready) if self._sequences[i].mode == mode]
             if rows:
-                for j, word in zip(rows, draw([self._sequences[ready[j]] for j in rows], hidden[rows])):
+                sequences = [self._sequences[ready[j]] for j in rows]
+                for j, word in zip(rows, draw(sequences, hidden if len(rows) == len(ready) else hidden[rows])):
                     drawn[ready[j]] = word
         return self._advance(drawn)
 
@@ -151,13 +154,16 @@ class BatchSampler:
     def _histories(self, sequences: list[_Sequence]) -> list[list[int]]:
         """Each sequence's words so far after SENTENCE_START, as far back as the n-gram model reads."""
         reach = self.mixture.order - 1 if self.mixture is not None else 0
-        return [([self.vocab.start_id, *s.seen])[-reach:] if reach else [] for s in sequences]
+        if not reach:
+            return [[] for _ in sequences]
+        start = [self.vocab.start_id]
+        return [s.seen[-reach:] if len(s.seen) >= reach else start + s.seen for s in sequences]
 
     def _draw_mixed(self, sequences: list[_Sequence], hidden: np.ndarray) -> list[SampledWord]:
         """The Sampler's plain draw from the RNN interpolated with its n-gram model, for all rows
         at once (``models.mixture_draws``), each row with the uniform number of its own generator."""
-        uniforms = np.array([s.rng.random() for s in sequences])
-        banned = [self.sampler._banned(self._allow_end(s)) for s in sequences]
+        uniforms = np.fromiter((s.rng.random() for s in sequences), np.float64, len(sequences))
+        banned = [self._bans[self._allow_end(s)] for s in sequences]
         words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(sequences), uniforms, banned,
                                                            self._recents(sequences))
         return [SampledWord(word, logprob) for word, logprob in zip(words.tolist(), logprobs.tolist())]
@@ -165,7 +171,7 @@ class BatchSampler:
     def _draw_plain(self, sequences: list[_Sequence], hidden: np.ndarray) -> list[SampledWord]:
         """The output layer's own draw, each row with its generator."""
         words, logprobs = self.output.draw(hidden, [s.rng for s in sequences],
-                                           [self.sampler._banned(self._allow_end(s)) for s in sequences],
+                                           [self._bans[self._allow_end(s)] for s in sequences],
                                            [s.spec.sampling.temperature for s in sequences])
         return [SampledWord(word, logprob) for word, logprob in zip(words.tolist(), logprobs.tolist())]
 
@@ -212,5 +218,6 @@ class BatchSampler:
                 for i in range(len(self._sequences))])
         if finished:
             out += [(self._sequences[i].key, None) for i in finished]
-            self._keep([i for i in range(len(self._sequences)) if i not in set(finished)])
+            gone = set(finished)
+            self._keep([i for i in range(len(self._sequences)) if i not in gone])
         return out

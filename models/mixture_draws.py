@@ -24,6 +24,7 @@ reductions), so a sequence draws the same words whatever else is in the batch.
 from __future__ import annotations
 
 import math
+from itertools import chain
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,52 +39,81 @@ from models.softmax import FullSoftmax
 
 @dataclass(frozen=True)
 class _BlockedContexts:
-    """The contexts of one n-gram level that follow with at least as many words as there are
-    blocks (so this costs no more memory than their entries), summed by blocks of DRAW_BLOCK
-    word ids: a draw reads one row of ``sums`` instead of every entry, and finds the entries of
-    one block between two ``starts``, and the counts of a few special words in ``specials``."""
+    """The contexts followed by at least as many words as there are blocks (so this costs no more
+    memory than their entries), of every length, summed by blocks of DRAW_BLOCK word ids: a draw
+    reads one row of ``counts`` (the block sums, then the counts of a few special words) instead
+    of every entry, and finds the entries of one block between two ``starts``.
 
-    contexts: np.ndarray  # sorted context indices of the level
-    sums: np.ndarray  # (n, blocks): discounted counts per block
-    starts: np.ndarray  # (n, blocks + 1): where each block's entries begin in the level's arrays
-    specials: np.ndarray  # (n, specials): discounted counts of the special words
+    The rows are those of the lengths that have such contexts (``columns``, positions among
+    ``SeenContexts``' columns, longest first), stacked in that order; a context is found by its
+    key column * ``stride`` + context index. The last row (``none``) is all zeros with no
+    entries: what a context that is not here reads, so that all rows are read at once."""
+
+    columns: list[int]
+    levels: list[ContextLevel]  # the level of each of ``columns``
+    stride: int
+    keys: np.ndarray  # sorted
+    counts: np.ndarray  # (n + 1, blocks + specials): discounted counts per block, then of each special word
+    starts: np.ndarray  # (n + 1, blocks + 1): where each block's entries begin in the level's arrays
+
+    @property
+    def none(self) -> int:
+        return self.keys.size
 
     @classmethod
-    def of(cls, level: ContextLevel, blocks: int, specials: Sequence[int]) -> "_BlockedContexts":
-        counts = np.diff(level.offsets)
-        contexts = np.flatnonzero(counts >= blocks)
-        sums = np.zeros((contexts.size, blocks))
-        starts = np.zeros((contexts.size, blocks + 1), dtype=np.int64)
-        special_counts = np.zeros((contexts.size, len(specials)))
-        edges = np.arange(blocks + 1) * DRAW_BLOCK
-        for row, context in enumerate(contexts.tolist()):
-            first, last = int(level.offsets[context]), int(level.offsets[context + 1])
-            words, discounted = level.words[first:last], level.discounted[first:last]
-            sums[row] = np.bincount(words // DRAW_BLOCK, weights=discounted, minlength=blocks)
-            starts[row] = first + np.searchsorted(words, edges)
-            at = np.minimum(np.searchsorted(words, specials), words.size - 1)
-            special_counts[row] = np.where(words[at] == specials, discounted[at], 0.0)
-        return cls(contexts, sums, starts, special_counts)
+    def of(cls, levels: Sequence[ContextLevel], blocks: int, specials: np.ndarray) -> "_BlockedContexts":
+        """From the levels of ``SeenContexts``' columns (longest first)."""
+        stride = max(level.keys.size for level in levels) + 1 if levels else 1
+        columns, keys, counts, starts = [], [], [], []
+        for column, level in enumerate(levels):
+            contexts = np.flatnonzero(np.diff(level.offsets) >= blocks)
+            if contexts.size:
+                columns.append(column)
+                keys.append(column * stride + contexts)
+                for context in contexts.tolist():
+                    row_counts, row_starts = _block_counts(level, context, blocks, specials)
+                    counts.append(row_counts)
+                    starts.append(row_starts)
+        counts.append(np.zeros(blocks + specials.size))
+        starts.append(np.zeros(blocks + 1, dtype=np.int64))
+        return cls(columns, [levels[c] for c in columns], stride,
+                   np.concatenate(keys) if keys else np.zeros(0, np.int64), np.stack(counts), np.stack(starts))
 
-    def find(self, contexts: np.ndarray) -> np.ndarray:
-        """The row of each context here, or -1."""
-        if not self.contexts.size:
-            return np.full(contexts.shape, -1)
-        i = np.minimum(np.searchsorted(self.contexts, contexts), self.contexts.size - 1)
-        return np.where(self.contexts[i] == contexts, i, -1)
+    def rows_of(self, contexts: np.ndarray) -> np.ndarray:
+        """The row of each context of ``contexts`` (B x columns, -1 unseen) in ``columns``, or ``none``."""
+        if not self.keys.size:
+            return np.full((contexts.shape[0], 0), self.none)
+        keys = contexts[:, self.columns] + np.array(self.columns) * self.stride  # -1 matches no key
+        i = np.searchsorted(self.keys, keys)
+        return np.where(self.keys.take(i, mode="clip") == keys, i, self.none)
+
+
+def _block_counts(level: ContextLevel, context: int, blocks: int, specials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One context's discounted counts per block then of each special word, and where each
+    block's entries begin."""
+    first, last = int(level.offsets[context]), int(level.offsets[context + 1])
+    words, discounted = level.words[first:last], level.discounted[first:last]
+    sums = np.bincount(words // DRAW_BLOCK, weights=discounted, minlength=blocks)
+    at = np.minimum(np.searchsorted(words, specials), words.size - 1)
+    special_counts = np.where(words[at] == specials, discounted[at], 0.0)
+    return np.concatenate([sums, special_counts]), first + np.searchsorted(words, np.arange(blocks + 1) * DRAW_BLOCK)
 
 
 @dataclass
 class _NgramParts:
     """One step's n-gram distributions, row by row: ``factor`` times the unigram level, plus the
-    few counts of small contexts (``rows``, ``words``, ``values``), plus per level the blocked
-    contexts' counts (rows, their rows in ``blocked``, scale, level, blocked)."""
+    few counts of small contexts (``rows``, ``words``, ``values``), plus the blocked contexts'
+    counts: their rows in ``_BlockedContexts`` (``big``, B x its columns; ``none`` where the
+    row's context is small or unseen), their ``scale``, and their scaled ``counts``
+    (B x columns x (blocks + specials))."""
 
     factor: np.ndarray
     rows: np.ndarray
     words: np.ndarray
     values: np.ndarray
-    big: list[tuple[np.ndarray, np.ndarray, np.ndarray, ContextLevel, _BlockedContexts]]
+    big: np.ndarray
+    scale: np.ndarray
+    counts: np.ndarray
     cache: "_CacheParts | None" = None
 
 
@@ -133,9 +163,10 @@ class MixtureDrawer:
         self._specials = np.asarray(specials, dtype=np.int64)
         self._special_index = np.full(self._size, -1, dtype=np.int64)
         self._special_index[self._specials] = np.arange(self._specials.size)
-        # by context length; the empty context (length 0) is the unigram level, read whole
-        self._blocked = [_BlockedContexts.of(level, self._blocks, self._specials) if k else None
-                         for k, level in enumerate(self.table.levels)]
+        # the levels of ``SeenContexts``' columns, longest context first; the empty context (length
+        # 0) is the unigram level, read whole
+        self._levels = [self.table.levels[k] for k in range(self.table.order - 1, 0, -1)]
+        self._blocked = _BlockedContexts.of(self._levels, self._blocks, self._specials)
 
     def draw(
         self, hidden: np.ndarray, histories: Sequence[Sequence[int]], uniforms: np.ndarray,
@@ -159,15 +190,15 @@ class MixtureDrawer:
         parts.cache = _CacheParts.of(self.mixture, recents, rows)
         ngram = parts.factor[:, None] * self._unigram_blocks
         ngram += _totals(parts.rows * self._blocks + parts.words // DRAW_BLOCK, parts.values, rows, self._blocks)
-        for big_rows, ids, scale, _, blocked in parts.big:
-            ngram[big_rows] += scale[:, None] * blocked.sums[ids]
+        for column in range(parts.big.shape[1]):  # adding 0 where a row has no blocked context
+            ngram += parts.counts[:, column, : self._blocks]
         masses = rnn_blocks * rnn_scale[:, None]
         masses += (1.0 - w) * ngram
         if parts.cache is not None:
             parts.cache.add_to(masses, parts.cache.words // DRAW_BLOCK, slice(None), self._blocks)
 
-        banned_rows = np.repeat(np.arange(rows), [len(b) for b in banned])
-        banned_words = np.fromiter((word for row in banned for word in row), dtype=np.int64, count=banned_rows.size)
+        banned_rows = np.repeat(np.arange(rows), np.fromiter(map(len, banned), np.int64, rows))
+        banned_words = np.fromiter(chain.from_iterable(banned), dtype=np.int64, count=banned_rows.size)
         if (self._special_index[banned_words] >= 0).all():
             taken = self._special_probabilities(exps, rnn_scale, parts)[banned_rows, self._special_index[banned_words]]
             np.subtract.at(masses, (banned_rows, banned_words // DRAW_BLOCK), taken)
@@ -200,25 +231,22 @@ class MixtureDrawer:
         return words, logprobs
 
     def _ngram_parts(self, histories: Sequence[Sequence[int]]) -> _NgramParts:
-        """Each row's n-gram distribution by parts (``NgramTable.seen_batch``), the big contexts'
-        counts to be read by blocks."""
+        """Each row's n-gram distribution by parts (``NgramTable.seen_batch``), the blocked
+        contexts' counts to be read by blocks."""
         seen = self.table.seen_batch(histories)
-        rows_parts, words_parts, values_parts, big = [], [], [], []
-        for k, rows, contexts, scale in seen.levels:
-            level, blocked = self.table.levels[k], self._blocked[k]
-            ids = blocked.find(contexts)
-            is_big = ids >= 0
-            if is_big.any():
-                big.append((rows[is_big], ids[is_big], scale[is_big], level, blocked))
-            small = ~is_big
-            counts, entries = level.slices(contexts[small])
-            rows_parts.append(np.repeat(rows[small], counts))
-            words_parts.append(level.words[entries].astype(np.int64))
-            values_parts.append(level.discounted[entries] * np.repeat(scale[small], counts))
-        if not rows_parts:
-            return _NgramParts(seen.factor, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), big)
-        return _NgramParts(seen.factor, np.concatenate(rows_parts), np.concatenate(words_parts),
-                           np.concatenate(values_parts), big)
+        blocked = self._blocked
+        big = blocked.rows_of(seen.contexts)
+        scale = seen.scale[:, blocked.columns]
+        first = np.empty(seen.contexts.shape, dtype=np.int64)
+        last = np.empty(seen.contexts.shape, dtype=np.int64)
+        for column, level in enumerate(self._levels):
+            contexts = seen.contexts[:, column]
+            first[:, column] = level.offsets.take(contexts, mode="clip")
+            last[:, column] = level.offsets.take(contexts + 1, mode="clip")
+        small = seen.contexts >= 0
+        small[:, blocked.columns] &= big == blocked.none
+        rows, words, values = _entries(self._levels, first, np.where(small, last - first, 0), seen.scale)
+        return _NgramParts(seen.factor, rows, words, values, big, scale, blocked.counts[big] * scale[:, :, None])
 
     def _special_probabilities(self, exps: np.ndarray, rnn_scale: np.ndarray, parts: _NgramParts) -> np.ndarray:
         """The mixture probability of each special word in each row (B x specials)."""
@@ -227,8 +255,8 @@ class MixtureDrawer:
         hit = index >= 0
         ngram = parts.factor[:, None] * self._unigram[self._specials]
         ngram += _totals(parts.rows[hit] * count + index[hit], parts.values[hit], rows, count)
-        for big_rows, ids, scale, _, blocked in parts.big:
-            ngram[big_rows] += scale[:, None] * blocked.specials[ids]
+        for column in range(parts.big.shape[1]):
+            ngram += parts.counts[:, column, self._blocks :]
         values = exps[:, self._specials] * rnn_scale[:, None]
         values += (1.0 - self.rnn_weight) * ngram
         if parts.cache is not None:
@@ -248,13 +276,10 @@ class MixtureDrawer:
         here = parts.words // DRAW_BLOCK == blocks[parts.rows]
         ngram += _totals(parts.rows[here] * DRAW_BLOCK + parts.words[here] % DRAW_BLOCK, parts.values[here],
                          rows, DRAW_BLOCK)
-        for big_rows, ids, scale, level, blocked in parts.big:
-            block = blocks[big_rows]
-            first, last = blocked.starts[ids, block], blocked.starts[ids, block + 1]
-            counts = last - first
-            entries = spans(first, counts)
-            ngram[np.repeat(big_rows, counts), level.words[entries] % DRAW_BLOCK] += \
-                level.discounted[entries] * np.repeat(scale, counts)
+        starts, block = self._blocked.starts, blocks[:, None]
+        first = starts[parts.big, block]
+        big_rows, words, values = _entries(self._blocked.levels, first, starts[parts.big, block + 1] - first, parts.scale)
+        np.add.at(ngram, (big_rows, words % DRAW_BLOCK), values)  # in order: a word may be in several levels
         values = np.take(exps, columns + (np.arange(rows) * self._size)[:, None]) * rnn_scale[:, None]
         values += (1.0 - self.rnn_weight) * ngram
         if parts.cache is not None:
@@ -262,6 +287,27 @@ class MixtureDrawer:
             parts.cache.add_to(values, parts.cache.words[here] % DRAW_BLOCK, here, DRAW_BLOCK)
         values[~inside] = 0.0
         return values
+
+
+def _entries(levels: Sequence[ContextLevel], first: np.ndarray, counts: np.ndarray,
+             scale: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``counts[row, column]`` entries from ``first[row, column]`` on of level
+    ``levels[column]`` of each row (B x columns), column by column, rows in order within one:
+    their rows, words and discounted counts times ``scale[row, column]``."""
+    by_column = counts.sum(axis=0).tolist()
+    counts = counts.T.ravel()
+    positions = spans(first.T.ravel(), counts)
+    words, discounted, begin = [], [], 0
+    for level, count in zip(levels, by_column):
+        if count:
+            at = positions[begin : begin + count]
+            words.append(level.words[at])
+            discounted.append(level.discounted[at])
+            begin += count
+    if not words:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    rows = np.repeat(np.arange(counts.size) % first.shape[0], counts)
+    return rows, np.concatenate(words), np.concatenate(discounted) * np.repeat(scale.T.ravel(), counts)
 
 
 def _totals(cells: np.ndarray, values: np.ndarray, rows: int, columns: int) -> np.ndarray:

@@ -54,8 +54,8 @@ class ContextLevel:
         """Index of the context with each key, or -1 (one binary search for all of them)."""
         if not self.keys.size:
             return np.full(keys.shape, -1, dtype=np.int64)
-        i = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
-        return np.where(self.keys[i] == keys, i, -1)
+        i = np.searchsorted(self.keys, keys)
+        return np.where(self.keys.take(i, mode="clip") == keys, i, -1)
 
     def slices(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For these context indices: how many entries each owns, and the positions of all of
@@ -77,18 +77,25 @@ class ContextLevel:
 
 def spans(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The positions first[i], first[i] + 1, ..., first[i] + counts[i] - 1 of every i, in order."""
-    return np.repeat(first - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()), dtype=np.int64)
+    ends = np.cumsum(counts)
+    return np.repeat(first - ends + counts, counts) + np.arange(int(ends[-1]) if ends.size else 0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
 class SeenContexts:
     """Each row's distribution as ``factor[row]`` times the unigram level plus, per context length
-    from the longest down, the counts of the rows' seen contexts: (length, rows, contexts, scale),
-    a context's discounted counts to be multiplied by its ``scale`` (1 / total times the backoff
-    weights of the longer contexts)."""
+    from the longest (order - 1) down to 1 (the columns of ``contexts`` and ``scale``), the counts
+    of the row's context of that length (-1 where never seen), multiplied by its ``scale`` (1 /
+    total times the backoff weights of the longer contexts)."""
 
-    factor: np.ndarray
-    levels: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]
+    factor: np.ndarray  # (B,)
+    contexts: np.ndarray  # (B, order - 1), context indices, longest first
+    scale: np.ndarray  # (B, order - 1); meaningless where the context is -1
+
+    @property
+    def lengths(self) -> range:
+        """The context length of each column."""
+        return range(self.contexts.shape[1], 0, -1)
 
 
 class NgramTable:
@@ -105,6 +112,7 @@ class NgramTable:
         self.vocab_size = vocab_size
         self.start_id = start_id
         self.levels = list(levels)
+        self._root = _root(self.levels)
         self._uniform = np.full(vocab_size, 1.0 / (vocab_size - 1))
         self._uniform[start_id] = 0.0
         self._unigram: np.ndarray | None = None
@@ -197,25 +205,32 @@ class NgramTable:
         """
         seen = self.seen_batch(histories)
         p = self.unigram_level()[np.newaxis, :] * seen.factor[:, np.newaxis]
-        for k, rows, contexts, scale in seen.levels:
+        for column, k in enumerate(seen.lengths):
+            rows = np.flatnonzero(seen.contexts[:, column] >= 0)
             level = self.levels[k]
-            counts, entries = level.slices(contexts)
-            p[np.repeat(rows, counts), level.words[entries]] += level.discounted[entries] * np.repeat(scale, counts)
+            counts, entries = level.slices(seen.contexts[rows, column])
+            p[np.repeat(rows, counts), level.words[entries]] += \
+                level.discounted[entries] * np.repeat(seen.scale[rows, column], counts)
         return p
 
     def seen_batch(self, histories: Sequence[Sequence[int]]) -> SeenContexts:
         """Each history's seen contexts with their weights, and the unigram level's factor: the
-        parts ``next_word_probs`` sums, for all histories at once."""
-        found = self.contexts_batch(histories)
-        factor = np.ones(len(histories))
-        levels = []
-        for k in range(self.order - 1, 0, -1):
-            rows = np.flatnonzero(found[:, k] >= 0)
-            contexts = found[rows, k]
-            level = self.levels[k]
-            levels.append((k, rows, contexts, level.inverse_total[contexts] * factor[rows]))
-            factor[rows] *= level.backoff[contexts]
-        return SeenContexts(factor, levels)
+        parts ``next_word_probs`` sums, for all histories at once.
+
+        The weights are running products of the backoff weights from the longest context down,
+        in ``next_word_probs``'s order (an unseen context's weight is 1, which changes no bit)."""
+        contexts = self.contexts_batch(histories)[:, :0:-1]
+        inverse_total = np.zeros(contexts.shape)
+        backoff = np.ones(contexts.shape)
+        for column, k in enumerate(range(self.order - 1, 0, -1)):
+            seen, level = contexts[:, column], self.levels[k]
+            if level.keys.size:
+                inverse_total[:, column] = level.inverse_total.take(seen, mode="clip")
+                backoff[:, column] = np.where(seen >= 0, level.backoff.take(seen, mode="clip"), 1.0)
+        after = np.cumprod(backoff, axis=1)  # the unigram level's factor after each length
+        scale = inverse_total
+        scale[:, 1:] *= after[:, :-1]
+        return SeenContexts(after[:, -1] if after.shape[1] else np.ones(len(histories)), contexts, scale)
 
     def contexts_batch(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         """The index of each history's context at every length 0 .. order - 1 (B x order; -1
@@ -230,7 +245,7 @@ class NgramTable:
     def contexts_found(self, newest_first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """The index of each row's context at every length 0 .. order - 1 (-1 where never seen);
         row r's history is ``newest_first[r, :lengths[r]]``, newest word first, at most order - 1 words."""
-        return _walk(self.levels, self.vocab_size, newest_first, lengths)
+        return _walk(self.levels, self.vocab_size, newest_first, lengths, self._root)
 
     def unigram_level(self) -> np.ndarray:
         """p_1(w): the empty context's discounted counts over the uniform distribution (cached)."""
@@ -248,16 +263,22 @@ class NgramTable:
         return np.array([self.prob(sentence[:i], sentence[i]) for i in range(1, len(sentence))])
 
 
-def _walk(levels: Sequence[ContextLevel], base: int, newest_first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def _root(levels: Sequence[ContextLevel]) -> int:
+    """The index of the empty context (-1 in a table without one)."""
+    return levels[0].find(0) if levels[0].keys.size else -1
+
+
+def _walk(levels: Sequence[ContextLevel], base: int, newest_first: np.ndarray, lengths: np.ndarray,
+          root: int | None = None) -> np.ndarray:
     """The index of each row's context at every length 0 .. m (-1 where never seen), following
     the key chain from the empty context; row r's words are ``newest_first[r, :lengths[r]]``."""
     rows, reach = newest_first.shape
     found = np.empty((rows, reach + 1), dtype=np.int64)
-    found[:, 0] = levels[0].find(0) if levels[0].keys.size else -1
+    found[:, 0] = _root(levels) if root is None else root
     for k in range(1, reach + 1):
-        parent = found[:, k - 1]
-        index = levels[k].find_all(parent * base + newest_first[:, k - 1])
-        found[:, k] = np.where((parent >= 0) & (lengths >= k), index, -1)
+        # keys are >= 0, so below a parent of -1 (a key < 0) nothing is found
+        index = levels[k].find_all(found[:, k - 1] * base + newest_first[:, k - 1])
+        found[:, k] = np.where(lengths >= k, index, -1)
     return found
 
 
