@@ -71,8 +71,9 @@ def _remove_metrics_dir() -> None:
 
 
 wsgi_app = "service.wsgi:app"
-# gthread, serving a kept-alive connection's next request on the thread that answered the last
-worker_class = "service.lingering_worker.LingeringThreadWorker"
+# gthread, serving a kept-alive connection's next request on the thread that answered the last,
+# and spreading connections evenly over the workers (service/thread_worker.py)
+worker_class = "service.thread_worker.ServiceThreadWorker"
 # load the model once in the master, before forking: a bad model file stops gunicorn with one
 # error line instead of every worker failing to boot, and workers share the model's memory pages
 preload_app = True
@@ -98,7 +99,9 @@ def on_reload(server):
 
 
 def child_exit(server, worker):
-    """A worker has exited (the master runs this): forget its in-flight requests and live gauges."""
+    """A worker has exited (the master runs this): forget its in-flight requests, live gauges and connections."""
     from service.app import forget_worker
+    from service.thread_worker import forget_worker as forget_worker_connections
 
     forget_worker(server.app.wsgi(), worker.pid)
+    forget_worker_connections(worker.pid)

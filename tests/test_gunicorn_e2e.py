@@ -84,7 +84,7 @@ def test_errors_are_json_through_gunicorn(server):
 def test_a_kept_alive_connection_is_served_on_and_idle_ones_hold_no_thread(server):
     """Requests one after another on one connection are all answered (its thread serves them on),
     and more idle kept-alive connections than the workers have threads (2 x 2) still leave a
-    thread for a new client at once, not after their keep-alive time (service/lingering_worker.py)."""
+    thread for a new client at once, not after their keep-alive time (service/thread_worker.py)."""
     with requests.Session() as session:
         for _ in range(5):
             assert session.get(f"{server.base_url}/health", timeout=5).status_code == 200
