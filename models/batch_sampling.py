@@ -133,9 +133,12 @@ class BatchSampler:
             return []
         every = len(ready) == len(self._sequences)  # the usual step: no copy of the states needed
         hidden = self.model.readout(self._state if every else self.model.take_states(self._state, ready))
+        by_mode: dict[str, list[int]] = {}  # rows of ``hidden``
+        for j, i in enumerate(ready):
+            by_mode.setdefault(self._sequences[i].mode, []).append(j)
         drawn: dict[int, SampledWord] = {}
         for mode, draw in (("mixed", self._draw_mixed), ("plain", self._draw_plain), ("scored", self._draw_scored)):
-            rows = [j for j, i in enumerate(ready) if self._sequences[i].mode == mode]
+            rows = by_mode.get(mode)
             if rows:
                 sequences = [self._sequences[ready[j]] for j in rows]
                 for j, word in zip(rows, draw(sequences, hidden if len(rows) == len(ready) else hidden[rows])):
