@@ -210,7 +210,8 @@ class MixtureDrawer:
                 np.subtract.at(masses[:, block], banned_rows[here], taken)
         np.maximum(masses, 0.0, out=masses)
 
-        cdf = np.cumsum(masses, axis=1)
+        running = np.zeros((rows, self._blocks + 1))  # 0, then the running sum of the blocks' masses
+        cdf = np.cumsum(masses, axis=1, out=running[:, 1:])
         targets = uniforms * cdf[:, -1]
         blocks = np.minimum((cdf <= targets[:, None]).sum(axis=1), self._blocks - 1)
         mixed = self._block_values(exps, rnn_scale, parts, blocks)  # each word's probability, before the bans
@@ -219,7 +220,7 @@ class MixtureDrawer:
         values[banned_rows[in_chosen], banned_words[in_chosen] % DRAW_BLOCK] = 0.0
 
         inner = np.cumsum(values, axis=1)
-        before = np.where(blocks > 0, cdf[np.arange(rows), np.maximum(blocks - 1, 0)], 0.0)
+        before = running[np.arange(rows), blocks]
         offsets = np.minimum(np.maximum(targets - before, 0.0), inner[:, -1] * BELOW_ONE)
         within = np.minimum((inner <= offsets[:, None]).sum(axis=1), DRAW_BLOCK - 1)
         words = blocks * DRAW_BLOCK + within
@@ -270,8 +271,10 @@ class MixtureDrawer:
         0 past the last word)."""
         rows = exps.shape[0]
         columns = blocks[:, None] * DRAW_BLOCK + self._offsets
-        inside = columns < self._size
-        columns = np.minimum(columns, self._size - 1)
+        short = self._size % DRAW_BLOCK and (blocks == self._blocks - 1).any()  # the last block, past the last word
+        if short:
+            inside = columns < self._size
+            columns = np.minimum(columns, self._size - 1)
         ngram = parts.factor[:, None] * self._unigram[columns]
         here = parts.words // DRAW_BLOCK == blocks[parts.rows]
         ngram += _totals(parts.rows[here] * DRAW_BLOCK + parts.words[here] % DRAW_BLOCK, parts.values[here],
@@ -285,7 +288,8 @@ class MixtureDrawer:
         if parts.cache is not None:
             here = parts.cache.words // DRAW_BLOCK == blocks[parts.cache.rows]
             parts.cache.add_to(values, parts.cache.words[here] % DRAW_BLOCK, here, DRAW_BLOCK)
-        values[~inside] = 0.0
+        if short:
+            values[~inside] = 0.0
         return values
 
 
