@@ -83,6 +83,8 @@ accesslog = "-"  # stdout
 errorlog = "-"  # stderr
 # the default format plus the worker's pid and the request time in microseconds
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" pid=%(p)s %(D)sus'
+# gunicorn's logger, quoting only the atoms the format names (service/access_log.py)
+logger_class = "service.access_log.AccessLogger"
 # gunicorn >= 25 opens a control socket in $HOME or $XDG_RUNTIME_DIR by default; the service
 # does not use it, and two instances on one host would fight over the same path
 control_socket_disable = True
