@@ -216,9 +216,7 @@ class BatchSampler:
                 self._begin_sentence(sequence, [])
                 fresh.append(i)
         if fresh:
-            self._state = self.model.join_states([
-                self.model.initial_state(1, np.float32) if i in fresh else self.model.take_states(self._state, [i])
-                for i in range(len(self._sequences))])
+            self._state = self.model.restarted_states(self._state, fresh)
         if finished:
             out += [(self._sequences[i].key, None) for i in finished]
             gone = set(finished)

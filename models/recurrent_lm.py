@@ -250,6 +250,13 @@ class RecurrentLM:
         """Several batches' states as one batch, in order."""
         return np.concatenate(states)
 
+    def restarted_states(self, state: np.ndarray, rows: list[int]) -> np.ndarray:
+        """A copy of a batch's states with the sequences at ``rows`` back at ``initial_state``
+        (one copy, where taking and joining every row's state would make one array a row)."""
+        restarted = state.copy()
+        restarted[rows] = self.initial_state(len(rows), state.dtype)
+        return restarted
+
     def _weights_in(self, dtype: np.dtype, *names: str) -> list[np.ndarray]:
         """The cell's arrays in ``dtype`` (no copy when they already are)."""
         if dtype == self.dtype:

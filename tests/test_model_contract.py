@@ -218,3 +218,18 @@ def test_states_are_taken_and_joined_by_sequence(cell):
     np.testing.assert_array_equal(model.readout(rejoined), model.readout(state)[[1, 0, 2]])
     after = model.step(SENTENCES[[1, 0, 2], 3], rejoined)
     np.testing.assert_allclose(after, model.step(SENTENCES[:, 3], state)[[1, 0, 2]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_restarted_sequences_start_again_and_the_others_keep_their_states(cell):
+    """A decoder whose sequence begins a new sentence puts that row alone back at the start."""
+    model = tiny_model(None, cell=cell)
+    state = model.initial_state(3)
+    for t in range(3):
+        state = model.step(SENTENCES[:, t], state)
+    restarted = model.restarted_states(state, [1])
+    np.testing.assert_array_equal(restarted[[0, 2]], state[[0, 2]])
+    np.testing.assert_array_equal(restarted[1], model.initial_state(1)[0])
+    assert np.any(state[1] != restarted[1])
+    after = model.step(SENTENCES[:, 0], restarted)
+    np.testing.assert_allclose(after[1], model.step(SENTENCES[1:2, 0], model.initial_state(1))[0], rtol=1e-12)
