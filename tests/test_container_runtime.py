@@ -93,6 +93,19 @@ def mounts_of(pid: int) -> dict[str, tuple[str, str]]:
     return seen
 
 
+def connected_sockets(pids: set[int], path: str) -> set[int]:
+    """The inodes of the connected unix sockets named ``path`` that these processes hold: the
+    server ends of the connections made to a socket listening there."""
+    held = {int(link[8:-1]) for pid in pids for fd in Path(f"/proc/{pid}/fd").iterdir()
+            if (link := os.readlink(fd)).startswith("socket:[")}
+    connected = set()
+    for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
+        fields = line.split()
+        if len(fields) == 8 and fields[5] == "03" and fields[7] == path:  # 03: SS_CONNECTED
+            connected.add(int(fields[6]))
+    return connected & held
+
+
 def test_the_container_command_runs_on_a_read_only_root_with_a_tmpfs(tiny_model_path):
     problem = private_mounts_refused()
     if problem is None and (shutil.which("nginx") is None or not Path("/mnt").is_dir()):
@@ -117,6 +130,12 @@ def test_the_container_command_runs_on_a_read_only_root_with_a_tmpfs(tiny_model_
         assert requests.post(f"{server.base_url}/score", json={"inputs": "the cat."}, timeout=10).status_code == 200
         (gunicorn,) = [pid for pid in worker_pids(server.process.pid)
                        if b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        # nginx keeps its connection to gunicorn for the next request instead of opening one each time
+        upstream = [connected_sockets(worker_pids(gunicorn), "/tmp/rnnlm-gunicorn.sock")]
+        for _ in range(3):
+            assert requests.get(f"{server.base_url}/health", timeout=10).status_code == 200
+            upstream.append(connected_sockets(worker_pids(gunicorn), "/tmp/rnnlm-gunicorn.sock"))
+        assert len(upstream[0]) == 1 and all(seen == upstream[0] for seen in upstream), upstream
         os.kill(gunicorn, signal.SIGHUP)  # a reload reads the model and forks new workers
         time.sleep(2)
         server.wait_until_healthy()
