@@ -55,6 +55,8 @@ def describe_model(loaded: LoadedModel, config: ServiceConfig, max_input_chars: 
         "word_classes": None if model.classes is None else model.classes.n_classes,
         "ngram_order": None if loaded.mixture is None else loaded.mixture.order,
         "ngram_weight": None if loaded.mixture is None else loaded.mixture.rnn_weight,
+        "cache_weight": None if loaded.mixture is None else loaded.mixture.cache_weight,
+        "cache_size": None if loaded.mixture is None else loaded.mixture.cache_size,
         "parameter_count": int(model.parameter_count),
     }
     description.update({key: json_safe(loaded.info.get(key)) for key in TRAINING_KEYS})

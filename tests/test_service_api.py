@@ -15,6 +15,7 @@ import service.generation
 from models.model_file import FORMAT_VERSION, ModelFileError, save_model
 from service.app import create_app
 from service.config import ConfigError, ServiceConfig
+from tests.test_generation import toy_mixture
 from tests.test_openapi import check_response
 
 JSON = "application/json"
@@ -328,6 +329,17 @@ def test_info(client, tiny_loaded_model, tiny_model_path):
         "max_stop_sequences": 4, "max_total_tokens": 1000, "max_client_batch_size": 32,
         "max_concurrent_requests": 12, "model_sha": None, "router": "rnnlm"}
     assert info["version"] == "0.1.0" and info["model_dtype"] in ("float32", "float64")
+
+
+def test_info_reports_the_mixture_and_its_cache(tmp_path, tiny_loaded_model):
+    path = tmp_path / "mixed.joblib"
+    mixture = replace(toy_mixture(len(tiny_loaded_model.vocab)), cache_weight=0.02, cache_size=50)
+    save_model(path, tiny_loaded_model.model, tiny_loaded_model.vocab, {}, mixture)
+    client = create_app(ServiceConfig(model_path=str(path))).test_client()
+    info = client.get("/info")
+    assert {key: info.get_json()[key] for key in ("ngram_order", "ngram_weight", "cache_weight", "cache_size")} == {
+        "ngram_order": 3, "ngram_weight": 0.5, "cache_weight": 0.02, "cache_size": 50}
+    check_response(client.get("/openapi.json").get_json(), "/info", "GET", info)
 
 
 def test_info_with_missing_or_odd_training_facts(tmp_path, tiny_loaded_model):
