@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.recurrent_lm import RecurrentLM, StreamObserver, backward_through_time, input_column_gradients
+from models.row_stable import rowwise_product
 
 INPUT_MATRICES = ("Uz", "Ur", "Uh")
 RECURRENT_MATRICES = ("Wz", "Wr", "Wh")
@@ -215,11 +216,11 @@ class GRU(RecurrentLM):
         if W_zr.dtype != state.dtype:
             W_zr, Wh = W_zr.astype(state.dtype), Wh.astype(state.dtype)
         rows = self._input_rows(words, state.dtype)  # z, r and h~ inputs, biases added
-        gates = state @ W_zr.T
+        gates = rowwise_product(state, W_zr.T)  # each sequence's state its own, whatever the batch
         gates += rows[:, : 2 * H]
         _sigmoid_in_place(gates)
         z, r = gates[:, :H], gates[:, H:]
-        candidate = (r * state) @ Wh.T
+        candidate = rowwise_product(r * state, Wh.T)
         candidate += rows[:, 2 * H :]
         np.tanh(candidate, out=candidate)
         # s = (1 - z) h~ + z s_prev = h~ + z (s_prev - h~)

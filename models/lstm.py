@@ -25,6 +25,7 @@ import numpy as np
 
 from models.gru import sigmoid
 from models.recurrent_lm import RecurrentLM, StreamObserver, backward_through_time, input_column_gradients
+from models.row_stable import rowwise_product
 
 GATES = ("i", "f", "o", "g")  # the stacked order: three sigmoid gates, then the tanh candidate
 INPUT_MATRICES = tuple("U" + gate for gate in GATES)
@@ -224,7 +225,7 @@ class LSTM(RecurrentLM):
         W = self._recurrent_weights()
         if W.dtype != state.dtype:
             W = W.astype(state.dtype)
-        gates = state[:, :H] @ W.T
+        gates = rowwise_product(state[:, :H], W.T)  # each sequence's state its own, whatever the batch
         gates += self._input_rows(words, state.dtype)
         self._activate(gates)
         new = np.empty_like(state)

