@@ -79,5 +79,5 @@ def rowwise_product(rows: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 def batch_product(rows: np.ndarray, matrix: np.ndarray, width: int) -> np.ndarray:
     """``rows @ matrix``: row by row below FEW_ROWS rows, else ``stable_product``."""
     if rows.shape[0] < FEW_ROWS:
-        return np.stack([row @ matrix for row in rows]) if rows.shape[0] else rows @ matrix
+        return rowwise_product(rows, matrix)
     return stable_product(rows, matrix, width)
