@@ -3,12 +3,13 @@
 Each word is given the characters its arrival adds to the detokenized text (NLTK's Treebank
 detokenizer, as for a finished sentence). Detokenizing costs about 30 regular-expression passes
 per call whatever the length, which made it 40% of a request's CPU; so the common cases take a
-short path (``IncrementalText._short_path``): a word after a word, a punctuation mark or a
-quotation mark, a punctuation mark or a quotation mark after a word, a dash after a word, and a
-sentence's first word (capitalised); any other word detokenizes the sentence again
+short path (``IncrementalText._short_path``): a word after a word, a punctuation mark, a quotation
+mark, a dash or a contraction's ending (``'s``); a punctuation mark, a quotation mark, a dash or a
+contraction's ending after a word; the second word of a joined pair (``can not``); and a sentence's
+first word (capitalised); any other word detokenizes the sentence again
 (``tests/test_generation_stream.py`` checks both against detokenizing the whole sentence after
 every word, on random sentences). Sentences of the default model take the short path for all but
-about one word in 70. The detokenizer very rarely re-spaces text already sent
+about one word in 110. The detokenizer very rarely re-spaces text already sent
 (``a --`` becomes ``a--b`` once a word follows the dash); that word is then sent with a single
 space before it, so the text assembled here, which is what the API returns, always equals the
 words' texts joined.
