@@ -113,12 +113,13 @@ class SequenceHandle:
     def __iter__(self) -> Iterator[SampledWord]:
         while True:
             item = self._channel.get()
-            for word in item if isinstance(item, list) else (item,):
-                if word is _END:
-                    return
-                if isinstance(word, BaseException):
-                    raise word
-                yield word
+            if type(item) is not list:  # one word of a per-word sequence
+                yield item
+                continue
+            yield from item[:-1]  # the words held (``finish``), then the end or the error
+            if item[-1] is not _END:
+                raise item[-1]
+            return
 
     def close(self) -> None:
         self.cancelled = True

@@ -74,9 +74,10 @@ class Alternative:
     special: bool
 
 
-@dataclass(frozen=True)
+@dataclass
 class GeneratedToken:
-    """One step of the model: a word, or the end of a sentence (``special``, no text).
+    """One step of the model: a word, or the end of a sentence (``special``, no text). (Not
+    frozen: one is made per generated word, and a frozen dataclass costs about 4x as much to build.)
 
     ``text`` is what the token adds to the output text (``" cat"``, ``","``): the tokens'
     texts joined are the new text. ``logprob`` is the model's, before temperature, top-k,
@@ -300,44 +301,53 @@ class Generation:
             close()
 
     def __iter__(self) -> Iterator[GeneratedToken]:
-        request, vocab = self.request, self.generator.vocab
+        request, vocab, deadline = self.request, self.generator.vocab, self.deadline
+        words_of, end_id, alternatives = vocab.words, vocab.end_id, self.generator.alternatives
+        max_new_tokens, max_words, stops = request.sampling.max_new_tokens, request.max_words, request.stop
         text = IncrementalText(self.prompt_words, vocab.casing)
         new_text = ""  # text.text without the prompt
-        pending: list[_Pending] = []
+        pending: list[_Pending] = []  # with stop strings: the tokens not yet released
         released: list[GeneratedToken] = []
+        unreleased: GeneratedToken | None = None  # without stop strings: the last token, if the loop ended before yielding it
         sentence_ends: list[str] = []
         stop_at: int | None = None
         words_in_sentence = words_in_all = 0
         try:
             for sampled in self.words:
-                if self.deadline is not None and time.monotonic() > self.deadline:
+                if deadline is not None and time.monotonic() > deadline:
                     raise GenerationTimeout(self.generator.time_limit)
-                finish = None
-                if sampled.word_id == vocab.end_id:
+                word_id, finish = sampled.word_id, None
+                if word_id == end_id:
                     added, finish = "", "eos_token"
                 else:
-                    added = text.add(vocab.words[sampled.word_id])
+                    added = text.add(words_of[word_id])
                     words_in_sentence += 1
                     words_in_all += 1
-                    if words_in_sentence == request.sampling.max_new_tokens or words_in_all == request.max_words:
+                    if words_in_sentence == max_new_tokens or words_in_all == max_words:
                         finish = "length"
-                pending.append(_Pending(sampled, added, len(new_text), len(sentence_ends)))
-                new_text += added
-                if request.stop:
-                    stop_at = earliest_stop(new_text, request.stop, len(new_text) - len(added))
+                if stops:
+                    pending.append(_Pending(sampled, added, len(new_text), len(sentence_ends)))
+                    new_text += added
+                    stop_at = earliest_stop(new_text, stops, len(new_text) - len(added))
                     if stop_at is not None:
                         finish = "stop_sequence"
-                    settled = len(new_text) - undecided_tail(new_text, request.stop)
-                else:
-                    settled = len(new_text)
+                    settled = len(new_text) - undecided_tail(new_text, stops)
+                else:  # every token is final at once: no pending list, no release pass
+                    new_text += added
+                    token = GeneratedToken(word_id, added, sampled.logprob, word_id == end_id, len(sentence_ends),
+                                           alternatives(sampled))
+                    released.append(token)
                 if finish is not None:
                     text.end_sentence()
                     sentence_ends.append(finish)
                     words_in_sentence = 0
-                    if (stop_at is not None or len(sentence_ends) == request.num_sentences
-                            or words_in_all == request.max_words):
+                    if stop_at is not None or len(sentence_ends) == request.num_sentences or words_in_all == max_words:
+                        unreleased = None if stops else token
                         break
-                yield from self._release(pending, released, settled, None)
+                if stops:
+                    yield from self._release(pending, released, settled, None)
+                else:
+                    yield token
         except SequenceTimeout:
             raise GenerationTimeout(self.generator.time_limit) from None
         except (GenerationTimeout, Overloaded):
@@ -347,7 +357,10 @@ class Generation:
             raise GenerationFailed() from exc
         finally:
             self.close()
-        yield from self._release(pending, released, len(new_text), stop_at)
+        if stops:
+            yield from self._release(pending, released, len(new_text), stop_at)
+        elif unreleased is not None:
+            yield unreleased
         self._result = self._assemble(released, sentence_ends, text.prompt, new_text[:stop_at])
         logger.debug(
             "generated %d sentence(s), %d tokens, seed %d", len(sentence_ends), len(released), self.seed,

@@ -3,12 +3,13 @@
 Each word is given the characters its arrival adds to the detokenized text (NLTK's Treebank
 detokenizer, as for a finished sentence). Detokenizing costs about 30 regular-expression passes
 per call whatever the length, which made it 40% of a request's CPU; so the common cases take a
-short path (``IncrementalText._short_path``): a word after a word, a punctuation mark or a
-quotation mark, a punctuation mark or a quotation mark after a word, a dash after a word, and a
-sentence's first word (capitalised); any other word detokenizes the sentence again
+short path (``IncrementalText._short_path``): a word after a word, a punctuation mark, a quotation
+mark, a dash or a contraction's ending (``'s``); a punctuation mark, a quotation mark, a dash or a
+contraction's ending after a word; the second word of a joined pair (``can not``); and a sentence's
+first word (capitalised); any other word detokenizes the sentence again
 (``tests/test_generation_stream.py`` checks both against detokenizing the whole sentence after
 every word, on random sentences). Sentences of the default model take the short path for all but
-about one word in 70. The detokenizer very rarely re-spaces text already sent
+about one word in 110. The detokenizer very rarely re-spaces text already sent
 (``a --`` becomes ``a--b`` once a word follows the dash); that word is then sent with a single
 space before it, so the text assembled here, which is what the API returns, always equals the
 words' texts joined.
@@ -33,6 +34,9 @@ PLAIN_BEFORE = frozenset([",", ".", ";", ":", "!", "?"])
 OPENING, CLOSING = "``", "''"
 # the word pairs the detokenizer joins ("can not" -> "cannot", "gon na" -> "gonna"): detokenized
 JOINED_PAIRS = joined_word_pairs()
+# the endings the detokenizer joins to the word of letters before them ("fanny 's" -> "fanny's"; its
+# ENDING_QUOTES rules); a word of letters after one of them gets " word"
+ATTACHED = frozenset(["'s", "'S", "'m", "'M", "'d", "'D", "'ll", "'LL", "'re", "'RE", "'ve", "'VE", "n't", "N'T"])
 # a quotation mark after one of these (or first in a sentence) opens a quotation, unless one is open
 OPENS_AFTER = frozenset(["--", "(", "[", OPENING])
 
@@ -89,12 +93,13 @@ class IncrementalText:
     def add(self, word: str) -> str:
         """Append ``word`` to the current sentence; returns the characters it adds to the text."""
         word = self._shown.show(word)
-        self._words.append(word)
-        added = self._short_path(word, self._words[-2] if len(self._words) > 1 else None)
-        if added is not None:
-            render = self._last_render + added
+        words = self._words
+        words.append(word)
+        short = self._short_path(word, words[-2] if len(words) > 1 else None)
+        if short is not None:
+            added, render = short
         else:
-            sentence = detokenize(self._words)
+            sentence = detokenize(words)
             render = f"{self._before} {sentence}" if self._before and sentence else self._before + sentence
             if render.startswith(self._last_render):
                 added = render[len(self._last_render):]
@@ -104,29 +109,55 @@ class IncrementalText:
         self.text += added
         return added
 
-    def _short_path(self, word: str, previous: str | None) -> str | None:
-        """What ``word`` adds after ``previous`` (None: it starts the sentence) where that is
-        known without detokenizing, else None."""
+    def _short_path(self, word: str, previous: str | None) -> tuple[str, str] | None:
+        """What ``word`` adds after ``previous`` (None: it starts the sentence), and the sentence's
+        text as the detokenizer now writes it, where both are known without detokenizing; else None."""
+        last = self._last_render
         if previous is None:
             space = " " if self._before else ""
             if _word_like(word):  # capitalised
-                return space + word[:1].upper() + word[1:]
-            return space + '"' if word == OPENING else None
-        if _word_like(word):
+                added = space + word[:1].upper() + word[1:]
+            elif word == OPENING:
+                added = space + '"'
+            else:
+                return None
+        elif _word_like(word):
             if previous == OPENING:
-                return word
-            if (_word_like(previous) or previous in PLAIN_BEFORE or previous == CLOSING) and (
-                    (previous.lower(), word.lower()) not in JOINED_PAIRS):
-                return f" {word}"
+                added = word
+            elif (previous.lower(), word.lower()) in JOINED_PAIRS:
+                if not _word_like(previous):
+                    return None
+                added = word
+            elif _word_like(previous) or previous in PLAIN_BEFORE or previous == CLOSING or previous in ATTACHED:
+                added = f" {word}"
+            elif previous == "--" and self._dash_spaced():
+                # the dash, sent as " --", is now written "--word": the text sent keeps its space
+                return f" {word}", f"{last[:-3]}--{word}"
+            else:
+                return None
+        elif word in PLAIN_BEFORE:
+            if not (previous.isalpha() or previous == CLOSING):
+                return None
+            added = word
+        elif word == CLOSING:
+            if not (_word_like(previous) or previous in PLAIN_BEFORE):
+                return None
+            added = '"'
+        elif word in ATTACHED:
+            if not _word_like(previous):
+                return None
+            added = word
+        elif (word == OPENING or word == "--") and (_word_like(previous) or previous in PLAIN_BEFORE):
+            added = ' "' if word == OPENING else " --"
+        else:
             return None
-        if word in PLAIN_BEFORE:
-            return word if previous.isalpha() or previous == CLOSING else None
-        if word == CLOSING:
-            return '"' if _word_like(previous) or previous in PLAIN_BEFORE else None
-        if word == OPENING or word == "--":
-            if _word_like(previous) or previous in PLAIN_BEFORE:
-                return ' "' if word == OPENING else " --"
-        return None
+        return added, last + added
+
+    def _dash_spaced(self) -> bool:
+        """Whether the sentence's last word, a dash, took the short path (its text " --" after the
+        word before it)."""
+        words = self._words
+        return len(words) > 2 and (_word_like(words[-3]) or words[-3] in PLAIN_BEFORE)
 
     def end_sentence(self) -> None:
         """Start a new sentence (capitalised, after a space)."""
