@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.ngram_table import NewestFirst
 from models.recent_text import extended
 from models.sampling import (
     SampledWord, Sampler, SamplingParams, penalize_repetition, top_alternatives, transformed_scores,
@@ -85,6 +86,11 @@ class BatchSampler:
         self.mixture = sampler.mixture
         self._sequences: list[_Sequence] = []
         self._state = self.model.initial_state(0, np.float32)
+        # each sequence's words read in this sentence, newest first, as far back as the n-gram
+        # model reads (its histories, kept up to date a word a step, not sliced from lists)
+        self._reach = self.mixture.order - 1 if self.mixture is not None else 0
+        self._newest = np.zeros((0, self._reach), dtype=np.int64)
+        self._lengths = np.zeros(0, dtype=np.int64)
         self._bans = {allow: sampler._banned(allow) for allow in (False, True)}  # by whether the sentence may end
 
     # ---------------------------------------------------------- membership
@@ -103,6 +109,8 @@ class BatchSampler:
         self._begin_sentence(sequence, list(spec.prefix_ids))
         self._sequences.append(sequence)
         self._state = self.model.join_states([self._state, self.model.initial_state(1, np.float32)])
+        self._newest = np.concatenate([self._newest, np.zeros((1, self._reach), dtype=np.int64)])
+        self._lengths = np.append(self._lengths, 0)
 
     def remove(self, key: object) -> None:
         """Stop generating the sequence added with ``key`` (if it is still here)."""
@@ -113,6 +121,7 @@ class BatchSampler:
     def _keep(self, rows: list[int]) -> None:
         self._sequences = [self._sequences[i] for i in rows]
         self._state = self.model.take_states(self._state, rows)
+        self._newest, self._lengths = self._newest[rows], self._lengths[rows]
 
     def _begin_sentence(self, sequence: _Sequence, prefix: list[int]) -> None:
         sequence.pending = [self.vocab.start_id, *prefix]
@@ -128,6 +137,10 @@ class BatchSampler:
             return []
         words = np.fromiter((s.pending.pop(0) for s in self._sequences), np.int64, len(self._sequences))
         self._state = self.model.stable_step(words, self._state)
+        if self._reach:
+            self._newest[:, 1:] = self._newest[:, :-1]
+            self._newest[:, 0] = words
+            np.minimum(self._lengths + 1, self._reach, out=self._lengths)
         ready = [i for i, s in enumerate(self._sequences) if not s.pending]
         if not ready:
             return []
@@ -140,9 +153,10 @@ class BatchSampler:
         for mode, draw in (("mixed", self._draw_mixed), ("plain", self._draw_plain), ("scored", self._draw_scored)):
             rows = by_mode.get(mode)
             if rows:
-                sequences = [self._sequences[ready[j]] for j in rows]
-                for j, word in zip(rows, draw(sequences, hidden if len(rows) == len(ready) else hidden[rows])):
-                    drawn[ready[j]] = word
+                indices = ready if len(rows) == len(ready) else [ready[j] for j in rows]
+                sequences = [self._sequences[i] for i in indices]
+                for i, word in zip(indices, draw(sequences, indices, hidden if len(rows) == len(ready) else hidden[rows])):
+                    drawn[i] = word
         return self._advance(drawn)
 
     def _allow_end(self, sequence: _Sequence) -> bool:
@@ -154,36 +168,35 @@ class BatchSampler:
             return None
         return [[*s.recent, *s.seen] for s in sequences]
 
-    def _histories(self, sequences: list[_Sequence]) -> list[list[int]]:
-        """Each sequence's words so far after SENTENCE_START, as far back as the n-gram model reads."""
-        reach = self.mixture.order - 1 if self.mixture is not None else 0
-        if not reach:
-            return [[] for _ in sequences]
-        start = [self.vocab.start_id]
-        return [s.seen[-reach:] if len(s.seen) >= reach else start + s.seen for s in sequences]
+    def _histories(self, indices: list[int]) -> NewestFirst:
+        """The words read in this sentence (SENTENCE_START first) of the sequences at ``indices``,
+        as far back as the n-gram model reads."""
+        if len(indices) == len(self._sequences):
+            return NewestFirst(self._newest, self._lengths)
+        return NewestFirst(self._newest[indices], self._lengths[indices])
 
-    def _draw_mixed(self, sequences: list[_Sequence], hidden: np.ndarray) -> list[SampledWord]:
+    def _draw_mixed(self, sequences: list[_Sequence], indices: list[int], hidden: np.ndarray) -> list[SampledWord]:
         """The Sampler's plain draw from the RNN interpolated with its n-gram model, for all rows
         at once (``models.mixture_draws``), each row with the uniform number of its own generator."""
         uniforms = np.fromiter((s.rng.random() for s in sequences), np.float64, len(sequences))
         banned = [self._bans[self._allow_end(s)] for s in sequences]
-        words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(sequences), uniforms, banned,
+        words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(indices), uniforms, banned,
                                                            self._recents(sequences))
         return [SampledWord(word, logprob) for word, logprob in zip(words.tolist(), logprobs.tolist())]
 
-    def _draw_plain(self, sequences: list[_Sequence], hidden: np.ndarray) -> list[SampledWord]:
+    def _draw_plain(self, sequences: list[_Sequence], indices: list[int], hidden: np.ndarray) -> list[SampledWord]:
         """The output layer's own draw, each row with its generator."""
         words, logprobs = self.output.draw(hidden, [s.rng for s in sequences],
                                            [self._bans[self._allow_end(s)] for s in sequences],
                                            [s.spec.sampling.temperature for s in sequences])
         return [SampledWord(word, logprob) for word, logprob in zip(words.tolist(), logprobs.tolist())]
 
-    def _draw_scored(self, sequences: list[_Sequence], hidden: np.ndarray) -> list[SampledWord]:
+    def _draw_scored(self, sequences: list[_Sequence], indices: list[int], hidden: np.ndarray) -> list[SampledWord]:
         """Every word's log-probability, then the Sampler's choice rules (greedy, top-k, top-p,
         temperature, repetition penalty) and alternatives, row by row."""
         logp = self.output.log_probs(hidden)
         if self.mixture is not None:
-            logp = self.mixture.next_word_log_probs_batch(logp, self._histories(sequences), self._recents(sequences))
+            logp = self.mixture.next_word_log_probs_batch(logp, self._histories(indices), self._recents(sequences))
         out = []
         for row, sequence in enumerate(sequences):
             spec = sequence.spec
@@ -217,6 +230,7 @@ class BatchSampler:
                 fresh.append(i)
         if fresh:
             self._state = self.model.restarted_states(self._state, fresh)
+            self._lengths[fresh] = 0
         if finished:
             out += [(self._sequences[i].key, None) for i in finished]
             gone = set(finished)

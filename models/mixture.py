@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.ngram_table import NgramTable
+from models.ngram_table import NewestFirst, NgramTable
 from models.recent_text import cache_token_probs, window_shares
 
 DEFAULT_RNN_WEIGHT = 0.5
@@ -67,7 +67,7 @@ class NgramMixture:
         self._add_cache(mixed, recent)
         return mixed
 
-    def next_word_probs_batch(self, rnn_probs: np.ndarray, histories: Sequence[Sequence[int]],
+    def next_word_probs_batch(self, rnn_probs: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst,
                               recents: Sequence[Sequence[int]] | None = None) -> np.ndarray:
         """``next_word_probs`` of every row of ``rnn_probs`` (B x C) with its history and recent
         text, bit for bit."""
@@ -78,7 +78,7 @@ class NgramMixture:
             self._add_cache(mixed[row], recent)
         return mixed
 
-    def next_word_log_probs_batch(self, rnn_log_probs: np.ndarray, histories: Sequence[Sequence[int]],
+    def next_word_log_probs_batch(self, rnn_log_probs: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst,
                                   recents: Sequence[Sequence[int]] | None = None) -> np.ndarray:
         """``next_word_log_probs`` of every row of ``rnn_log_probs`` (B x C) with its history, bit for bit."""
         with np.errstate(divide="ignore"):

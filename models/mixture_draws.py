@@ -9,7 +9,8 @@ it. The mixture's mass of a block is the sum of its parts, each cheap to get per
 
 times (1 - c), plus c times the shares of the cache's few words in the recent text (c = 0 without
 a cache or while its window is empty), where the RNN's block sums come from one pass of
-exponentials over its float32 logits, the unigram level's block sums are computed once, and the
+exponentials over its float32 logits, summed in float32 (``float32_block_sums``), the unigram
+level's block sums are computed once, and the
 n-gram model's seen contexts and the cache's words add a few sparse entries
 (``NgramTable.seen_batch``, ``NgramMixture.cache_shares``). Only the chosen block's words are then mixed one by
 one. Banned words (never generated) are taken out of their blocks' masses first; the chosen
@@ -30,9 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.draws import BELOW_ONE, DRAW_BLOCK, index_at
+from models.draws import BELOW_ONE, DRAW_BLOCK, block_sums, float32_block_sums, index_at
 from models.mixture import NgramMixture
-from models.ngram_table import ContextLevel, spans
+from models.ngram_table import ContextLevel, NewestFirst, spans
 from models.row_stable import FEW_ROWS
 from models.softmax import FullSoftmax
 
@@ -102,18 +103,20 @@ def _block_counts(level: ContextLevel, context: int, blocks: int, specials: np.n
 @dataclass
 class _NgramParts:
     """One step's n-gram distributions, row by row: ``factor`` times the unigram level, plus the
-    few counts of small contexts (``rows``, ``words``, ``values``), plus the blocked contexts'
-    counts: their rows in ``_BlockedContexts`` (``big``, B x its columns; ``none`` where the
-    row's context is small or unseen), their ``scale``, and their scaled ``counts``
-    (B x columns x (blocks + specials))."""
+    few counts of small contexts (``rows``, ``words`` with their ``blocks``, ``values``: already
+    scaled), plus the blocked contexts' counts: their rows in ``_BlockedContexts`` (``big``, B x
+    its columns; ``none`` where the row's context is small or unseen) and their ``scale``.
+    ``sums``: each row's n-gram mass per block, then its probability of each special word
+    (B x (blocks + specials))."""
 
     factor: np.ndarray
     rows: np.ndarray
     words: np.ndarray
+    blocks: np.ndarray
     values: np.ndarray
     big: np.ndarray
     scale: np.ndarray
-    counts: np.ndarray
+    sums: np.ndarray
     cache: "_CacheParts | None" = None
 
 
@@ -155,52 +158,56 @@ class MixtureDrawer:
         self.table = mixture.ngram
         self.rnn_weight = mixture.rnn_weight
         self._size = output.vocab_size
-        self._block_starts = np.arange(0, self._size, DRAW_BLOCK)
-        self._blocks = self._block_starts.size
+        self._blocks = -(-self._size // DRAW_BLOCK)
         self._unigram = self.table.unigram_level()
-        self._unigram_blocks = np.add.reduceat(self._unigram, self._block_starts)
         self._offsets = np.arange(DRAW_BLOCK)
         self._specials = np.asarray(specials, dtype=np.int64)
         self._special_index = np.full(self._size, -1, dtype=np.int64)
         self._special_index[self._specials] = np.arange(self._specials.size)
+        # the unigram level's mass per block, then its probability of each special word
+        self._unigram_sums = np.concatenate([block_sums(self._unigram),
+                                             self._unigram[self._specials]])
         # the levels of ``SeenContexts``' columns, longest context first; the empty context (length
         # 0) is the unigram level, read whole
         self._levels = [self.table.levels[k] for k in range(self.table.order - 1, 0, -1)]
         self._blocked = _BlockedContexts.of(self._levels, self._blocks, self._specials)
 
     def draw(
-        self, hidden: np.ndarray, histories: Sequence[Sequence[int]], uniforms: np.ndarray,
+        self, hidden: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst, uniforms: np.ndarray,
         banned: Sequence[Sequence[int]], recents: Sequence[Sequence[int]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One word per row of ``hidden`` (B x H) with the uniform number ``uniforms[row]`` (its
         generator's ``random()``), never one of that row's ``banned`` words: the word ids and each
-        word's log-probability under the mixture. ``recents``: each row's text so far, which the
+        word's log-probability under the mixture. ``histories``: each row's words so far (or
+        their newest words as ``NewestFirst``). ``recents``: each row's text so far, which the
         mixture's cache reads (None: no cache)."""
         rows = hidden.shape[0]
-        w = self.rnn_weight
-        recent = (lambda row: recents[row]) if recents is not None else (lambda row: ())
         if rows < FEW_ROWS:
-            drawn = [reference_draw(self.output, self.mixture, hidden[row : row + 1], histories[row],
-                                    float(uniforms[row]), banned[row], recent(row)) for row in range(rows)]
+            drawn = [self._reference(hidden, histories, uniforms, banned, recents, row) for row in range(rows)]
             return np.array([word for word, _ in drawn], dtype=np.int64), np.array([lp for _, lp in drawn])
-        exps = np.exp(self.output.shifted_logits(hidden))  # float32: plenty for a draw
-        rnn_blocks = np.add.reduceat(exps, self._block_starts, axis=1, dtype=np.float64)
-        rnn_scale = w / rnn_blocks.sum(axis=1)  # w / Z
+        exps = self.output.shifted_logits(hidden)
+        np.exp(exps, out=exps)  # float32: plenty for a draw
         parts = self._ngram_parts(histories)
         parts.cache = _CacheParts.of(self.mixture, recents, rows)
-        ngram = parts.factor[:, None] * self._unigram_blocks
-        ngram += _totals(parts.rows * self._blocks + parts.words // DRAW_BLOCK, parts.values, rows, self._blocks)
-        for column in range(parts.big.shape[1]):  # adding 0 where a row has no blocked context
-            ngram += parts.counts[:, column, : self._blocks]
-        masses = rnn_blocks * rnn_scale[:, None]
-        masses += (1.0 - w) * ngram
+        # each row's mass per block, then its probability of each special word, before the bans
+        mixed = self._rnn_sums(exps)
+        rnn_scale = self.rnn_weight / mixed[:, : self._blocks].sum(axis=1)  # w / Z
+        mixed *= rnn_scale[:, None]
+        ngram = parts.sums
+        ngram *= 1.0 - self.rnn_weight
+        mixed += ngram
         if parts.cache is not None:
-            parts.cache.add_to(masses, parts.cache.words // DRAW_BLOCK, slice(None), self._blocks)
+            cache, index = parts.cache, self._special_index[parts.cache.words]
+            hit = np.flatnonzero(index >= 0)
+            cache.add_to(mixed, np.concatenate([cache.words // DRAW_BLOCK, self._blocks + index[hit]]),
+                         np.concatenate([np.arange(cache.words.size), hit]), mixed.shape[1])
+        masses = mixed[:, : self._blocks]
 
         banned_rows = np.repeat(np.arange(rows), np.fromiter(map(len, banned), np.int64, rows))
         banned_words = np.fromiter(chain.from_iterable(banned), dtype=np.int64, count=banned_rows.size)
-        if (self._special_index[banned_words] >= 0).all():
-            taken = self._special_probabilities(exps, rnn_scale, parts)[banned_rows, self._special_index[banned_words]]
+        special = self._special_index[banned_words]
+        if (special >= 0).all():
+            taken = mixed[banned_rows, self._blocks + special]
             np.subtract.at(masses, (banned_rows, banned_words // DRAW_BLOCK), taken)
         else:
             for block in sorted({word // DRAW_BLOCK for row in banned for word in row}):
@@ -227,44 +234,48 @@ class MixtureDrawer:
         picked = mixed[np.arange(rows), within]
         logprobs = np.log(picked, out=np.full(rows, -np.inf), where=picked > 0)  # 0: a fallback row, below
         for row in np.flatnonzero(inner[:, -1] <= 0):  # only by rounding: the block's mass was all banned
-            words[row], logprobs[row] = reference_draw(self.output, self.mixture, hidden[row : row + 1],
-                                                       histories[row], float(uniforms[row]), banned[row], recent(row))
+            words[row], logprobs[row] = self._reference(hidden, histories, uniforms, banned, recents, row)
         return words, logprobs
 
-    def _ngram_parts(self, histories: Sequence[Sequence[int]]) -> _NgramParts:
+    def _reference(self, hidden: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst, uniforms: np.ndarray,
+                   banned: Sequence[Sequence[int]], recents: Sequence[Sequence[int]] | None, row: int) -> tuple[int, float]:
+        """Row ``row``'s draw by ``reference_draw``."""
+        history = histories.history(row) if isinstance(histories, NewestFirst) else histories[row]
+        return reference_draw(self.output, self.mixture, hidden[row : row + 1], history, float(uniforms[row]),
+                              banned[row], recents[row] if recents is not None else ())
+
+    def _rnn_sums(self, exps: np.ndarray) -> np.ndarray:
+        """Each row's sum of ``exps`` (B x C, float32) per block (``float32_block_sums``), then its
+        ``exps`` of the special words (B x (blocks + specials), float64)."""
+        return np.concatenate([float32_block_sums(exps), exps[:, self._specials]], axis=1)
+
+    def _ngram_parts(self, histories: Sequence[Sequence[int]] | NewestFirst) -> _NgramParts:
         """Each row's n-gram distribution by parts (``NgramTable.seen_batch``), the blocked
-        contexts' counts to be read by blocks."""
+        contexts' counts to be read by blocks, and its sums per block and of the special words."""
         seen = self.table.seen_batch(histories)
+        rows = seen.contexts.shape[0]
         blocked = self._blocked
+        by_length = seen.contexts.T  # (columns, B), contiguous rows
+        first = np.empty(by_length.shape, dtype=np.int64)
+        last = np.empty(by_length.shape, dtype=np.int64)
+        for column, level in enumerate(self._levels):  # an unseen context (-1) reads 0 entries
+            level.offsets.take(by_length[column], mode="clip", out=first[column])
+            level.offsets.take(by_length[column] + 1, mode="clip", out=last[column])
+        counts = last - first
+        # the blocked contexts are those of at least as many entries as there are blocks
+        rows_of, words, values = _entries(self._levels, first, np.where(counts < self._blocks, counts, 0), seen.scale)
         big = blocked.rows_of(seen.contexts)
         scale = seen.scale[:, blocked.columns]
-        first = np.empty(seen.contexts.shape, dtype=np.int64)
-        last = np.empty(seen.contexts.shape, dtype=np.int64)
-        for column, level in enumerate(self._levels):
-            contexts = seen.contexts[:, column]
-            first[:, column] = level.offsets.take(contexts, mode="clip")
-            last[:, column] = level.offsets.take(contexts + 1, mode="clip")
-        small = seen.contexts >= 0
-        small[:, blocked.columns] &= big == blocked.none
-        rows, words, values = _entries(self._levels, first, np.where(small, last - first, 0), seen.scale)
-        return _NgramParts(seen.factor, rows, words, values, big, scale, blocked.counts[big] * scale[:, :, None])
-
-    def _special_probabilities(self, exps: np.ndarray, rnn_scale: np.ndarray, parts: _NgramParts) -> np.ndarray:
-        """The mixture probability of each special word in each row (B x specials)."""
-        rows, count = exps.shape[0], self._specials.size
-        index = self._special_index[parts.words]
-        hit = index >= 0
-        ngram = parts.factor[:, None] * self._unigram[self._specials]
-        ngram += _totals(parts.rows[hit] * count + index[hit], parts.values[hit], rows, count)
-        for column in range(parts.big.shape[1]):
-            ngram += parts.counts[:, column, self._blocks :]
-        values = exps[:, self._specials] * rnn_scale[:, None]
-        values += (1.0 - self.rnn_weight) * ngram
-        if parts.cache is not None:
-            index = self._special_index[parts.cache.words]
-            hit = index >= 0
-            parts.cache.add_to(values, index[hit], hit, count)
-        return values
+        blocks = words // DRAW_BLOCK
+        width = self._blocks + self._specials.size
+        sums = seen.factor[:, None] * self._unigram_sums
+        special = self._special_index[words]
+        hit = np.flatnonzero(special >= 0)
+        sums += _totals(np.concatenate([rows_of * width + blocks, rows_of[hit] * width + self._blocks + special[hit]]),
+                        np.concatenate([values, values[hit]]), rows, width)
+        if big.shape[1]:
+            sums += (blocked.counts[big] * scale[:, :, None]).sum(axis=1)
+        return _NgramParts(seen.factor, rows_of, words, blocks, values, big, scale, sums)
 
     def _block_values(self, exps: np.ndarray, rnn_scale: np.ndarray, parts: _NgramParts, blocks: np.ndarray) -> np.ndarray:
         """The mixture probability of each word of block ``blocks[row]`` of each row (B x DRAW_BLOCK;
@@ -276,13 +287,15 @@ class MixtureDrawer:
             inside = columns < self._size
             columns = np.minimum(columns, self._size - 1)
         ngram = parts.factor[:, None] * self._unigram[columns]
-        here = parts.words // DRAW_BLOCK == blocks[parts.rows]
-        ngram += _totals(parts.rows[here] * DRAW_BLOCK + parts.words[here] % DRAW_BLOCK, parts.values[here],
-                         rows, DRAW_BLOCK)
+        # the small contexts' entries in each row's block, then the blocked contexts' there
+        here = parts.blocks == blocks[parts.rows]
         starts, block = self._blocked.starts, blocks[:, None]
         first = starts[parts.big, block]
-        big_rows, words, values = _entries(self._blocked.levels, first, starts[parts.big, block + 1] - first, parts.scale)
-        np.add.at(ngram, (big_rows, words % DRAW_BLOCK), values)  # in order: a word may be in several levels
+        big_rows, words, values = _entries(self._blocked.levels, first.T, (starts[parts.big, block + 1] - first).T,
+                                           parts.scale)
+        ngram += _totals(np.concatenate([parts.rows[here] * DRAW_BLOCK + parts.words[here] % DRAW_BLOCK,
+                                         big_rows * DRAW_BLOCK + words % DRAW_BLOCK]),
+                         np.concatenate([parts.values[here], values]), rows, DRAW_BLOCK)
         values = np.take(exps, columns + (np.arange(rows) * self._size)[:, None]) * rnn_scale[:, None]
         values += (1.0 - self.rnn_weight) * ngram
         if parts.cache is not None:
@@ -295,12 +308,12 @@ class MixtureDrawer:
 
 def _entries(levels: Sequence[ContextLevel], first: np.ndarray, counts: np.ndarray,
              scale: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``counts[row, column]`` entries from ``first[row, column]`` on of level
-    ``levels[column]`` of each row (B x columns), column by column, rows in order within one:
-    their rows, words and discounted counts times ``scale[row, column]``."""
-    by_column = counts.sum(axis=0).tolist()
-    counts = counts.T.ravel()
-    positions = spans(first.T.ravel(), counts)
+    """The ``counts[column, row]`` entries from ``first[column, row]`` on of level
+    ``levels[column]`` of each row (columns x B), column by column, rows in order within one:
+    their rows, words and discounted counts times ``scale[row, column]`` (B x columns)."""
+    by_column = counts.sum(axis=1).tolist()
+    counts = counts.ravel()
+    positions = spans(first.ravel(), counts)
     words, discounted, begin = [], [], 0
     for level, count in zip(levels, by_column):
         if count:
@@ -310,7 +323,7 @@ def _entries(levels: Sequence[ContextLevel], first: np.ndarray, counts: np.ndarr
             begin += count
     if not words:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    rows = np.repeat(np.arange(counts.size) % first.shape[0], counts)
+    rows = np.repeat(np.arange(counts.size) % first.shape[1], counts)
     return rows, np.concatenate(words), np.concatenate(discounted) * np.repeat(scale.T.ravel(), counts)
 
 

@@ -82,6 +82,29 @@ def spans(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class NewestFirst:
+    """Histories as the n-gram model reads them, one row each: row r's last words, newest first,
+    are ``words[r, :lengths[r]]`` (at most ``words.shape[1]``, the model's order - 1; the rest of
+    the row is padding). What ``NgramTable.seen_batch`` reads; a decoder can keep it up to date
+    word by word instead of slicing every history on every step."""
+
+    words: np.ndarray  # (B, order - 1) int64
+    lengths: np.ndarray  # (B,) int64
+
+    @classmethod
+    def of(cls, histories: Sequence[Sequence[int]], reach: int) -> "NewestFirst":
+        """The last ``reach`` words of each history."""
+        tails = [list(history[max(0, len(history) - reach) :]) if reach else [] for history in histories]
+        lengths = np.fromiter(map(len, tails), dtype=np.int64, count=len(tails))
+        words = np.array([tail[::-1] + [0] * (reach - len(tail)) for tail in tails], dtype=np.int64)
+        return cls(words.reshape(len(tails), reach), lengths)
+
+    def history(self, row: int) -> list[int]:
+        """Row ``row``'s words, oldest first."""
+        return self.words[row, : self.lengths[row]][::-1].tolist()
+
+
+@dataclass(frozen=True)
 class SeenContexts:
     """Each row's distribution as ``factor[row]`` times the unigram level plus, per context length
     from the longest (order - 1) down to 1 (the columns of ``contexts`` and ``scale``), the counts
@@ -113,6 +136,8 @@ class NgramTable:
         self.start_id = start_id
         self.levels = list(levels)
         self._root = _root(self.levels)
+        # the one-word context of each word (-1: none), read directly instead of searched for
+        self._one_word = self.levels[1].find_all(self._root * vocab_size + np.arange(vocab_size)) if order > 1 else None
         self._uniform = np.full(vocab_size, 1.0 / (vocab_size - 1))
         self._uniform[start_id] = 0.0
         self._unigram: np.ndarray | None = None
@@ -196,7 +221,7 @@ class NgramTable:
             p[level.words[first:last]] += level.discounted[first:last] * (level.inverse_total[i] * weight)
         return p
 
-    def next_word_probs_batch(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+    def next_word_probs_batch(self, histories: Sequence[Sequence[int]] | NewestFirst) -> np.ndarray:
         """``next_word_probs`` of every history, one row each (B x C), bit for bit the same.
 
         The same sums in the same order, level by level for all rows at once (``seen_batch``):
@@ -213,39 +238,38 @@ class NgramTable:
                 level.discounted[entries] * np.repeat(seen.scale[rows, column], counts)
         return p
 
-    def seen_batch(self, histories: Sequence[Sequence[int]]) -> SeenContexts:
+    def seen_batch(self, histories: Sequence[Sequence[int]] | NewestFirst) -> SeenContexts:
         """Each history's seen contexts with their weights, and the unigram level's factor: the
         parts ``next_word_probs`` sums, for all histories at once.
 
         The weights are running products of the backoff weights from the longest context down,
-        in ``next_word_probs``'s order (an unseen context's weight is 1, which changes no bit)."""
+        in ``next_word_probs``'s order (an unseen context's weight is 1, which changes no bit).
+        They are built one context length per row (contiguous), then seen transposed."""
         contexts = self.contexts_batch(histories)[:, :0:-1]
-        inverse_total = np.zeros(contexts.shape)
-        backoff = np.ones(contexts.shape)
+        by_length = contexts.T  # (order - 1, B), longest first; contiguous rows
+        inverse_total = np.zeros(by_length.shape)
+        backoff = np.ones(by_length.shape)
         for column, k in enumerate(range(self.order - 1, 0, -1)):
-            seen, level = contexts[:, column], self.levels[k]
+            level = self.levels[k]
             if level.keys.size:
-                inverse_total[:, column] = level.inverse_total.take(seen, mode="clip")
-                backoff[:, column] = np.where(seen >= 0, level.backoff.take(seen, mode="clip"), 1.0)
-        after = np.cumprod(backoff, axis=1)  # the unigram level's factor after each length
+                level.inverse_total.take(by_length[column], mode="clip", out=inverse_total[column])
+                level.backoff.take(by_length[column], mode="clip", out=backoff[column])
+        backoff[by_length < 0] = 1.0
+        after = np.cumprod(backoff, axis=0)  # the unigram level's factor after each length
         scale = inverse_total
-        scale[:, 1:] *= after[:, :-1]
-        return SeenContexts(after[:, -1] if after.shape[1] else np.ones(len(histories)), contexts, scale)
+        scale[1:] *= after[:-1]
+        return SeenContexts(after[-1] if after.shape[0] else np.ones(contexts.shape[0]), contexts, scale.T)
 
-    def contexts_batch(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+    def contexts_batch(self, histories: Sequence[Sequence[int]] | NewestFirst) -> np.ndarray:
         """The index of each history's context at every length 0 .. order - 1 (B x order; -1
         where never seen): one binary search per length for all histories."""
-        reach = self.order - 1
-        tails = [list(history[max(0, len(history) - reach) :]) if reach else [] for history in histories]
-        lengths = np.fromiter(map(len, tails), dtype=np.int64, count=len(tails))
-        newest_first = np.array([tail[::-1] + [0] * (reach - len(tail)) for tail in tails],
-                                dtype=np.int64).reshape(len(tails), reach)
-        return self.contexts_found(newest_first, lengths)
+        tails = histories if isinstance(histories, NewestFirst) else NewestFirst.of(histories, self.order - 1)
+        return self.contexts_found(tails.words, tails.lengths)
 
     def contexts_found(self, newest_first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """The index of each row's context at every length 0 .. order - 1 (-1 where never seen);
         row r's history is ``newest_first[r, :lengths[r]]``, newest word first, at most order - 1 words."""
-        return _walk(self.levels, self.vocab_size, newest_first, lengths, self._root)
+        return _walk(self.levels, self.vocab_size, newest_first, lengths, self._root, self._one_word)
 
     def unigram_level(self) -> np.ndarray:
         """p_1(w): the empty context's discounted counts over the uniform distribution (cached)."""
@@ -269,17 +293,26 @@ def _root(levels: Sequence[ContextLevel]) -> int:
 
 
 def _walk(levels: Sequence[ContextLevel], base: int, newest_first: np.ndarray, lengths: np.ndarray,
-          root: int | None = None) -> np.ndarray:
+          root: int | None = None, one_word: np.ndarray | None = None) -> np.ndarray:
     """The index of each row's context at every length 0 .. m (-1 where never seen), following
-    the key chain from the empty context; row r's words are ``newest_first[r, :lengths[r]]``."""
+    the key chain from the empty context; row r's words are ``newest_first[r, :lengths[r]]``.
+    ``one_word``: the one-word context of each word, if known (saves a search).
+
+    Every row is walked to the full length and the lengths applied at the end (a context at
+    length k depends only on the k newest words): fewer NumPy calls than masking each length."""
     rows, reach = newest_first.shape
-    found = np.empty((rows, reach + 1), dtype=np.int64)
-    found[:, 0] = _root(levels) if root is None else root
+    found = np.empty((reach + 1, rows), dtype=np.int64)  # one contiguous row per length
+    found[0] = _root(levels) if root is None else root
     for k in range(1, reach + 1):
+        if k == 1 and one_word is not None:
+            one_word.take(newest_first[:, 0], out=found[1])
+            continue
         # keys are >= 0, so below a parent of -1 (a key < 0) nothing is found
-        index = levels[k].find_all(found[:, k - 1] * base + newest_first[:, k - 1])
-        found[:, k] = np.where(lengths >= k, index, -1)
-    return found
+        keys = found[k - 1] * base
+        keys += newest_first[:, k - 1]
+        found[k] = levels[k].find_all(keys)
+    found[1:][np.arange(1, reach + 1)[:, None] > lengths] = -1
+    return found.T
 
 
 def _chain_keys(levels: Sequence[ContextLevel], base: int, contexts: np.ndarray) -> np.ndarray:

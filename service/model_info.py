@@ -33,6 +33,12 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
+# the /info keys read from the n-gram mixture (null without one), and the attribute each reads:
+# ``ngram_weight`` is the RNN's share, under the name of the training flag that sets it
+MIXTURE_FIELDS = {"ngram_order": "order", "ngram_weight": "rnn_weight", "cache_weight": "cache_weight",
+                  "cache_size": "cache_size"}
+
+
 def training_history(info: dict[str, Any]) -> list[dict[str, Any]]:
     """The evaluations recorded during training, oldest first; empty for a file without them."""
     history = info.get("history")
@@ -53,12 +59,10 @@ def describe_model(loaded: LoadedModel, config: ServiceConfig, max_input_chars: 
         "bptt_truncate": model.bptt_truncate,
         "softmax": model.softmax,
         "word_classes": None if model.classes is None else model.classes.n_classes,
-        "ngram_order": None if loaded.mixture is None else loaded.mixture.order,
-        "ngram_weight": None if loaded.mixture is None else loaded.mixture.rnn_weight,
-        "cache_weight": None if loaded.mixture is None else loaded.mixture.cache_weight,
-        "cache_size": None if loaded.mixture is None else loaded.mixture.cache_size,
         "parameter_count": int(model.parameter_count),
     }
+    mixture = loaded.mixture
+    description.update({key: None if mixture is None else getattr(mixture, name) for key, name in MIXTURE_FIELDS.items()})
     description.update({key: json_safe(loaded.info.get(key)) for key in TRAINING_KEYS})
     description["history"] = training_history(loaded.info)
     description.update(tgi_info(loaded, config))

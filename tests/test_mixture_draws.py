@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.draws import BELOW_ONE, DRAW_BLOCK
+from models.draws import BELOW_ONE, DRAW_BLOCK, block_sums, float32_block_sums
 from models.gru import GRU
 from models.mixture import NgramMixture
 from models.mixture_draws import MixtureDrawer, reference_draw
@@ -83,6 +83,18 @@ def test_a_block_whose_mass_is_all_banned_is_never_chosen(drawer):
     first_block = list(range(DRAW_BLOCK))
     words, _ = drawer.draw(hidden, histories, np.zeros(50), [first_block] * 50)
     assert (words >= DRAW_BLOCK).all()
+
+
+@pytest.mark.parametrize("size", [VOCAB, 640, 8000])
+def test_float32_block_sums_are_each_rows_own_and_close_to_float64_sums(size):
+    """With a short last block and without: within 1e-6 of float64 sums, each row's bit for bit
+    whatever rows are summed with it."""
+    rng = np.random.default_rng(size)
+    weights = np.exp(3 * rng.standard_normal((40, size))).astype(np.float32)
+    sums = float32_block_sums(weights)
+    np.testing.assert_allclose(sums, [block_sums(row) for row in weights.astype(np.float64)], rtol=1e-6)
+    for first, last in ((0, 1), (3, 5), (10, 40)):
+        assert float32_block_sums(weights[first:last]).tobytes() == sums[first:last].tobytes()
 
 
 def test_stable_products_do_not_depend_on_the_row_count():

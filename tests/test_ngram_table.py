@@ -9,7 +9,7 @@ import pytest
 
 from models.mixture import NgramMixture
 from models.model_file import load_model
-from models.ngram_table import NgramTable
+from models.ngram_table import NewestFirst, NgramTable
 from training.kneser_ney import KneserNey
 
 VOCAB = 40
@@ -81,6 +81,17 @@ def test_batched_rows_are_the_single_rows_bit_for_bit(fitted):
         np.testing.assert_array_equal(row, table.next_word_probs(history))
     if table.order > 1:  # the longer contexts are really found: most rows differ from the unigram row
         assert (batch != table.next_word_probs([])).any(axis=1).sum() > len(histories) // 2
+
+
+def test_histories_read_newest_first_are_the_histories(fitted):
+    """``NewestFirst`` keeps a history's last order - 1 words; the table reads it as the lists."""
+    _, table = fitted
+    histories = random_histories(60, seed=6)
+    tails = NewestFirst.of(histories, table.order - 1)
+    for row, history in enumerate(histories):
+        assert tails.history(row) == (history[max(0, len(history) - table.order + 1) :] if table.order > 1 else [])
+    np.testing.assert_array_equal(table.next_word_probs_batch(tails), table.next_word_probs_batch(histories))
+    np.testing.assert_array_equal(table.contexts_batch(tails), table.contexts_batch(histories))
 
 
 def test_batch_of_one_and_of_none(fitted):

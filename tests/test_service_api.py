@@ -342,6 +342,16 @@ def test_info_reports_the_mixture_and_its_cache(tmp_path, tiny_loaded_model):
     check_response(client.get("/openapi.json").get_json(), "/info", "GET", info)
 
 
+
+def test_info_reports_no_mixture_as_null(tmp_path, tiny_loaded_model):
+    path = tmp_path / "plain.joblib"
+    save_model(path, tiny_loaded_model.model, tiny_loaded_model.vocab, {})
+    client = create_app(ServiceConfig(model_path=str(path))).test_client()
+    info = client.get("/info")
+    assert {key: info.get_json()[key] for key in ("ngram_order", "ngram_weight", "cache_weight", "cache_size")} == {
+        "ngram_order": None, "ngram_weight": None, "cache_weight": None, "cache_size": None}
+    check_response(client.get("/openapi.json").get_json(), "/info", "GET", info)
+
 def test_info_with_missing_or_odd_training_facts(tmp_path, tiny_loaded_model):
     path = tmp_path / "odd.joblib"
     odd_info = {"val_perplexity": float("inf"), "train_words": np.int64(7)}
