@@ -26,7 +26,7 @@ from service.generation import TextGenerator
 from service.http_body import drain_unread_body
 from service.metrics import ServiceMetrics, forget_process
 from service.metrics_bind import came_in_on
-from service.security_headers import add_security_headers
+from service.response import ServiceResponse
 from service.model_info import describe_model
 from service.scoring import TextScorer
 from service.state import EXTENSION_KEY, ServiceState, current_state
@@ -61,6 +61,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     state = build_state(config, ServiceMetrics(), InFlightLimit(config.max_concurrent_requests))
 
     app = Flask(__name__)
+    app.response_class = ServiceResponse  # it adds the security headers
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     if isinstance(app.json, DefaultJSONProvider):
         app.json.sort_keys = False  # keep the documented field order in responses
@@ -68,11 +69,9 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     register_error_handlers(app)
     for path, methods, view in ROUTES:
         app.add_url_rule(path, endpoint=f"{view.__name__}_{methods[0].lower()}", view_func=view, methods=methods)
-    app.before_request(_start_timer)
-    app.before_request(_keep_metrics_apart)
-    app.after_request(_count_request)
-    app.after_request(drain_unread_body)
-    app.after_request(add_security_headers)
+    # one hook each way: Flask checks every hook for a coroutine on every request
+    app.before_request(_before_request)
+    app.after_request(_after_request)
     return app
 
 
@@ -111,8 +110,13 @@ def reload_model(app: Flask) -> bool:
     return True
 
 
-def _start_timer() -> None:
+def _before_request() -> None:
     g.started = time.perf_counter()
+    _keep_metrics_apart()
+
+
+def _after_request(response: BaseResponse) -> BaseResponse:
+    return _count_request(drain_unread_body(response))
 
 
 def _keep_metrics_apart() -> None:

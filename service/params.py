@@ -148,8 +148,10 @@ def parse_fields(obj: dict, specs: Sequence[FieldSpec], config: ServiceConfig, *
         if name not in known:
             _note_ignored(kind, prefix + name)
     parsed: dict[str, Any] = {}
-    for spec in sorted(specs, key=lambda s: s.kind != "unsupported"):
-        parsed[spec.name] = spec.parse(obj, config, prefix, parsed)
+    for unsupported_pass in (True, False):
+        for spec in specs:
+            if (spec.kind == "unsupported") is unsupported_pass:
+                parsed[spec.name] = spec.parse(obj, config, prefix, parsed)
     return parsed
 
 

@@ -3,11 +3,10 @@
 The playground loads only its own scripts, styles and API (no inline code, nothing from
 elsewhere: tests/test_playground.py), so one strict policy covers it and costs the JSON routes
 nothing. ``frame-ancestors`` works only as a header (a ``<meta>`` policy ignores it);
-X-Frame-Options says the same to browsers that predate it.
+X-Frame-Options says the same to browsers that predate it. ``service.response`` adds them to
+every response that does not set them itself.
 """
 from __future__ import annotations
-
-from werkzeug.wrappers import Response
 
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data:", "connect-src 'self'",
@@ -19,10 +18,3 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
-
-
-def add_security_headers(response: Response) -> Response:
-    """Flask after_request hook: the headers above, on every response."""
-    present = {name.lower() for name, _ in response.headers}  # (setdefault would raise and catch per header)
-    response.headers.extend((name, value) for name, value in SECURITY_HEADERS.items() if name.lower() not in present)
-    return response

@@ -111,7 +111,7 @@ def _answer(state: ServiceState, call: GenerateCall, shape: Callable[[dict[str, 
     results = state.generate_admitted(
         request.url_rule.rule, lambda: state.generator.generate_several(call.request, call.best_of),
     )
-    best = max(range(len(results)), key=lambda i: (results[i].mean_logprob, -i))
+    best = 0 if len(results) == 1 else max(range(len(results)), key=lambda i: (results[i].mean_logprob, -i))
     body: dict[str, Any] = {
         "generated_text": _output_text(call, results[best]),
         "sentences": results[best].texts,

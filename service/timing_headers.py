@@ -4,27 +4,28 @@ from __future__ import annotations
 
 import time
 
-from flask import Response, g
+from flask import g
 
 from service.generation import GenerationResult
+from service.response import ServiceResponse
 
 COMPUTE_TYPE = "cpu+numpy"
 
 
-def add_timing_headers(response: Response, validated: float, results: list[GenerationResult],
-                       prompt_tokens: int) -> Response:
+def add_timing_headers(response: ServiceResponse, validated: float, results: list[GenerationResult],
+                       prompt_tokens: int) -> ServiceResponse:
     """Set x-compute-time, x-total-time, x-validation-time, x-queue-time, x-inference-time (whole
     milliseconds, as TGI sends them, but x-compute-time in seconds), x-time-per-token,
     x-prompt-tokens and x-generated-tokens; ``validated`` is when the body had been checked
     (time.perf_counter)."""
     now = time.perf_counter()
-    total = now - g.get("started", validated)
-    validation = validated - g.get("started", validated)
+    started = g.get("started", validated)
+    total = now - started
+    validation = validated - started
     queue = max((r.queue_seconds for r in results), default=0.0)
     inference = max(now - validated - queue, 0.0)
     generated = sum(r.generated_tokens for r in results)
-    # one extend: setting each header alone scans the list of those before it, for each
-    response.headers.extend((
+    response.trusted_headers = (
         ("x-compute-type", COMPUTE_TYPE),
         ("x-compute-time", f"{total:.6f}"),
         ("x-compute-characters", str(sum(len(r.prompt_text) for r in results))),
@@ -35,5 +36,5 @@ def add_timing_headers(response: Response, validated: float, results: list[Gener
         ("x-time-per-token", str(round(inference * 1000 / generated) if generated else 0)),
         ("x-prompt-tokens", str(prompt_tokens)),
         ("x-generated-tokens", str(generated)),
-    ))
+    )
     return response
