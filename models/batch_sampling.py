@@ -23,6 +23,7 @@ import numpy as np
 
 from models.ngram_table import NewestFirst
 from models.recent_text import extended
+from models.row_stable import FEW_ROWS
 from models.sampling import (
     SampledWord, Sampler, SamplingParams, penalize_repetition, top_alternatives, transformed_scores,
 )
@@ -86,11 +87,13 @@ class BatchSampler:
         self.mixture = sampler.mixture
         self._sequences: list[_Sequence] = []
         self._state = self.model.initial_state(0, np.float32)
-        # each sequence's words read in this sentence, newest first, as far back as the n-gram
-        # model reads (its histories, kept up to date a word a step, not sliced from lists)
+        # the words each sequence read on the last ``_reach`` steps (as far back as the n-gram model
+        # reads), the word of step t in column t % _reach, and the step its sentence began at: its
+        # history for the batched draw without slicing every sequence's list on every step
         self._reach = self.mixture.order - 1 if self.mixture is not None else 0
-        self._newest = np.zeros((0, self._reach), dtype=np.int64)
-        self._lengths = np.zeros(0, dtype=np.int64)
+        self._read = np.zeros((0, self._reach), dtype=np.int64)
+        self._clock = 0  # steps taken
+        self._began = np.zeros(0, dtype=np.int64)
         self._bans = {allow: sampler._banned(allow) for allow in (False, True)}  # by whether the sentence may end
 
     # ---------------------------------------------------------- membership
@@ -109,8 +112,8 @@ class BatchSampler:
         self._begin_sentence(sequence, list(spec.prefix_ids))
         self._sequences.append(sequence)
         self._state = self.model.join_states([self._state, self.model.initial_state(1, np.float32)])
-        self._newest = np.concatenate([self._newest, np.zeros((1, self._reach), dtype=np.int64)])
-        self._lengths = np.append(self._lengths, 0)
+        self._read = np.concatenate([self._read, np.zeros((1, self._reach), dtype=np.int64)])
+        self._began = np.append(self._began, self._clock)
 
     def remove(self, key: object) -> None:
         """Stop generating the sequence added with ``key`` (if it is still here)."""
@@ -121,7 +124,7 @@ class BatchSampler:
     def _keep(self, rows: list[int]) -> None:
         self._sequences = [self._sequences[i] for i in rows]
         self._state = self.model.take_states(self._state, rows)
-        self._newest, self._lengths = self._newest[rows], self._lengths[rows]
+        self._read, self._began = self._read[rows], self._began[rows]
 
     def _begin_sentence(self, sequence: _Sequence, prefix: list[int]) -> None:
         sequence.pending = [self.vocab.start_id, *prefix]
@@ -138,9 +141,8 @@ class BatchSampler:
         words = np.fromiter((s.pending.pop(0) for s in self._sequences), np.int64, len(self._sequences))
         self._state = self.model.stable_step(words, self._state)
         if self._reach:
-            self._newest[:, 1:] = self._newest[:, :-1]
-            self._newest[:, 0] = words
-            np.minimum(self._lengths + 1, self._reach, out=self._lengths)
+            self._read[:, self._clock % self._reach] = words
+        self._clock += 1
         ready = [i for i, s in enumerate(self._sequences) if not s.pending]
         if not ready:
             return []
@@ -168,19 +170,26 @@ class BatchSampler:
             return None
         return [[*s.recent, *s.seen] for s in sequences]
 
-    def _histories(self, indices: list[int]) -> NewestFirst:
-        """The words read in this sentence (SENTENCE_START first) of the sequences at ``indices``,
-        as far back as the n-gram model reads."""
+    def _histories(self, sequences: list[_Sequence], indices: list[int]) -> list[list[int]] | NewestFirst:
+        """The words read in this sentence (SENTENCE_START first) of ``sequences`` (at ``indices``),
+        as far back as the n-gram model reads: as lists below FEW_ROWS rows (the mixture draw reads
+        each row's list there), else as one array."""
+        if len(indices) < FEW_ROWS or not self._reach:
+            start = [self.vocab.start_id]
+            return [(start + s.seen)[-self._reach :] if self._reach else [] for s in sequences]
+        newest_first = (self._clock - 1 - np.arange(self._reach)) % self._reach
         if len(indices) == len(self._sequences):
-            return NewestFirst(self._newest, self._lengths)
-        return NewestFirst(self._newest[indices], self._lengths[indices])
+            read, began = self._read[:, newest_first], self._began
+        else:
+            read, began = self._read[np.ix_(indices, newest_first)], self._began[indices]
+        return NewestFirst(read, np.minimum(self._clock - began, self._reach))
 
     def _draw_mixed(self, sequences: list[_Sequence], indices: list[int], hidden: np.ndarray) -> list[SampledWord]:
         """The Sampler's plain draw from the RNN interpolated with its n-gram model, for all rows
         at once (``models.mixture_draws``), each row with the uniform number of its own generator."""
         uniforms = np.fromiter((s.rng.random() for s in sequences), np.float64, len(sequences))
         banned = [self._bans[self._allow_end(s)] for s in sequences]
-        words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(indices), uniforms, banned,
+        words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(sequences, indices), uniforms, banned,
                                                            self._recents(sequences))
         return [SampledWord(word, logprob) for word, logprob in zip(words.tolist(), logprobs.tolist())]
 
@@ -196,7 +205,7 @@ class BatchSampler:
         temperature, repetition penalty) and alternatives, row by row."""
         logp = self.output.log_probs(hidden)
         if self.mixture is not None:
-            logp = self.mixture.next_word_log_probs_batch(logp, self._histories(indices), self._recents(sequences))
+            logp = self.mixture.next_word_log_probs_batch(logp, self._histories(sequences, indices), self._recents(sequences))
         out = []
         for row, sequence in enumerate(sequences):
             spec = sequence.spec
@@ -230,7 +239,7 @@ class BatchSampler:
                 fresh.append(i)
         if fresh:
             self._state = self.model.restarted_states(self._state, fresh)
-            self._lengths[fresh] = 0
+            self._began[fresh] = self._clock
         if finished:
             out += [(self._sequences[i].key, None) for i in finished]
             gone = set(finished)

@@ -11,8 +11,10 @@ import pytest
 
 from models.batch_sampling import BatchSampler, SequenceSpec, sentence_stream
 from models.gru import GRU
+from models.mixture import NgramMixture
 from models.sampling import Sampler, SamplingParams
 from tests.test_generation import class_layer_twin, toy_mixture
+from training.kneser_ney import KneserNey
 
 PARAMETERS = [
     ({}, 1.0, 0),
@@ -98,6 +100,23 @@ def test_a_seeded_sequence_gets_the_same_numbers_whatever_else_is_in_the_batch(s
     for crowd, join_every in ((6, 1), (31, 1), (31, 3)):
         together = run_batched(BatchSampler(sampler), specs[1:crowd] + specs[:1], join_every)[-1]
         assert_same_words(together, alone)
+
+
+def test_a_five_gram_mixture_reads_four_words_back_in_small_and_large_batches(tiny_loaded_model):
+    """Histories longer than a trigram's, as lists (below FEW_ROWS rows) and as arrays (from
+    there on): alone and amid 30 others, the Sampler's words. The model is fitted on runs of
+    sentence openings, so it has contexts reaching back past SENTENCE_START: a history that kept
+    the sentence before would be read differently."""
+    vocab, model = tiny_loaded_model.vocab, tiny_loaded_model.model
+    rng = np.random.default_rng(4)
+    openings = [[1, *rng.integers(3, 12, size=int(rng.integers(1, 9))).tolist()] for _ in range(600)]
+    sentences = [[*sum(openings[i : i + 3], []), 2] for i in range(0, 600, 3)]
+    sampler = Sampler(model, vocab, NgramMixture(KneserNey.fit(sentences, 5, len(vocab)).table(), rnn_weight=0.5))
+    specs = [SequenceSpec(tuple(range(3, 3 + seed % 3)), SamplingParams(max_new_tokens=12), seed, num_sentences=2)
+             for seed in range(31)]
+    for crowd in (1, 31):
+        for spec, words in zip(specs[:crowd], run_batched(BatchSampler(sampler), specs[:crowd], join_every=1)):
+            assert_same_words(words, list(sentence_stream(sampler, spec)))
 
 
 def test_batched_draws_follow_the_model_distribution(tiny_loaded_model):
