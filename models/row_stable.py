@@ -77,7 +77,14 @@ def rowwise_product(rows: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def batch_product(rows: np.ndarray, matrix: np.ndarray, width: int) -> np.ndarray:
-    """``rows @ matrix``: row by row below FEW_ROWS rows, else ``stable_product``."""
-    if rows.shape[0] < FEW_ROWS:
+    """``rows @ matrix``: row by row below FEW_ROWS rows, else ``stable_product``, an odd number
+    of float32 rows with one more (a copy, dropped): OpenBLAS's single-precision product takes
+    about as long for 2k rows as for 2k - 1 (for the default model's 8000 x 100 V on an AMD
+    EPYC, 15 rows 379 us, 16 rows 340 us; 31 rows 627, 32 rows 603), and from ``width`` rows on
+    the count does not change a row's numbers."""
+    n = rows.shape[0]
+    if n < FEW_ROWS:
         return rowwise_product(rows, matrix)
+    if n % 2 and rows.dtype == np.float32:
+        return stable_product(pad_rows(rows, n + 1), matrix, width)[:n]
     return stable_product(rows, matrix, width)

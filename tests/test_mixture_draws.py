@@ -109,6 +109,8 @@ def test_stable_products_do_not_depend_on_the_row_count():
             assert stable_product(rows[first:last], matrix, width).tobytes() == together[first:last].tobytes()
         batched = batch_product(rows, matrix, width)
         assert batched.tobytes() == together.tobytes()
+        for count in (FEW_ROWS, FEW_ROWS + 1, 31):  # an odd count is padded: the same numbers
+            assert batch_product(rows[:count], matrix, width).tobytes() == together[:count].tobytes()
         one_by_one = np.stack([row @ matrix for row in rows[:FEW_ROWS - 1]])
         assert batch_product(rows[:FEW_ROWS - 1], matrix, width).tobytes() == one_by_one.tobytes()
         np.testing.assert_allclose(one_by_one, together[:FEW_ROWS - 1], rtol=1e-5, atol=1e-4)
