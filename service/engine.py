@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from models.batch_sampling import SequenceSpec
@@ -79,6 +79,8 @@ class SequenceHandle:
         self.admitted: float | None = None  # when it joined the batch
         self._channel: queue.SimpleQueue = queue.SimpleQueue()
         self._held: list = []
+        # the engine's hand-over of each word: a builtin's bound method, no Python frame per word
+        self.deliver: Callable[[SampledWord], None] = self._channel.put if per_word else self._held.append
 
     @property
     def queue_seconds(self) -> float:
@@ -91,17 +93,9 @@ class SequenceHandle:
         if self.per_word:
             self._channel.put(_STARTED)
 
-    def deliver(self, word: SampledWord) -> None:
-        if self.per_word:
-            self._channel.put(word)
-        else:
-            self._held.append(word)
-
     def finish(self, error: BaseException | None = None) -> None:
         """Hand over the words held and the end (or ``error``) in one item: the request thread wakes once."""
-        self._held.append(_END if error is None else error)
-        self._channel.put(self._held)
-        self._held = []
+        self._channel.put([*self._held, _END if error is None else error])
 
     # -- the request thread's side
     def wait_started(self) -> None:
@@ -214,9 +208,7 @@ class Engine:
         now = time.monotonic()
         for handle, word in words:
             assert isinstance(handle, SequenceHandle)
-            if word is None:
-                self._drop(handle, None)
-            elif handle.cancelled:
+            if word is None or handle.cancelled:
                 self._drop(handle, None)
             elif handle.deadline is not None and now > handle.deadline:
                 self._drop(handle, SequenceTimeout())

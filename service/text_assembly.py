@@ -34,6 +34,7 @@ PLAIN_BEFORE = frozenset([",", ".", ";", ":", "!", "?"])
 OPENING, CLOSING = "``", "''"
 # the word pairs the detokenizer joins ("can not" -> "cannot", "gon na" -> "gonna"): detokenized
 JOINED_PAIRS = joined_word_pairs()
+JOINED_FIRSTS = frozenset(first for first, _ in JOINED_PAIRS)
 # the endings the detokenizer joins to the word of letters before them ("fanny 's" -> "fanny's"; its
 # ENDING_QUOTES rules); a word of letters after one of them gets " word"
 ATTACHED = frozenset(["'s", "'S", "'m", "'M", "'d", "'D", "'ll", "'LL", "'re", "'RE", "'ve", "'VE", "n't", "N'T"])
@@ -89,13 +90,16 @@ class IncrementalText:
         self._before = ""  # everything before the current sentence
         self._last_render = self.prompt  # the detokenized text after the latest word
         self.text = self.prompt  # what has been handed out: prompt + every word's share
+        self._last_like = bool(self._words) and _word_like(self._words[-1])  # the latest word is _word_like
 
     def add(self, word: str) -> str:
         """Append ``word`` to the current sentence; returns the characters it adds to the text."""
         word = self._shown.show(word)
         words = self._words
         words.append(word)
-        short = self._short_path(word, words[-2] if len(words) > 1 else None)
+        like = word.isalpha() or _word_like(word)
+        short = self._short_path(word, like, words[-2] if len(words) > 1 else None)
+        self._last_like = like
         if short is not None:
             added, render = short
         else:
@@ -109,26 +113,27 @@ class IncrementalText:
         self.text += added
         return added
 
-    def _short_path(self, word: str, previous: str | None) -> tuple[str, str] | None:
-        """What ``word`` adds after ``previous`` (None: it starts the sentence), and the sentence's
-        text as the detokenizer now writes it, where both are known without detokenizing; else None."""
+    def _short_path(self, word: str, like: bool, previous: str | None) -> tuple[str, str] | None:
+        """What ``word`` (``like``: it is _word_like) adds after ``previous`` (None: it starts the
+        sentence), and the sentence's text as the detokenizer now writes it, where both are known
+        without detokenizing; else None."""
         last = self._last_render
         if previous is None:
             space = " " if self._before else ""
-            if _word_like(word):  # capitalised
+            if like:  # capitalised
                 added = space + word[:1].upper() + word[1:]
             elif word == OPENING:
                 added = space + '"'
             else:
                 return None
-        elif _word_like(word):
+        elif like:
             if previous == OPENING:
                 added = word
-            elif (previous.lower(), word.lower()) in JOINED_PAIRS:
-                if not _word_like(previous):
-                    return None
-                added = word
-            elif _word_like(previous) or previous in PLAIN_BEFORE or previous == CLOSING or previous in ATTACHED:
+            elif self._last_like:  # (a joined pair starts with a word of letters)
+                first = previous.lower()
+                joined = first in JOINED_FIRSTS and (first, word.lower()) in JOINED_PAIRS
+                added = word if joined else f" {word}"
+            elif previous in PLAIN_BEFORE or previous == CLOSING or previous in ATTACHED:
                 added = f" {word}"
             elif previous == "--" and self._dash_spaced():
                 # the dash, sent as " --", is now written "--word": the text sent keeps its space
@@ -140,14 +145,14 @@ class IncrementalText:
                 return None
             added = word
         elif word == CLOSING:
-            if not (_word_like(previous) or previous in PLAIN_BEFORE):
+            if not (self._last_like or previous in PLAIN_BEFORE):
                 return None
             added = '"'
         elif word in ATTACHED:
-            if not _word_like(previous):
+            if not self._last_like:
                 return None
             added = word
-        elif (word == OPENING or word == "--") and (_word_like(previous) or previous in PLAIN_BEFORE):
+        elif (word == OPENING or word == "--") and (self._last_like or previous in PLAIN_BEFORE):
             added = ' "' if word == OPENING else " --"
         else:
             return None
@@ -161,7 +166,7 @@ class IncrementalText:
 
     def end_sentence(self) -> None:
         """Start a new sentence (capitalised, after a space)."""
-        self._shown, self._words = ShownWords(self.forms), []
+        self._shown, self._words, self._last_like = ShownWords(self.forms), [], False
         self._before = self._last_render = self.text
 
 
