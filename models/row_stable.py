@@ -24,8 +24,9 @@ import numpy as np
 # Below this many rows, products with V run row by row and the mixture draw runs its dense
 # per-row path: one matrix-matrix product pays for packing all of V (about 100 us for the default
 # model's 8000 x 100 on an AMD EPYC, three matrix-vector products' worth), and the batched draw a
-# fixed cost of some 150 NumPy calls a step (bench/engine_cost.py measures both ways).
-FEW_ROWS = 6
+# fixed cost of some 150 NumPy calls a step. The decoder kept full (AMD EPYC, us a word): 3 rows
+# 181 by blocks against 148 row by row, 4 rows 141 against 145, 5 rows 129 against 146.
+FEW_ROWS = 4
 
 
 def consistent_width(row_result: Callable[[int], list[bytes]], most: int) -> int:
