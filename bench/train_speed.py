@@ -33,7 +33,8 @@ from bench.speed_data import BenchData, load_bench_data
 from models.build import build_model as build_from_config
 from models.cells import CELLS
 from models.model_config import ModelConfig
-from models.output_layer import available_cores, blas_limits_for
+from models.cores import available_cores
+from models.output_layer import blas_limits_for
 from models.recurrent_lm import RecurrentLM
 from models.sampling import Sampler, SamplingParams
 from models.word_classes import WordClasses

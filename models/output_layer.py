@@ -9,7 +9,6 @@ cache across the max, exp, sum and scaling passes. Run BLAS with one thread per 
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,11 +26,6 @@ class OutputGradients:
     dV: np.ndarray
     dc: np.ndarray | None
     d_states: np.ndarray
-
-
-def available_cores() -> int:
-    """CPUs this process may run on: the default number of row threads."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def blas_limits_for(threads: int) -> threadpool_limits:

@@ -32,7 +32,7 @@ from models.word_classes import WordClasses
 
 
 # the largest batch whose products are checked for row-independence when a layer is frozen (the
-# engine's batches are at most RNNLM_MAX_BATCH sequences, 32 by default)
+# engine's batches are at most RNNLM_MAX_BATCH sequences, which may not exceed it)
 MOST_ROWS = 64
 
 

@@ -117,16 +117,14 @@ class ServiceConfig:
     request_timeout_seconds: float = 10.0
     # the SHA-256 of the model file's bytes, checked before it is read; None: any file is read
     model_sha256: str | None = None
-    # per worker, sequences generated together: the cost per word and sequence still falls from 16
-    # to 32 (bench/engine_cost.py: 0.87x of one sequence at 16, 0.72x at 32), and a longer step
-    # delays every sequence in the batch
-    max_batch: int = 32
-    # per worker, sequences waiting for a place: three batches' worth, because keep-alive connections
-    # stay with the worker that accepted them and gunicorn spreads them unevenly (256 wrk connections
-    # over 3 workers: 77/85/94, 68/77/111, once 40/40/176). With 32, 35-60% of the answers at 256
-    # connections were 429s, whose CPU the generations lost; with 96 all were served, p99 1.1 s
-    # (bench/closed_loop.py, AMD EPYC, shared machine). A queued request waits about three
-    # generations at most, and its deadline still bounds that.
+    # per worker, sequences generated together: the cost per word and sequence still falls from 32
+    # to 64 rows (docs/measurements.md), and with one worker per core a worker holds half of many
+    # connections; a longer step delays every sequence in the batch, but a queued one waits longer
+    max_batch: int = 64
+    # per worker, sequences waiting for a place: keep-alive connections stay with the worker that
+    # accepted them, so a worker may hold more than its share; with 32 places, 35-60% of the answers
+    # at 256 connections were 429s, whose CPU the generations lost (docs/measurements.md). A
+    # queued request waits a few generations at most, and its deadline still bounds that.
     max_queue: int = 96
 
     @classmethod

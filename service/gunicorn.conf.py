@@ -2,7 +2,7 @@
 
 Reload: ``kill -HUP <master pid>`` loads the model file again (see ``on_reload``).
 
-RNNLM_BIND (default 0.0.0.0:8000), RNNLM_METRICS_BIND (unset), RNNLM_WORKERS (default 3),
+RNNLM_BIND (default 0.0.0.0:8000), RNNLM_METRICS_BIND (unset), RNNLM_WORKERS (default: one per usable core),
 RNNLM_THREADS (default: the engine's batch and queue places, RNNLM_MAX_BATCH + RNNLM_MAX_QUEUE,
 plus 8) and RNNLM_LOG_LEVEL (default INFO); the service's own variables are read by service.config.
 
@@ -27,9 +27,11 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import atexit  # noqa: E402
 import sys  # noqa: E402
 
+from models.cores import available_cores  # noqa: E402  (no NumPy)
 from service.config import (  # noqa: E402  (no NumPy)
     DEFAULT_BIND, ConfigError, ServiceConfig, bind_port, env_int, env_log_level, env_str,
 )
+
 
 try:
     bind = [env_str(os.environ, "RNNLM_BIND", DEFAULT_BIND)]
@@ -40,10 +42,11 @@ try:
         if bind_port(_metrics_bind, "RNNLM_METRICS_BIND") == bind_port(bind[0], "RNNLM_BIND") is not None:
             raise ConfigError(f"RNNLM_METRICS_BIND ({_metrics_bind}) must use another port than RNNLM_BIND ({bind[0]})")
         bind.append(_metrics_bind)
-    # Three workers, one engine thread each (held to one core by its GIL): a third keeps both
-    # cores busy while a worker's request threads hold the GIL (64 connections of greedy requests on
-    # a loaded machine: 36.5 answered/s against 18.6 with two; the README's Reliability).
-    workers = env_int(os.environ, "RNNLM_WORKERS", 3, minimum=1)
+    # One worker per core: a worker's engine thread uses one core at most (its GIL), and more
+    # workers than cores split the requests into smaller batches, dearer per word, whose engine
+    # threads then wait for a core while holding their GIL (docs/measurements.md: two workers
+    # against three on two cores).
+    workers = env_int(os.environ, "RNNLM_WORKERS", available_cores(), minimum=1)
     # threads > 1 selects the gthread worker. A request holds its thread while it waits in the
     # engine's queue, and one waiting in gunicorn for a free thread is neither counted nor
     # refused; so each worker gets a thread for every place in its batch and queue, and a few more

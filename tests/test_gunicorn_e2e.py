@@ -1,7 +1,9 @@
 """A real gunicorn process with the project's config, serving the tiny model on loopback."""
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -128,3 +130,22 @@ def test_bad_setting_stops_gunicorn_with_one_line(tiny_model_path):
                      RNNLM_BIND=f"127.0.0.1:{free_port()}")
     result = run_failing_start(env)
     assert "RNNLM_WORKERS must be an integer >= 1, got 'two'" in result.stderr
+
+
+def _configured_workers(env: dict[str, str], cores: set[int]) -> int:
+    """The ``workers`` the project's gunicorn config sets, read in a process allowed on ``cores``."""
+    script = ("import os, runpy; os.sched_setaffinity(0, %r); "
+              "print(runpy.run_path('service/gunicorn.conf.py')['workers'])" % (cores,))
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
+def test_one_worker_per_usable_core_unless_set():
+    env = server_env()  # no RNNLM_WORKERS
+    every = os.sched_getaffinity(0)
+    assert _configured_workers(env, every) == len(every)
+    assert _configured_workers(env, {min(every)}) == 1
+    assert _configured_workers({**env, "RNNLM_WORKERS": "3"}, {min(every)}) == 3

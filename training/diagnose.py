@@ -28,7 +28,7 @@ from models.cells import CELLS  # noqa: E402
 from models.initialisation import INITS  # noqa: E402
 from models.model_config import ModelConfig  # noqa: E402
 from models.model_file import ModelFileError, load_model  # noqa: E402
-from models.output_layer import available_cores  # noqa: E402
+from models.cores import available_cores  # noqa: E402
 from models.recurrent_lm import RecurrentLM  # noqa: E402
 from training.corpus import CorpusError  # noqa: E402
 from training.dataset import load_dataset  # noqa: E402

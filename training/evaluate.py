@@ -21,7 +21,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import numpy as np
 
 from models.model_file import LoadedModel, ModelFileError, load_model
-from models.output_layer import available_cores, blas_limits_for
+from models.cores import available_cores
+from models.output_layer import blas_limits_for
 from models.scoring import perplexity_from, score_sentences
 from models.vocabulary import Vocabulary
 from training.corpus import CorpusError, read_paragraphs

@@ -26,7 +26,8 @@ from models.cells import CELLS
 from models.initialisation import INITS
 from models.model_config import SOFTMAXES, ModelConfig
 from models.model_file import ModelFileError, atomic_dump, model_from_payload, model_payload, read_payload
-from models.output_layer import available_cores, blas_limits_for
+from models.cores import available_cores
+from models.output_layer import blas_limits_for
 from models.recurrent_lm import RecurrentLM
 from training.corpus import CorpusError
 from training.dataset import Dataset, development_contexts, development_split, load_dataset
