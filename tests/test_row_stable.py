@@ -25,6 +25,27 @@ def test_a_rowwise_products_rows_are_those_of_each_row_alone(shape):
 
 @pytest.mark.parametrize("cell", [GRU, LSTM, RNN])
 def test_a_generation_copys_step_needs_no_padding(cell):
-    """The step's products run row by row, so the measured row-stable width is the least there
-    is (a matrix-matrix product, at 100 units, needed 13 rows for the GRU and the RNN)."""
-    assert cell(200, 100, seed=1).for_generation()._step_width == 2
+    """The step's products run row by row, so one row alone rounds as in any batch and the
+    measured row-stable width is 1 (a matrix-matrix product, at 100 units, needed 13 rows)."""
+    model = cell(200, 100, seed=1).for_generation()
+    assert model._step_width == 1
+    rng = np.random.default_rng(3)
+    words = rng.integers(0, 200, 9)
+    state = model.step(words, model.initial_state(9, np.float32))
+    batch = model.stable_step(words, state)
+    for row in (0, 4, 8):
+        alone = model.stable_step(words[[row]], model.take_states(state, [row]))
+        assert alone.tobytes() == model.take_states(batch, [row]).tobytes()
+
+
+def test_a_step_that_rounds_one_row_alone_differently_is_padded(monkeypatch):
+    """The width is measured, not assumed: a step whose single row comes out different in its
+    last bits must run padded to two rows."""
+    step = GRU.step
+
+    def one_row_off(self, words, state):
+        new = step(self, words, state)
+        return np.nextafter(new, np.float32(np.inf)) if len(words) == 1 else new
+
+    monkeypatch.setattr(GRU, "step", one_row_off)
+    assert GRU(200, 100, seed=1).for_generation()._step_width == 2
