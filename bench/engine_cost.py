@@ -58,21 +58,30 @@ def batch_cost(model_path: str, batch: int, words: int, repeats: int) -> float:
     params = SamplingParams(max_new_tokens=MAX_NEW_TOKENS)
     runs = []
     for _ in range(repeats):
-        seed = 0
-        for _ in range(batch):
+        # seed -> the key object added: the decoder tells keys apart by identity (the engine's are
+        # objects), so the sequences still running at the end are removed by these very objects
+        running: dict[int, int] = {}
+
+        def start(seed: int) -> None:
+            running[seed] = seed
             decoder.add(seed, SequenceSpec((), params, seed))
-            seed += 1
+
+        for seed in range(batch):
+            start(seed)
         drawn, began = 0, time.process_time()
         while drawn < words:
             for key, word in decoder.step():
                 if word is None:
-                    decoder.add(seed, SequenceSpec((), params, seed))
+                    del running[key]
                     seed += 1
+                    start(seed)
                 else:
                     drawn += 1
         runs.append((time.process_time() - began) / drawn * 1e6)
-        for key in list(range(seed)):
+        for key in running.values():
             decoder.remove(key)
+        if len(decoder):  # a repeat must start from an empty batch, or it measures a larger one
+            raise RuntimeError(f"{len(decoder)} sequences left in the decoder")
     return statistics.median(runs)
 
 
