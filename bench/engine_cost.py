@@ -54,34 +54,22 @@ def batch_cost(model_path: str, batch: int, words: int, repeats: int) -> float:
     from models.sampling import Sampler, SamplingParams
 
     loaded = load_model(model_path)
-    decoder = BatchSampler(Sampler(loaded.model, loaded.vocab, loaded.mixture))
+    sampler = Sampler(loaded.model, loaded.vocab, loaded.mixture)
     params = SamplingParams(max_new_tokens=MAX_NEW_TOKENS)
     runs = []
     for _ in range(repeats):
-        # seed -> the key object added: the decoder tells keys apart by identity (the engine's are
-        # objects), so the sequences still running at the end are removed by these very objects
-        running: dict[int, int] = {}
-
-        def start(seed: int) -> None:
-            running[seed] = seed
-            decoder.add(seed, SequenceSpec((), params, seed))
-
+        decoder = BatchSampler(sampler)  # each repeat from an empty batch
         for seed in range(batch):
-            start(seed)
+            decoder.add(seed, SequenceSpec((), params, seed))
         drawn, began = 0, time.process_time()
         while drawn < words:
             for key, word in decoder.step():
                 if word is None:
-                    del running[key]
                     seed += 1
-                    start(seed)
+                    decoder.add(seed, SequenceSpec((), params, seed))
                 else:
                     drawn += 1
         runs.append((time.process_time() - began) / drawn * 1e6)
-        for key in running.values():
-            decoder.remove(key)
-        if len(decoder):  # a repeat must start from an empty batch, or it measures a larger one
-            raise RuntimeError(f"{len(decoder)} sequences left in the decoder")
     return statistics.median(runs)
 
 

@@ -24,8 +24,7 @@ import numpy as np
 # Below this many rows, products with V run row by row and the mixture draw runs its dense
 # per-row path: one matrix-matrix product pays for packing all of V (about 100 us for the default
 # model's 8000 x 100 on an AMD EPYC, three matrix-vector products' worth), and the batched draw a
-# fixed cost of some 150 NumPy calls a step. The decoder kept full (AMD EPYC, us a word): 3 rows
-# 181 by blocks against 148 row by row, 4 rows 141 against 145, 5 rows 129 against 146.
+# fixed cost of some 150 NumPy calls a step; the crossover is measured (docs/measurements.md).
 FEW_ROWS = 4
 
 
@@ -80,8 +79,7 @@ def rowwise_product(rows: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 def batch_product(rows: np.ndarray, matrix: np.ndarray, width: int) -> np.ndarray:
     """``rows @ matrix``: row by row below FEW_ROWS rows, else ``stable_product``, an odd number
     of float32 rows with one more (a copy, dropped): OpenBLAS's single-precision product takes
-    about as long for 2k rows as for 2k - 1 (for the default model's 8000 x 100 V on an AMD
-    EPYC, 15 rows 379 us, 16 rows 340 us; 31 rows 627, 32 rows 603), and from ``width`` rows on
+    about as long for 2k rows as for 2k - 1 (docs/measurements.md), and from ``width`` rows on
     the count does not change a row's numbers."""
     n = rows.shape[0]
     if n < FEW_ROWS:

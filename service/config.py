@@ -118,8 +118,8 @@ class ServiceConfig:
     # the SHA-256 of the model file's bytes, checked before it is read; None: any file is read
     model_sha256: str | None = None
     # per worker, sequences generated together: the cost per word and sequence still falls from 32
-    # to 64 rows (docs/measurements.md), and with one worker per core a worker holds half of many
-    # connections; a longer step delays every sequence in the batch, but a queued one waits longer
+    # to 64 rows (docs/measurements.md), and with one worker per core a worker holds its share of
+    # many connections; a longer step delays every sequence in the batch, but a queued one waits longer
     max_batch: int = 64
     # per worker, sequences waiting for a place: keep-alive connections stay with the worker that
     # accepted them, so a worker may hold more than its share; with 32 places, 35-60% of the answers

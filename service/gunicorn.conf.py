@@ -32,7 +32,6 @@ from service.config import (  # noqa: E402  (no NumPy)
     DEFAULT_BIND, ConfigError, ServiceConfig, bind_port, env_int, env_log_level, env_str,
 )
 
-
 try:
     bind = [env_str(os.environ, "RNNLM_BIND", DEFAULT_BIND)]
     _config = ServiceConfig.from_env()

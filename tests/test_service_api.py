@@ -15,6 +15,7 @@ import service.generation
 from models.model_file import FORMAT_VERSION, ModelFileError, save_model
 from service.app import create_app
 from service.config import ConfigError, ServiceConfig
+from service.model_info import MIXTURE_FIELDS
 from tests.test_generation import toy_mixture
 from tests.test_openapi import check_response
 
@@ -342,15 +343,14 @@ def test_info_reports_the_mixture_and_its_cache(tmp_path, tiny_loaded_model):
     check_response(client.get("/openapi.json").get_json(), "/info", "GET", info)
 
 
-
 def test_info_reports_no_mixture_as_null(tmp_path, tiny_loaded_model):
     path = tmp_path / "plain.joblib"
     save_model(path, tiny_loaded_model.model, tiny_loaded_model.vocab, {})
     client = create_app(ServiceConfig(model_path=str(path))).test_client()
     info = client.get("/info")
-    assert {key: info.get_json()[key] for key in ("ngram_order", "ngram_weight", "cache_weight", "cache_size")} == {
-        "ngram_order": None, "ngram_weight": None, "cache_weight": None, "cache_size": None}
+    assert {key: info.get_json()[key] for key in MIXTURE_FIELDS} == {key: None for key in MIXTURE_FIELDS}
     check_response(client.get("/openapi.json").get_json(), "/info", "GET", info)
+
 
 def test_info_with_missing_or_odd_training_facts(tmp_path, tiny_loaded_model):
     path = tmp_path / "odd.joblib"
