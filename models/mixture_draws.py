@@ -33,7 +33,7 @@ import numpy as np
 
 from models.draws import BELOW_ONE, DRAW_BLOCK, block_sums, float32_block_sums, index_at
 from models.mixture import NgramMixture
-from models.ngram_table import ContextLevel, NewestFirst, spans
+from models.ngram_table import ContextLevel, FlatLevels, NewestFirst, spans
 from models.row_stable import FEW_ROWS
 from models.softmax import FullSoftmax
 
@@ -43,7 +43,8 @@ class _BlockedContexts:
     """The contexts followed by at least as many words as there are blocks (so this costs no more
     memory than their entries), of every length, summed by blocks of DRAW_BLOCK word ids: a draw
     reads one row of ``counts`` (the block sums, then the counts of a few special words) instead
-    of every entry, and finds the entries of one block between two ``starts``.
+    of every entry, and finds the entries of one block between two ``starts`` (positions in
+    ``FlatLevels``' entries).
 
     The rows are those of the lengths that have such contexts (``columns``, positions among
     ``SeenContexts``' columns, longest first), stacked in that order; a context is found by its
@@ -51,7 +52,6 @@ class _BlockedContexts:
     entries: what a context that is not here reads, so that all rows are read at once."""
 
     columns: list[int]
-    levels: list[ContextLevel]  # the level of each of ``columns``
     stride: int
     keys: np.ndarray  # sorted
     counts: np.ndarray  # (n + 1, blocks + specials): discounted counts per block, then of each special word
@@ -62,8 +62,8 @@ class _BlockedContexts:
         return self.keys.size
 
     @classmethod
-    def of(cls, levels: Sequence[ContextLevel], blocks: int, specials: np.ndarray) -> "_BlockedContexts":
-        """From the levels of ``SeenContexts``' columns (longest first)."""
+    def of(cls, levels: Sequence[ContextLevel], flat: FlatLevels, blocks: int, specials: np.ndarray) -> "_BlockedContexts":
+        """From the levels of ``SeenContexts``' columns (longest first), laid out in ``flat``."""
         stride = max(level.keys.size for level in levels) + 1 if levels else 1
         columns, keys, counts, starts = [], [], [], []
         for column, level in enumerate(levels):
@@ -74,10 +74,10 @@ class _BlockedContexts:
                 for context in contexts.tolist():
                     row_counts, row_starts = _block_counts(level, context, blocks, specials)
                     counts.append(row_counts)
-                    starts.append(row_starts)
+                    starts.append(row_starts + flat.entry_base[column])
         counts.append(np.zeros(blocks + specials.size))
         starts.append(np.zeros(blocks + 1, dtype=np.int64))
-        return cls(columns, [levels[c] for c in columns], stride,
+        return cls(columns, stride,
                    np.concatenate(keys) if keys else np.zeros(0, np.int64), np.stack(counts), np.stack(starts))
 
     def rows_of(self, contexts: np.ndarray) -> np.ndarray:
@@ -98,6 +98,26 @@ def _block_counts(level: ContextLevel, context: int, blocks: int, specials: np.n
     at = np.minimum(np.searchsorted(words, specials), words.size - 1)
     special_counts = np.where(words[at] == specials, discounted[at], 0.0)
     return np.concatenate([sums, special_counts]), first + np.searchsorted(words, np.arange(blocks + 1) * DRAW_BLOCK)
+
+
+@dataclass(frozen=True)
+class BannedWords:
+    """Each row's banned words as two flat arrays, row by row and in each row's order: what a
+    batched draw reads, built by a decoder with a few vectorised operations a step instead of
+    from a list per row."""
+
+    rows: np.ndarray  # int64, ascending
+    words: np.ndarray  # int64
+
+    @classmethod
+    def of(cls, banned: Sequence[Sequence[int]]) -> "BannedWords":
+        """From a list of banned words per row."""
+        rows = np.repeat(np.arange(len(banned)), np.fromiter(map(len, banned), np.int64, len(banned)))
+        return cls(rows, np.fromiter(chain.from_iterable(banned), dtype=np.int64, count=rows.size))
+
+    def row(self, row: int) -> list[int]:
+        """Row ``row``'s banned words."""
+        return self.words[self.rows == row].tolist()
 
 
 @dataclass
@@ -169,21 +189,24 @@ class MixtureDrawer:
                                              self._unigram[self._specials]])
         # the levels of ``SeenContexts``' columns, longest context first; the empty context (length
         # 0) is the unigram level, read whole
-        self._levels = [self.table.levels[k] for k in range(self.table.order - 1, 0, -1)]
-        self._blocked = _BlockedContexts.of(self._levels, self._blocks, self._specials)
+        self._flat = self.table.flat_levels()
+        levels = [self.table.levels[k] for k in range(self.table.order - 1, 0, -1)]
+        self._blocked = _BlockedContexts.of(levels, self._flat, self._blocks, self._specials)
 
     def draw(
         self, hidden: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst, uniforms: np.ndarray,
-        banned: Sequence[Sequence[int]], recents: Sequence[Sequence[int]] | None = None,
+        banned: Sequence[Sequence[int]] | BannedWords, recents: Sequence[Sequence[int]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One word per row of ``hidden`` (B x H) with the uniform number ``uniforms[row]`` (its
-        generator's ``random()``), never one of that row's ``banned`` words: the word ids and each
+        generator's ``random()``), never one of that row's ``banned`` words (a list per row, or
+        ``BannedWords``): the word ids and each
         word's log-probability under the mixture. ``histories``: each row's words so far (or
         their newest words as ``NewestFirst``). ``recents``: each row's text so far, which the
         mixture's cache reads (None: no cache)."""
         rows = hidden.shape[0]
         if rows < FEW_ROWS:
-            drawn = [self._reference(hidden, histories, uniforms, banned, recents, row) for row in range(rows)]
+            lists = [banned.row(row) for row in range(rows)] if isinstance(banned, BannedWords) else banned
+            drawn = [self._reference(hidden, histories, uniforms, lists[row], recents, row) for row in range(rows)]
             return np.array([word for word, _ in drawn], dtype=np.int64), np.array([lp for _, lp in drawn])
         exps = self.output.shifted_logits(hidden)
         np.exp(exps, out=exps)  # float32: plenty for a draw
@@ -203,14 +226,15 @@ class MixtureDrawer:
                          np.concatenate([np.arange(cache.words.size), hit]), mixed.shape[1])
         masses = mixed[:, : self._blocks]
 
-        banned_rows = np.repeat(np.arange(rows), np.fromiter(map(len, banned), np.int64, rows))
-        banned_words = np.fromiter(chain.from_iterable(banned), dtype=np.int64, count=banned_rows.size)
+        if not isinstance(banned, BannedWords):
+            banned = BannedWords.of(banned)
+        banned_rows, banned_words = banned.rows, banned.words
         special = self._special_index[banned_words]
         if (special >= 0).all():
             taken = mixed[banned_rows, self._blocks + special]
             np.subtract.at(masses, (banned_rows, banned_words // DRAW_BLOCK), taken)
         else:
-            for block in sorted({word // DRAW_BLOCK for row in banned for word in row}):
+            for block in sorted(set((banned_words // DRAW_BLOCK).tolist())):
                 here = banned_words // DRAW_BLOCK == block
                 values = self._block_values(exps, rnn_scale, parts, np.full(rows, block))
                 taken = values[banned_rows[here], banned_words[here] % DRAW_BLOCK]
@@ -234,15 +258,15 @@ class MixtureDrawer:
         picked = mixed[np.arange(rows), within]
         logprobs = np.log(picked, out=np.full(rows, -np.inf), where=picked > 0)  # 0: a fallback row, below
         for row in np.flatnonzero(inner[:, -1] <= 0):  # only by rounding: the block's mass was all banned
-            words[row], logprobs[row] = self._reference(hidden, histories, uniforms, banned, recents, row)
+            words[row], logprobs[row] = self._reference(hidden, histories, uniforms, banned.row(row), recents, row)
         return words, logprobs
 
     def _reference(self, hidden: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst, uniforms: np.ndarray,
-                   banned: Sequence[Sequence[int]], recents: Sequence[Sequence[int]] | None, row: int) -> tuple[int, float]:
-        """Row ``row``'s draw by ``reference_draw``."""
+                   banned: Sequence[int], recents: Sequence[Sequence[int]] | None, row: int) -> tuple[int, float]:
+        """Row ``row``'s draw by ``reference_draw`` (``banned``: that row's banned words)."""
         history = histories.history(row) if isinstance(histories, NewestFirst) else histories[row]
         return reference_draw(self.output, self.mixture, hidden[row : row + 1], history, float(uniforms[row]),
-                              banned[row], recents[row] if recents is not None else ())
+                              banned, recents[row] if recents is not None else ())
 
     def _rnn_sums(self, exps: np.ndarray) -> np.ndarray:
         """Each row's sum of ``exps`` (B x C, float32) per block (``float32_block_sums``), then its
@@ -255,15 +279,11 @@ class MixtureDrawer:
         seen = self.table.seen_batch(histories)
         rows = seen.contexts.shape[0]
         blocked = self._blocked
-        by_length = seen.contexts.T  # (columns, B), contiguous rows
-        first = np.empty(by_length.shape, dtype=np.int64)
-        last = np.empty(by_length.shape, dtype=np.int64)
-        for column, level in enumerate(self._levels):  # an unseen context (-1) reads 0 entries
-            level.offsets.take(by_length[column], mode="clip", out=first[column])
-            level.offsets.take(by_length[column] + 1, mode="clip", out=last[column])
-        counts = last - first
+        first = self._flat.offsets.take(seen.flat)  # (columns, B); an unseen context reads 0 entries
+        counts = self._flat.offsets.take(seen.flat + 1)
+        counts -= first
         # the blocked contexts are those of at least as many entries as there are blocks
-        rows_of, words, values = _entries(self._levels, first, np.where(counts < self._blocks, counts, 0), seen.scale)
+        rows_of, words, values = _entries(self._flat, first, np.where(counts < self._blocks, counts, 0), seen.scale)
         big = blocked.rows_of(seen.contexts)
         scale = seen.scale[:, blocked.columns]
         blocks = words // DRAW_BLOCK
@@ -291,8 +311,7 @@ class MixtureDrawer:
         here = parts.blocks == blocks[parts.rows]
         starts, block = self._blocked.starts, blocks[:, None]
         first = starts[parts.big, block]
-        big_rows, words, values = _entries(self._blocked.levels, first.T, (starts[parts.big, block + 1] - first).T,
-                                           parts.scale)
+        big_rows, words, values = _entries(self._flat, first.T, (starts[parts.big, block + 1] - first).T, parts.scale)
         ngram += _totals(np.concatenate([parts.rows[here] * DRAW_BLOCK + parts.words[here] % DRAW_BLOCK,
                                          big_rows * DRAW_BLOCK + words % DRAW_BLOCK]),
                          np.concatenate([parts.values[here], values]), rows, DRAW_BLOCK)
@@ -306,25 +325,15 @@ class MixtureDrawer:
         return values
 
 
-def _entries(levels: Sequence[ContextLevel], first: np.ndarray, counts: np.ndarray,
+def _entries(flat: FlatLevels, first: np.ndarray, counts: np.ndarray,
              scale: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``counts[column, row]`` entries from ``first[column, row]`` on of level
-    ``levels[column]`` of each row (columns x B), column by column, rows in order within one:
-    their rows, words and discounted counts times ``scale[row, column]`` (B x columns)."""
-    by_column = counts.sum(axis=1).tolist()
+    """The ``counts[column, row]`` entries of ``flat`` from ``first[column, row]`` on (columns x
+    B), column by column, rows in order within one: their rows, words and discounted counts
+    times ``scale[row, column]`` (B x columns)."""
     counts = counts.ravel()
     positions = spans(first.ravel(), counts)
-    words, discounted, begin = [], [], 0
-    for level, count in zip(levels, by_column):
-        if count:
-            at = positions[begin : begin + count]
-            words.append(level.words[at])
-            discounted.append(level.discounted[at])
-            begin += count
-    if not words:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     rows = np.repeat(np.arange(counts.size) % first.shape[1], counts)
-    return rows, np.concatenate(words), np.concatenate(discounted) * np.repeat(scale.T.ravel(), counts)
+    return rows, flat.words[positions], flat.discounted[positions] * np.repeat(scale.T.ravel(), counts)
 
 
 def _totals(cells: np.ndarray, values: np.ndarray, rows: int, columns: int) -> np.ndarray:

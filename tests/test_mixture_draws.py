@@ -40,7 +40,7 @@ def histories_and_states(drawer: MixtureDrawer, rows: int, seed: int):
 
 
 def test_both_ways_of_reading_contexts_are_exercised(drawer):
-    blocked, one_word = drawer._blocked, len(drawer._levels) - 1  # the column of one-word contexts
+    blocked, one_word = drawer._blocked, drawer.table.order - 2  # the column of one-word contexts (longest first)
     counts = np.diff(drawer.table.levels[1].offsets)
     assert 0 < np.count_nonzero(blocked.keys // blocked.stride == one_word) < counts.size
 
