@@ -97,7 +97,9 @@ def test_a_kept_alive_connection_is_served_on_and_idle_ones_hold_no_thread(serve
         began = time.monotonic()
         for _ in range(3):
             assert requests.get(f"{server.base_url}/health", timeout=5).status_code == 200
-        assert time.monotonic() - began < 1.0  # gunicorn keeps an idle connection 2 s
+        # a request waiting for an idle connection to close would wait its keep-alive time, 2 s;
+        # the margin below that is for a loaded machine
+        assert time.monotonic() - began < 1.5
     finally:
         for session in idle:
             session.close()
