@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 
 from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
@@ -69,9 +70,10 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     register_error_handlers(app)
     for path, methods, view in ROUTES:
         app.add_url_rule(path, endpoint=f"{view.__name__}_{methods[0].lower()}", view_func=view, methods=methods)
-    # one hook each way: Flask checks every hook for a coroutine on every request
-    app.before_request(_before_request)
-    app.after_request(_after_request)
+    # one hook each way: Flask checks every hook for a coroutine on every request. The metrics
+    # and the configuration outlive a reload (build_state keeps them), so the hooks hold them.
+    app.before_request(_start_timing if config.metrics_bind is None else _keep_metrics_apart(config.metrics_bind))
+    app.after_request(_count_request(state.metrics))
     return app
 
 
@@ -110,39 +112,42 @@ def reload_model(app: Flask) -> bool:
     return True
 
 
-def _before_request() -> None:
+def _start_timing() -> None:
     g.started = time.perf_counter()
-    _keep_metrics_apart()
 
 
-def _after_request(response: BaseResponse) -> BaseResponse:
-    return _count_request(drain_unread_body(response))
-
-
-def _keep_metrics_apart() -> None:
+def _keep_metrics_apart(bind: str) -> Callable[[], None]:
     """With RNNLM_METRICS_BIND, /metrics is answered on that listener only, and nothing else is."""
-    bind = current_state().config.metrics_bind
-    if bind is None:
-        return
-    wants_metrics = request.url_rule is not None and request.url_rule.rule == METRICS_PATH
-    if came_in_on(request.environ, bind) != wants_metrics:
-        raise NotFound()
+
+    def before_request() -> None:
+        _start_timing()
+        wants_metrics = request.url_rule is not None and request.url_rule.rule == METRICS_PATH
+        if came_in_on(request.environ, bind) != wants_metrics:
+            raise NotFound()
+
+    return before_request
 
 
-def _count_request(response: BaseResponse) -> BaseResponse:
-    """Count the request by route and status and time it to its last byte (a stream's end)."""
-    metrics = current_state().metrics
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    method, status, started = request.method, response.status_code, g.get("started", time.perf_counter())
+def _count_request(metrics: ServiceMetrics) -> Callable[[BaseResponse], BaseResponse]:
+    """Count each request by route and status and time it to its last byte (a stream's end);
+    read what a refused request left of its body first (service.http_body)."""
 
-    def observe() -> None:
-        metrics.observe_request(route, method, status, time.perf_counter() - started)
+    def after_request(response: BaseResponse) -> BaseResponse:
+        response = drain_unread_body(response)
+        rule = request.url_rule
+        route = rule.rule if rule is not None else "unmatched"
+        method, status, started = request.method, response.status_code, g.get("started", time.perf_counter())
 
-    if response.is_streamed:
-        response.call_on_close(observe)
-    else:
-        observe()
-    return response
+        def observe() -> None:
+            metrics.observe_request(route, method, status, time.perf_counter() - started)
+
+        if response.is_streamed:
+            response.call_on_close(observe)
+        else:
+            observe()
+        return response
+
+    return after_request
 
 
 def forget_worker(app: Flask, pid: int) -> None:

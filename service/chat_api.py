@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, request
 
 from models.text import split_sentences
 from service import checks
@@ -24,6 +24,7 @@ from service.openai_api import (
     as_openai_status, envelope, finish_reason, openai_event_stream, openai_sampling, usage, usage_and_done,
 )
 from service.params import OPENAI_CHAT, parse_fields
+from service.response import json_response
 from service.sse import sse_event
 from service.state import ServiceState, current_state
 from service.timing_headers import add_timing_headers
@@ -69,7 +70,7 @@ def chat_completions() -> Response:
         body["choices"].append({"index": index, "message": message, "logprobs": _logprobs(call, words),
                                 "finish_reason": finish_reason(result)})
     body["usage"] = usage([call.message], results)
-    return add_timing_headers(jsonify(body), validated, results, body["usage"]["prompt_tokens"])
+    return add_timing_headers(json_response(body), validated, results, body["usage"]["prompt_tokens"])
 
 
 def _parse(body: dict, state: ServiceState) -> ChatCall:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
 from service.engine import Overloaded
 from service.generation import GenerationFailed, GenerationTimeout
+from service.response import json_response
 from service.scoring import ScoringTimeout
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def _error_body(status: int, message: str, error_type: str, field: str | None = 
 
 
 def _api_error(exc: ApiError) -> tuple[Response, int]:
-    response = jsonify(_error_body(exc.status, exc.message, exc.error_type, exc.field))
+    response = json_response(_error_body(exc.status, exc.message, exc.error_type, exc.field))
     if exc.retry_after is not None:
         response.headers["Retry-After"] = str(exc.retry_after)
     return response, exc.status
@@ -103,7 +104,7 @@ def _http_error(exc: HTTPException) -> BaseResponse:
     """Werkzeug's own errors (404, 405, 413, ...) as JSON, keeping their headers (e.g. Allow)."""
     response = exc.get_response()
     status = exc.code or 500
-    body = jsonify(_error_body(status, _describe(exc), error_type_for(status, exc.name)))
+    body = json_response(_error_body(status, _describe(exc), error_type_for(status, exc.name)))
     response.set_data(body.get_data())
     response.content_type = "application/json"
     return response
@@ -113,19 +114,19 @@ def _timeout(exc: GenerationTimeout | ScoringTimeout) -> tuple[Response, int]:
     """A generation or scoring stopped at the per-request time limit: 503, the server's limit, not
     a fault. ``x-should-retry: false`` tells openai-python not to run the same long request again."""
     logger.warning("request stopped at the time limit of %g s", exc.limit)
-    response = jsonify(_error_body(503, str(exc), "timeout"))
+    response = json_response(_error_body(503, str(exc), "timeout"))
     response.headers["x-should-retry"] = "false"
     return response, 503
 
 
 def _failed(exc: GenerationFailed) -> tuple[Response, int]:
     """The model failed while generating (logged where it happened): TGI's 424."""
-    return jsonify(_error_body(424, str(exc), "generation")), 424
+    return json_response(_error_body(424, str(exc), "generation")), 424
 
 
 def _unexpected_error(exc: Exception) -> tuple[Response, int]:
     logger.exception("unhandled error while serving a request")
-    return jsonify(_error_body(500, "internal server error", "internal")), 500
+    return json_response(_error_body(500, "internal server error", "internal")), 500
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -227,7 +227,7 @@ class TextGenerator:
     def generate_several(self, request: GenerationRequest, count: int, deadline: float | None = None) -> list[GenerationResult]:
         """``count`` sequences for one request; the i-th uses the request's seed + i, so each can
         be reproduced alone, and the first is what the request alone would give."""
-        return run_all(self.start_all(several(request, count), deadline))
+        return run_all(self.start_all([request] if count == 1 else several(request, count), deadline))
 
     def alternatives(self, sampled: SampledWord) -> tuple[Alternative, ...]:
         if not sampled.alternatives:

@@ -43,9 +43,11 @@ def drain_unread_body(response: Response) -> Response:
     connection; gunicorn then may close the keep-alive connection instead of reading past it, and
     a client that sends its next request on it gets a dropped connection instead of an answer.
     """
+    if response.status_code < 400:
+        return response
     stream = request.environ.get("wsgi.input")
     length = request.content_length
-    if response.status_code < 400 or stream is None or (length is not None and length > DRAIN_LIMIT):
+    if stream is None or (length is not None and length > DRAIN_LIMIT):
         return response
     remaining = DRAIN_LIMIT if length is None else length
     while remaining > 0:

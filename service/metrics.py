@@ -36,6 +36,10 @@ class ServiceMetrics:
 
     def __init__(self) -> None:
         self._model_labels: dict[str, str] | None = None  # of the model being served
+        # the labelled series by their labels: as few as the labels' values (the routes, methods
+        # and statuses; any other method is "other", any unmatched path "unmatched")
+        self._request_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._generation_series: dict[str, tuple[Any, Any]] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -72,13 +76,22 @@ class ServiceMetrics:
         self._model_labels = labels
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method if method in HTTP_METHODS else "other", str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (route, method if method in HTTP_METHODS else "other", status)
+        series = self._request_series.get(key)
+        if series is None:  # labels() takes a lock and builds its key on every call: once per key
+            series = (self.requests.labels(key[0], key[1], str(status)), self.latency.labels(route))
+            self._request_series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observe_generation(self, route: str, words: int, seconds: float) -> None:
-        self.generated_words.labels(route).inc(words)
+        series = self._generation_series.get(route)
+        if series is None:
+            series = self._generation_series[route] = (self.generated_words.labels(route),
+                                                       self.words_per_second.labels(route))
+        series[0].inc(words)
         if words and seconds > 0:
-            self.words_per_second.labels(route).observe(words / seconds)
+            series[1].observe(words / seconds)
 
     def exposition(self) -> tuple[bytes, str]:
         """The text format and its content type: all processes' figures in multiprocess mode."""

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from flask import Response, jsonify, request
+from flask import Response, request
 
 from models.sampling import SamplingParams
 from models.text import tokenize_words
@@ -30,6 +30,7 @@ from service.generation import (
 from service.http_body import json_body
 from service.params import OPENAI_COMPLETION, model_not_found, parse_fields
 from service.prompt_tokens import prompt_tokens
+from service.response import json_response
 from service.sse import event_stream, sse_event
 from service.state import ServiceState, current_state
 from service.timing_headers import add_timing_headers
@@ -62,12 +63,12 @@ def completions() -> Response:
     body = envelope(state, "cmpl", "text_completion")
     body["choices"] = [_choice(state, call, i, call.prompts[i // call.n], r) for i, r in enumerate(results)]
     body["usage"] = usage(call.prompts, results)
-    return add_timing_headers(jsonify(body), validated, results, body["usage"]["prompt_tokens"])
+    return add_timing_headers(json_response(body), validated, results, body["usage"]["prompt_tokens"])
 
 
 def list_models() -> Response:
     """GET /v1/models: the one model this service serves."""
-    return jsonify({"object": "list", "data": [_model_card(current_state())]})
+    return json_response({"object": "list", "data": [_model_card(current_state())]})
 
 
 def retrieve_model(model_id: str) -> Response:
@@ -75,7 +76,7 @@ def retrieve_model(model_id: str) -> Response:
     state = current_state()
     if model_id != state.config.model_id:
         raise model_not_found(model_id, "model_id", state.config)
-    return jsonify(_model_card(state))
+    return json_response(_model_card(state))
 
 
 def _model_card(state: ServiceState) -> dict[str, Any]:

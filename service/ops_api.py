@@ -1,20 +1,21 @@
 """Operations routes and the playground: GET /health, /info, /metrics, /openapi.json and /."""
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify
+from flask import Response, current_app
 
 from service.openapi import openapi_document
+from service.response import json_response
 from service.state import current_state
 
 
 def health() -> Response:
     """GET /health: the app exists only once the model is loaded, so answering means ready."""
-    return jsonify(status="ok")
+    return json_response({"status": "ok"})
 
 
 def info() -> Response:
     """GET /info: the model's shape and training facts, and the request limits."""
-    return jsonify(current_state().info)
+    return json_response(current_state().info)
 
 
 def metrics() -> Response:
@@ -25,7 +26,7 @@ def metrics() -> Response:
 
 def openapi_json() -> Response:
     """GET /openapi.json: the OpenAPI 3.1 description of every route."""
-    return jsonify(openapi_document(current_state().config))
+    return json_response(openapi_document(current_state().config))
 
 
 def playground() -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response
 
 from service import checks
 from service.errors import ApiError
@@ -14,6 +14,7 @@ from models.scoring import SentenceScore, TextScore
 from models.vocabulary import SENTENCE_END
 from service.params import MAX_INPUT_CHARS
 from service.prompt_tokens import prompt_tokens
+from service.response import json_response
 from service.state import current_state
 
 MAX_SCORE_CHARS = 10000
@@ -31,7 +32,7 @@ def score() -> Response:
         scored = state.scorer.score(text)
     finally:
         release()
-    return jsonify(_score_json(scored))
+    return json_response(_score_json(scored))
 
 
 def tokenize() -> Response:
@@ -39,7 +40,7 @@ def tokenize() -> Response:
     word's vocabulary number, its text as sent, and where it starts and stops in it."""
     body = checks.json_object(json_body())
     text = checks.text("inputs", checks.field(body, "inputs", ""), MAX_INPUT_CHARS)
-    return jsonify([{"id": t.id, "text": t.text_in(text), "start": t.start, "stop": t.stop}
+    return json_response([{"id": t.id, "text": t.text_in(text), "start": t.start, "stop": t.stop}
                     for t in prompt_tokens(current_state().generator.vocab, text)])
 
 

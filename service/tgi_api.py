@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, request
 
 from models.logits_processors import tgi_samples
 from models.sampling import SamplingParams
@@ -28,6 +28,7 @@ from service.generation import (
 from service.http_body import json_body
 from service.params import TGI_BODY, TGI_PARAMETERS, TGI_STREAM_FIELD, parse_fields
 from service.prompt_tokens import prompt_tokens
+from service.response import json_response
 from service.sse import event_stream, sse_event
 from service.state import ServiceState, current_state
 from service.timing_headers import add_timing_headers
@@ -84,25 +85,25 @@ def parse_generate(
 
 def generate() -> Response:
     """POST /generate: the whole answer at once."""
-    call = parse_generate(json_body(), current_state().config, stream=False, full_text_default=False)
-    return _answer(current_state(), call, lambda body: body)
+    state = current_state()
+    return _answer(state, parse_generate(json_body(), state.config, stream=False, full_text_default=False),
+                   lambda body: body)
 
 
 def generate_stream() -> Response:
     """POST /generate_stream: one Server-Sent Event per token."""
-    call = parse_generate(json_body(), current_state().config, stream=True, full_text_default=False)
-    return _stream(current_state(), call)
+    state = current_state()
+    return _stream(state, parse_generate(json_body(), state.config, stream=True, full_text_default=False))
 
 
 def compat_generate() -> Response:
     """POST /: TGI's compatibility route; ``return_full_text`` defaults to true here, as TGI's
     does for text-generation models, and a whole answer comes as a list of one."""
-    call = parse_generate(
-        json_body(), current_state().config, stream=False, full_text_default=True, stream_field=True,
-    )
+    state = current_state()
+    call = parse_generate(json_body(), state.config, stream=False, full_text_default=True, stream_field=True)
     if call.stream:
-        return _stream(current_state(), call)
-    return _answer(current_state(), call, lambda body: [body])
+        return _stream(state, call)
+    return _answer(state, call, lambda body: [body])
 
 
 def _answer(state: ServiceState, call: GenerateCall, shape: Callable[[dict[str, Any]], Any]) -> Response:
@@ -120,7 +121,7 @@ def _answer(state: ServiceState, call: GenerateCall, shape: Callable[[dict[str, 
         prefill = _prefill(state, call.request.inputs) if call.decoder_input_details else []
         body["details"] = _details(call, prefill, results[best], [r for i, r in enumerate(results) if i != best])
     prompt_tokens = len(results[best].sentences[0].prefix_words) if results[best].sentences else 0
-    return add_timing_headers(jsonify(shape(body)), validated, results, prompt_tokens)
+    return add_timing_headers(json_response(shape(body)), validated, results, prompt_tokens)
 
 
 def _stream(state: ServiceState, call: GenerateCall) -> Response:

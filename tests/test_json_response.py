@@ -1,0 +1,28 @@
+"""service.response.json_response writes what flask.jsonify writes."""
+from __future__ import annotations
+
+import pytest
+from flask import Flask, jsonify
+
+from service.response import json_response
+
+BODIES = [
+    {"generated_text": " and \"so\" — é\u2028", "sentences": ["And so."], "z": 1, "a": [1.5, -0.0, 1e-7, None, True]},
+    [{"id": 3, "logprob": -2.302585092994046}],
+    {"b": {"d": {}, "c": []}, "a": ""},
+]
+
+
+@pytest.mark.parametrize("body", BODIES)
+@pytest.mark.parametrize("debug", [False, True])
+def test_the_same_answer_as_jsonify(app: Flask, body, debug: bool):
+    app.debug = debug
+    try:
+        with app.test_request_context("/generate", method="POST"):
+            ours, flasks = json_response(body), jsonify(body)
+            assert ours.get_data() == flasks.get_data()
+            assert ours.status_code == flasks.status_code == 200
+            assert list(ours.headers.items()) == list(flasks.headers.items())
+            assert type(ours) is type(flasks)
+    finally:
+        app.debug = False
