@@ -72,6 +72,7 @@ MAX_NEW = 5  # its sampling's max_new_tokens
 SEEN = 6  # words of this sentence so far, prefix included (the length of ``_Sequence.seen``)
 MIN_WORDS = 7  # its sampling's min_words
 READ = 8
+SENTENCE_COLUMNS = [NEXT, WAITING, BEGAN, NEW_WORDS, SEEN]  # what a sentence's start sets
 MODES = ("mixed", "plain", "scored")  # which of the Sampler's paths a sequence takes
 
 
@@ -129,13 +130,15 @@ class BatchSampler:
         else:
             mode = "plain" if plain and self.mixture is None else "scored"
         sequence = _Sequence(key, spec, np.random.default_rng(spec.seed))
-        row = np.zeros((1, self._rows.shape[1]), dtype=np.int64)
-        row[0, [MODE, MAX_NEW, MIN_WORDS]] = MODES.index(mode), params.max_new_tokens, params.min_words
-        self._rows = np.concatenate([self._rows, row])
+        row = [0] * self._rows.shape[1]
+        row[MODE], row[MAX_NEW], row[MIN_WORDS] = MODES.index(mode), params.max_new_tokens, params.min_words
+        for column, value in zip(SENTENCE_COLUMNS, self._sentence_start(sequence, list(spec.prefix_ids))):
+            row[column] = value
+        self._rows = np.concatenate([self._rows, np.array([row], dtype=np.int64)])
+        self._waiting += row[WAITING]
         self._sequences.append(sequence)
         self._keys.append(key)
         self._randoms.append(sequence.rng.random)
-        self._begin_sentence(len(self._sequences) - 1, list(spec.prefix_ids))
         self._state = self.model.join_states([self._state, self.model.initial_state(1, np.float32)])
 
     def remove(self, key: object) -> None:
@@ -152,14 +155,19 @@ class BatchSampler:
         self._rows = self._rows[rows]
         self._waiting = int(self._rows[:, WAITING].sum())
 
-    def _begin_sentence(self, row: int, prefix: list[int]) -> None:
-        """Row ``row`` reads SENTENCE_START on the next step, then ``prefix``, then draws."""
-        sequence = self._sequences[row]
+    def _sentence_start(self, sequence: _Sequence, prefix: list[int]) -> tuple[int, ...]:
+        """``sequence`` reads SENTENCE_START on the next step, then ``prefix``, then draws: its
+        row's values of SENTENCE_COLUMNS."""
         sequence.pending = list(prefix)
         sequence.seen = list(prefix)
         sequence.prefix_words = len(prefix)
-        self._waiting += bool(prefix) - int(self._rows[row, WAITING])
-        self._rows[row, [NEXT, WAITING, BEGAN, NEW_WORDS, SEEN]] = self.vocab.start_id, bool(prefix), self._clock, 0, len(prefix)
+        return self.vocab.start_id, int(bool(prefix)), self._clock, 0, len(prefix)
+
+    def _begin_sentence(self, row: int, prefix: list[int]) -> None:
+        """Row ``row`` starts a sentence (``_sentence_start``)."""
+        self._waiting -= int(self._rows[row, WAITING])
+        self._rows[row, SENTENCE_COLUMNS] = self._sentence_start(self._sequences[row], prefix)
+        self._waiting += int(self._rows[row, WAITING])
 
     # ---------------------------------------------------------------- a step
     def step(self) -> list[tuple[object, SampledWord | None]]:
@@ -232,11 +240,19 @@ class BatchSampler:
         ``at`` at once (``models.mixture_draws``), each with the uniform number of its own generator."""
         uniforms = np.array([random() for random in self._chosen(self._randoms, at)])
         sequences = self._chosen(self._sequences, at)
-        chosen = self._ban_table[self._allow_end(at).view(np.int8)]  # each row's bans, -1 past their end
-        rows, columns = np.nonzero(chosen >= 0)
         words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(at, sequences), uniforms,
-                                                           BannedWords(rows, chosen[rows, columns]), self._recents(sequences))
+                                                           self._banned(at, len(sequences)), self._recents(sequences))
         return words, logprobs, None
+
+    def _banned(self, at: np.ndarray | None, count: int) -> BannedWords | list[list[int]]:
+        """The banned words of the rows ``at`` (None: all; ``count`` of them): a list per row
+        below FEW_ROWS rows (the mixture draw reads each row's list there), else as arrays."""
+        allow = self._allow_end(at)
+        if count < FEW_ROWS:
+            return [self._bans[allowed] for allowed in allow.tolist()]
+        chosen = self._ban_table[allow.view(np.int8)]  # each row's bans, -1 past their end
+        rows, columns = (chosen >= 0).nonzero()
+        return BannedWords(rows, chosen[rows, columns])
 
     def _draw_plain(self, at: np.ndarray | None, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray, None]:
         """The output layer's own draw, each row with its generator."""

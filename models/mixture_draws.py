@@ -25,6 +25,7 @@ reductions), so a sequence draws the same words whatever else is in the batch.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from itertools import chain
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,14 +49,13 @@ class _BlockedContexts:
 
     The rows are those of the lengths that have such contexts (``columns``, positions among
     ``SeenContexts``' columns, longest first), stacked in that order; a context is found by its
-    key column * ``stride`` + context index. The last row (``none``) is all zeros with no
+    index in ``FlatLevels`` (``SeenContexts.flat``). The last row (``none``) is all zeros with no
     entries: what a context that is not here reads, so that all rows are read at once."""
 
     columns: list[int]
-    stride: int
-    keys: np.ndarray  # sorted
+    keys: np.ndarray  # the contexts' indices in ``FlatLevels``, sorted
     counts: np.ndarray  # (n + 1, blocks + specials): discounted counts per block, then of each special word
-    starts: np.ndarray  # (n + 1, blocks + 1): where each block's entries begin in the level's arrays
+    starts: np.ndarray  # (n + 1, blocks + 1): where each block's entries begin in ``FlatLevels``' entries
 
     @property
     def none(self) -> int:
@@ -64,29 +64,28 @@ class _BlockedContexts:
     @classmethod
     def of(cls, levels: Sequence[ContextLevel], flat: FlatLevels, blocks: int, specials: np.ndarray) -> "_BlockedContexts":
         """From the levels of ``SeenContexts``' columns (longest first), laid out in ``flat``."""
-        stride = max(level.keys.size for level in levels) + 1 if levels else 1
         columns, keys, counts, starts = [], [], [], []
         for column, level in enumerate(levels):
             contexts = np.flatnonzero(np.diff(level.offsets) >= blocks)
             if contexts.size:
                 columns.append(column)
-                keys.append(column * stride + contexts)
+                keys.append(flat.base[column] + contexts)
                 for context in contexts.tolist():
                     row_counts, row_starts = _block_counts(level, context, blocks, specials)
                     counts.append(row_counts)
                     starts.append(row_starts + flat.entry_base[column])
         counts.append(np.zeros(blocks + specials.size))
         starts.append(np.zeros(blocks + 1, dtype=np.int64))
-        return cls(columns, stride,
-                   np.concatenate(keys) if keys else np.zeros(0, np.int64), np.stack(counts), np.stack(starts))
+        return cls(columns, np.concatenate(keys) if keys else np.zeros(0, np.int64), np.stack(counts), np.stack(starts))
 
-    def rows_of(self, contexts: np.ndarray) -> np.ndarray:
-        """The row of each context of ``contexts`` (B x columns, -1 unseen) in ``columns``, or ``none``."""
+    def rows_of(self, flat: np.ndarray) -> np.ndarray:
+        """The row of each context of ``flat`` (``SeenContexts.flat``: columns x B) in ``columns``,
+        or ``none`` (B x columns)."""
         if not self.keys.size:
-            return np.full((contexts.shape[0], 0), self.none)
-        keys = contexts[:, self.columns] + np.array(self.columns) * self.stride  # -1 matches no key
-        i = np.searchsorted(self.keys, keys)
-        return np.where(self.keys.take(i, mode="clip") == keys, i, self.none)
+            return np.full((flat.shape[1], 0), self.none)
+        keys = flat[self.columns]
+        i = self.keys.searchsorted(keys)
+        return np.where(self.keys.take(i, mode="clip") == keys, i, self.none).T
 
 
 def _block_counts(level: ContextLevel, context: int, blocks: int, specials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +213,7 @@ class MixtureDrawer:
         parts.cache = _CacheParts.of(self.mixture, recents, rows)
         # each row's mass per block, then its probability of each special word, before the bans
         mixed = self._rnn_sums(exps)
-        rnn_scale = self.rnn_weight / mixed[:, : self._blocks].sum(axis=1)  # w / Z
+        rnn_scale = self.rnn_weight / np.add.reduce(mixed[:, : self._blocks], axis=1)  # w / Z
         mixed *= rnn_scale[:, None]
         ngram = parts.sums
         ngram *= 1.0 - self.rnn_weight
@@ -230,7 +229,7 @@ class MixtureDrawer:
             banned = BannedWords.of(banned)
         banned_rows, banned_words = banned.rows, banned.words
         special = self._special_index[banned_words]
-        if (special >= 0).all():
+        if special.min(initial=0) >= 0:
             taken = mixed[banned_rows, self._blocks + special]
             np.subtract.at(masses, (banned_rows, banned_words // DRAW_BLOCK), taken)
         else:
@@ -242,22 +241,23 @@ class MixtureDrawer:
         np.maximum(masses, 0.0, out=masses)
 
         running = np.zeros((rows, self._blocks + 1))  # 0, then the running sum of the blocks' masses
-        cdf = np.cumsum(masses, axis=1, out=running[:, 1:])
+        cdf = masses.cumsum(axis=1, out=running[:, 1:])
         targets = uniforms * cdf[:, -1]
-        blocks = np.minimum((cdf <= targets[:, None]).sum(axis=1), self._blocks - 1)
+        blocks = np.minimum(np.add.reduce(cdf <= targets[:, None], axis=1), self._blocks - 1)
         mixed = self._block_values(exps, rnn_scale, parts, blocks)  # each word's probability, before the bans
         values = mixed.copy()
         in_chosen = banned_words // DRAW_BLOCK == blocks[banned_rows]
         values[banned_rows[in_chosen], banned_words[in_chosen] % DRAW_BLOCK] = 0.0
 
-        inner = np.cumsum(values, axis=1)
-        before = running[np.arange(rows), blocks]
+        inner = values.cumsum(axis=1)
+        every = _every(rows)
+        before = running[every, blocks]
         offsets = np.minimum(np.maximum(targets - before, 0.0), inner[:, -1] * BELOW_ONE)
-        within = np.minimum((inner <= offsets[:, None]).sum(axis=1), DRAW_BLOCK - 1)
+        within = np.minimum(np.add.reduce(inner <= offsets[:, None], axis=1), DRAW_BLOCK - 1)
         words = blocks * DRAW_BLOCK + within
-        picked = mixed[np.arange(rows), within]
+        picked = mixed[every, within]
         logprobs = np.log(picked, out=np.full(rows, -np.inf), where=picked > 0)  # 0: a fallback row, below
-        for row in np.flatnonzero(inner[:, -1] <= 0):  # only by rounding: the block's mass was all banned
+        for row in (inner[:, -1] <= 0).nonzero()[0].tolist():  # only by rounding: the block's mass was all banned
             words[row], logprobs[row] = self._reference(hidden, histories, uniforms, banned.row(row), recents, row)
         return words, logprobs
 
@@ -271,7 +271,10 @@ class MixtureDrawer:
     def _rnn_sums(self, exps: np.ndarray) -> np.ndarray:
         """Each row's sum of ``exps`` (B x C, float32) per block (``float32_block_sums``), then its
         ``exps`` of the special words (B x (blocks + specials), float64)."""
-        return np.concatenate([float32_block_sums(exps), exps[:, self._specials]], axis=1)
+        sums = np.empty((exps.shape[0], self._blocks + self._specials.size))
+        float32_block_sums(exps, out=sums[:, : self._blocks])
+        sums[:, self._blocks :] = exps[:, self._specials]  # float32 into float64: exact
+        return sums
 
     def _ngram_parts(self, histories: Sequence[Sequence[int]] | NewestFirst) -> _NgramParts:
         """Each row's n-gram distribution by parts (``NgramTable.seen_batch``), the blocked
@@ -284,7 +287,7 @@ class MixtureDrawer:
         counts -= first
         # the blocked contexts are those of at least as many entries as there are blocks
         rows_of, words, values = _entries(self._flat, first, np.where(counts < self._blocks, counts, 0), seen.scale)
-        big = blocked.rows_of(seen.contexts)
+        big = blocked.rows_of(seen.flat)
         scale = seen.scale[:, blocked.columns]
         blocks = words // DRAW_BLOCK
         width = self._blocks + self._specials.size
@@ -315,8 +318,9 @@ class MixtureDrawer:
         ngram += _totals(np.concatenate([parts.rows[here] * DRAW_BLOCK + parts.words[here] % DRAW_BLOCK,
                                          big_rows * DRAW_BLOCK + words % DRAW_BLOCK]),
                          np.concatenate([parts.values[here], values]), rows, DRAW_BLOCK)
-        values = np.take(exps, columns + (np.arange(rows) * self._size)[:, None]) * rnn_scale[:, None]
-        values += (1.0 - self.rnn_weight) * ngram
+        values = exps.take(columns + _every(rows)[:, None] * self._size) * rnn_scale[:, None]
+        ngram *= 1.0 - self.rnn_weight
+        values += ngram
         if parts.cache is not None:
             here = parts.cache.words // DRAW_BLOCK == blocks[parts.cache.rows]
             parts.cache.add_to(values, parts.cache.words[here] % DRAW_BLOCK, here, DRAW_BLOCK)
@@ -332,8 +336,24 @@ def _entries(flat: FlatLevels, first: np.ndarray, counts: np.ndarray,
     times ``scale[row, column]`` (B x columns)."""
     counts = counts.ravel()
     positions = spans(first.ravel(), counts)
-    rows = np.repeat(np.arange(counts.size) % first.shape[1], counts)
-    return rows, flat.words[positions], flat.discounted[positions] * np.repeat(scale.T.ravel(), counts)
+    rows = _rows_of_cells(*first.shape).repeat(counts)
+    return rows, flat.words.take(positions), flat.discounted.take(positions) * scale.T.ravel().repeat(counts)
+
+
+@lru_cache(maxsize=4)
+def _every(rows: int) -> np.ndarray:
+    """0 .. rows - 1, made once per row count (read only)."""
+    every = np.arange(rows)
+    every.flags.writeable = False
+    return every
+
+
+@lru_cache(maxsize=4)
+def _rows_of_cells(columns: int, rows: int) -> np.ndarray:
+    """The row of each cell of a columns x rows array, flattened (read only)."""
+    cells = np.tile(np.arange(rows), columns)
+    cells.flags.writeable = False
+    return cells
 
 
 def _totals(cells: np.ndarray, values: np.ndarray, rows: int, columns: int) -> np.ndarray:

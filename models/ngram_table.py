@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class ContextLevel:
         """Index of the context with each key, or -1 (one binary search for all of them)."""
         if not self.keys.size:
             return np.full(keys.shape, -1, dtype=np.int64)
-        i = np.searchsorted(self.keys, keys)
+        i = self.keys.searchsorted(keys)
         return np.where(self.keys.take(i, mode="clip") == keys, i, -1)
 
     def slices(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,8 +78,10 @@ class ContextLevel:
 
 def spans(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The positions first[i], first[i] + 1, ..., first[i] + counts[i] - 1 of every i, in order."""
-    ends = np.cumsum(counts)
-    return np.repeat(first - ends + counts, counts) + np.arange(int(ends[-1]) if ends.size else 0, dtype=np.int64)
+    ends = counts.cumsum()
+    starts = first - ends
+    starts += counts
+    return starts.repeat(counts) + np.arange(int(ends[-1]) if ends.size else 0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -360,8 +363,17 @@ def _walk(levels: Sequence[ContextLevel], base: int, newest_first: np.ndarray, l
         keys = found[k - 1] * base
         keys += newest_first[:, k - 1]
         found[k] = levels[k].find_all(keys)
-    found[1:][np.arange(1, reach + 1)[:, None] > lengths] = -1
+    if lengths.min(initial=reach) < reach:
+        found[1:][_lengths_up_to(reach) > lengths] = -1
     return found.T
+
+
+@lru_cache(maxsize=4)
+def _lengths_up_to(reach: int) -> np.ndarray:
+    """The context lengths 1 .. reach as a column (read only)."""
+    lengths = np.arange(1, reach + 1)[:, None]
+    lengths.flags.writeable = False
+    return lengths
 
 
 def _chain_keys(levels: Sequence[ContextLevel], base: int, contexts: np.ndarray) -> np.ndarray:
