@@ -68,8 +68,8 @@ WAITING = 1  # 1 while words of the prefix remain after NEXT (``_Sequence.pendin
 BEGAN = 2  # the step its sentence began at
 MODE = 3  # its index in MODES
 NEW_WORDS = 4  # words drawn in this sentence
-MAX_NEW = 5  # its sampling's max_new_tokens
-SEEN = 6  # words of this sentence so far, prefix included (the length of ``_Sequence.seen``)
+SEEN = 5  # this sentence's words so far, prefix included (``len(_Sequence.seen)``); beside NEW_WORDS: one add for both
+MAX_NEW = 6  # its sampling's max_new_tokens
 MIN_WORDS = 7  # its sampling's min_words
 READ = 8
 SENTENCE_COLUMNS = [NEXT, WAITING, BEGAN, NEW_WORDS, SEEN]  # what a sentence's start sets
@@ -110,6 +110,7 @@ class BatchSampler:
         self._reach = self.mixture.order - 1 if self.mixture is not None else 0
         self._rows = np.zeros((0, READ + self._reach), dtype=np.int64)
         self._waiting = 0  # rows whose WAITING is 1
+        self._in_mode = [0] * len(MODES)  # rows by mode
         self._clock = 0  # steps taken
         # the READ columns newest first after step t, by t % _reach
         self._newest_first = [READ + (t - np.arange(self._reach)) % self._reach for t in range(self._reach)]
@@ -136,6 +137,7 @@ class BatchSampler:
             row[column] = value
         self._rows = np.concatenate([self._rows, np.array([row], dtype=np.int64)])
         self._waiting += row[WAITING]
+        self._in_mode[row[MODE]] += 1
         self._sequences.append(sequence)
         self._keys.append(key)
         self._randoms.append(sequence.rng.random)
@@ -154,6 +156,7 @@ class BatchSampler:
         self._state = self.model.take_states(self._state, rows)
         self._rows = self._rows[rows]
         self._waiting = int(self._rows[:, WAITING].sum())
+        self._in_mode = np.bincount(self._rows[:, MODE], minlength=len(MODES)).tolist()
 
     def _sentence_start(self, sequence: _Sequence, prefix: list[int]) -> tuple[int, ...]:
         """``sequence`` reads SENTENCE_START on the next step, then ``prefix``, then draws: its
@@ -193,11 +196,13 @@ class BatchSampler:
             if not ready.size:
                 return []
         hidden = self.model.readout(self._state if ready is None else self.model.take_states(self._state, ready))
+        if ready is None and len(self._sequences) in self._in_mode:  # the usual step: nothing to pick out
+            return self._advance(None, *self._draws[self._in_mode.index(len(self._sequences))](None, hidden))
         modes = rows[:, MODE] if ready is None else rows[ready, MODE]
         count = modes.size
         ids, logprobs, alternatives = np.empty(count, dtype=np.int64), np.empty(count), None
         for code, in_mode in enumerate(np.bincount(modes, minlength=len(MODES)).tolist()):
-            if in_mode == count:  # every row: the usual step, nothing to pick out
+            if in_mode == count:  # every row that draws
                 ids, logprobs, alternatives = self._draws[code](ready, hidden)
             elif in_mode:
                 these = np.flatnonzero(modes == code)
@@ -290,11 +295,9 @@ class BatchSampler:
         out: list[tuple[object, SampledWord | None]] = list(zip(self._chosen(self._keys, ready), words))
         for sequence, word in zip(self._chosen(self._sequences, ready), id_list):
             sequence.seen.append(word)  # an ended sentence's too: its text goes to ``recent`` below
-        new_words = rows[at, NEW_WORDS] + 1
-        rows[at, NEW_WORDS] = new_words
         rows[at, NEXT] = ids
-        rows[at, SEEN] += 1
-        ended = np.flatnonzero((ids == self.vocab.end_id) | (new_words >= rows[at, MAX_NEW])).tolist()
+        rows[at, NEW_WORDS : SEEN + 1] += 1
+        ended = np.flatnonzero((ids == self.vocab.end_id) | (rows[at, NEW_WORDS] >= rows[at, MAX_NEW])).tolist()
         if not ended:
             return out
         finished: list[int] = []
