@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.mixture_draws import BannedWords
 from models.ngram_table import NewestFirst
 from models.recent_text import extended
 from models.row_stable import FEW_ROWS
@@ -58,20 +59,35 @@ def sentence_stream(sampler: Sampler, spec: SequenceSpec) -> Iterator[SampledWor
         recent = extended(recent, [*prefix, *drawn], size)
 
 
+# The columns of ``BatchSampler._rows``: the integers of each row that a step reads or updates,
+# kept in one array so that a step updates them with a few vectorised operations and a sequence
+# joining or leaving is one concatenation or one take. The words each row read on the last
+# ``reach`` steps follow from column READ on.
+NEXT = 0  # the word the row reads on the next step
+WAITING = 1  # 1 while words of the prefix remain after NEXT (``_Sequence.pending``): no draw yet
+BEGAN = 2  # the step its sentence began at
+MODE = 3  # its index in MODES
+NEW_WORDS = 4  # words drawn in this sentence
+MAX_NEW = 5  # its sampling's max_new_tokens
+SEEN = 6  # words of this sentence so far, prefix included (the length of ``_Sequence.seen``)
+MIN_WORDS = 7  # its sampling's min_words
+READ = 8
+SENTENCE_COLUMNS = [NEXT, WAITING, BEGAN, NEW_WORDS, SEEN]  # what a sentence's start sets
+MODES = ("mixed", "plain", "scored")  # which of the Sampler's paths a sequence takes
+
+
 @dataclass
 class _Sequence:
-    """One sequence in the batch: where it is and how it draws."""
+    """One sequence in the batch: what a step cannot keep in ``BatchSampler._rows``."""
 
     key: object
     spec: SequenceSpec
     rng: np.random.Generator
-    mode: str  # "mixed", "plain" or "scored": which of the Sampler's paths it takes
     sentence: int = 0
-    pending: list[int] = field(default_factory=list)  # words to read before the next draw
+    pending: list[int] = field(default_factory=list)  # the prefix's words to read after NEXT
     seen: list[int] = field(default_factory=list)  # this sentence's words so far, prefix included
     prefix_words: int = 0  # how many of them the sentence started with
     recent: list[int] = field(default_factory=list)  # the window of the text of the sentences before
-    new_words: int = 0  # words drawn in this sentence
 
 
 class BatchSampler:
@@ -86,15 +102,20 @@ class BatchSampler:
         self.vocab = sampler.vocab
         self.mixture = sampler.mixture
         self._sequences: list[_Sequence] = []
+        # each sequence's key and its generator's ``random``, row by row: read on every step
+        self._keys: list[object] = []
+        self._randoms: list = []
         self._state = self.model.initial_state(0, np.float32)
-        # the words each sequence read on the last ``_reach`` steps (as far back as the n-gram model
-        # reads), the word of step t in column t % _reach, and the step its sentence began at: its
-        # history for the batched draw without slicing every sequence's list on every step
+        # how far back the n-gram model reads: the words of step t are in column READ + t % _reach
         self._reach = self.mixture.order - 1 if self.mixture is not None else 0
-        self._read = np.zeros((0, self._reach), dtype=np.int64)
+        self._rows = np.zeros((0, READ + self._reach), dtype=np.int64)
+        self._waiting = 0  # rows whose WAITING is 1
         self._clock = 0  # steps taken
-        self._began = np.zeros(0, dtype=np.int64)
+        # the READ columns newest first after step t, by t % _reach
+        self._newest_first = [READ + (t - np.arange(self._reach)) % self._reach for t in range(self._reach)]
         self._bans = {allow: sampler._banned(allow) for allow in (False, True)}  # by whether the sentence may end
+        self._ban_table = _ban_table(self._bans[False], self._bans[True])
+        self._draws = (self._draw_mixed, self._draw_plain, self._draw_scored)  # by MODES
 
     # ---------------------------------------------------------- membership
     def __len__(self) -> int:
@@ -108,12 +129,17 @@ class BatchSampler:
             mode = "mixed"
         else:
             mode = "plain" if plain and self.mixture is None else "scored"
-        sequence = _Sequence(key, spec, np.random.default_rng(spec.seed), mode)
-        self._begin_sentence(sequence, list(spec.prefix_ids))
+        sequence = _Sequence(key, spec, np.random.default_rng(spec.seed))
+        row = [0] * self._rows.shape[1]
+        row[MODE], row[MAX_NEW], row[MIN_WORDS] = MODES.index(mode), params.max_new_tokens, params.min_words
+        for column, value in zip(SENTENCE_COLUMNS, self._sentence_start(sequence, list(spec.prefix_ids))):
+            row[column] = value
+        self._rows = np.concatenate([self._rows, np.array([row], dtype=np.int64)])
+        self._waiting += row[WAITING]
         self._sequences.append(sequence)
+        self._keys.append(key)
+        self._randoms.append(sequence.rng.random)
         self._state = self.model.join_states([self._state, self.model.initial_state(1, np.float32)])
-        self._read = np.concatenate([self._read, np.zeros((1, self._reach), dtype=np.int64)])
-        self._began = np.append(self._began, self._clock)
 
     def remove(self, key: object) -> None:
         """Stop generating the sequence added with ``key`` (if it is still here)."""
@@ -123,14 +149,25 @@ class BatchSampler:
 
     def _keep(self, rows: list[int]) -> None:
         self._sequences = [self._sequences[i] for i in rows]
+        self._keys = [self._keys[i] for i in rows]
+        self._randoms = [self._randoms[i] for i in rows]
         self._state = self.model.take_states(self._state, rows)
-        self._read, self._began = self._read[rows], self._began[rows]
+        self._rows = self._rows[rows]
+        self._waiting = int(self._rows[:, WAITING].sum())
 
-    def _begin_sentence(self, sequence: _Sequence, prefix: list[int]) -> None:
-        sequence.pending = [self.vocab.start_id, *prefix]
+    def _sentence_start(self, sequence: _Sequence, prefix: list[int]) -> tuple[int, ...]:
+        """``sequence`` reads SENTENCE_START on the next step, then ``prefix``, then draws: its
+        row's values of SENTENCE_COLUMNS."""
+        sequence.pending = list(prefix)
         sequence.seen = list(prefix)
         sequence.prefix_words = len(prefix)
-        sequence.new_words = 0
+        return self.vocab.start_id, int(bool(prefix)), self._clock, 0, len(prefix)
+
+    def _begin_sentence(self, row: int, prefix: list[int]) -> None:
+        """Row ``row`` starts a sentence (``_sentence_start``)."""
+        self._waiting -= int(self._rows[row, WAITING])
+        self._rows[row, SENTENCE_COLUMNS] = self._sentence_start(self._sequences[row], prefix)
+        self._waiting += int(self._rows[row, WAITING])
 
     # ---------------------------------------------------------------- a step
     def step(self) -> list[tuple[object, SampledWord | None]]:
@@ -138,31 +175,48 @@ class BatchSampler:
         each drawn word by key, then (key, None) for each sequence that has ended (and left)."""
         if not self._sequences:
             return []
-        words = np.fromiter((s.pending.pop(0) for s in self._sequences), np.int64, len(self._sequences))
+        rows = self._rows
+        words = rows[:, NEXT].copy()
         self._state = self.model.stable_step(words, self._state)
         if self._reach:
-            self._read[:, self._clock % self._reach] = words
+            rows[:, READ + self._clock % self._reach] = words
         self._clock += 1
-        ready = [i for i, s in enumerate(self._sequences) if not s.pending]
-        if not ready:
-            return []
-        every = len(ready) == len(self._sequences)  # the usual step: no copy of the states needed
-        hidden = self.model.readout(self._state if every else self.model.take_states(self._state, ready))
-        by_mode: dict[str, list[int]] = {}  # rows of ``hidden``
-        for j, i in enumerate(ready):
-            by_mode.setdefault(self._sequences[i].mode, []).append(j)
-        drawn: dict[int, SampledWord] = {}
-        for mode, draw in (("mixed", self._draw_mixed), ("plain", self._draw_plain), ("scored", self._draw_scored)):
-            rows = by_mode.get(mode)
-            if rows:
-                indices = ready if len(rows) == len(ready) else [ready[j] for j in rows]
-                sequences = [self._sequences[i] for i in indices]
-                for i, word in zip(indices, draw(sequences, indices, hidden if len(rows) == len(ready) else hidden[rows])):
-                    drawn[i] = word
-        return self._advance(drawn)
+        ready = None  # the rows that draw: None for all of them, the usual step
+        if self._waiting:
+            ready = np.flatnonzero(rows[:, WAITING] == 0)
+            for i in np.flatnonzero(rows[:, WAITING]).tolist():
+                pending = self._sequences[i].pending
+                rows[i, NEXT] = pending.pop(0)
+                if not pending:
+                    rows[i, WAITING] = 0
+                    self._waiting -= 1
+            if not ready.size:
+                return []
+        hidden = self.model.readout(self._state if ready is None else self.model.take_states(self._state, ready))
+        modes = rows[:, MODE] if ready is None else rows[ready, MODE]
+        count = modes.size
+        ids, logprobs, alternatives = np.empty(count, dtype=np.int64), np.empty(count), None
+        for code, in_mode in enumerate(np.bincount(modes, minlength=len(MODES)).tolist()):
+            if in_mode == count:  # every row: the usual step, nothing to pick out
+                ids, logprobs, alternatives = self._draws[code](ready, hidden)
+            elif in_mode:
+                these = np.flatnonzero(modes == code)
+                at = these if ready is None else ready[these]
+                ids[these], logprobs[these], chosen_alternatives = self._draws[code](at, hidden[these])
+                if chosen_alternatives is not None:
+                    alternatives = alternatives or [()] * count
+                    for j, alternative in zip(these.tolist(), chosen_alternatives):
+                        alternatives[j] = alternative
+        return self._advance(ready, ids, logprobs, alternatives)
 
-    def _allow_end(self, sequence: _Sequence) -> bool:
-        return len(sequence.seen) >= sequence.spec.sampling.min_words
+    def _chosen(self, items: list, at: np.ndarray | None) -> list:
+        """``items`` (one per row) of the rows ``at`` (None: all)."""
+        return items if at is None else [items[i] for i in at.tolist()]
+
+    def _allow_end(self, at: np.ndarray | None) -> np.ndarray:
+        """Whether each row of ``at`` (None: all) may end its sentence now."""
+        rows = self._rows if at is None else self._rows[at]
+        return rows[:, SEEN] >= rows[:, MIN_WORDS]
 
     def _recents(self, sequences: list[_Sequence]) -> list[list[int]] | None:
         """Each sequence's text so far, for the mixture's cache (None without one)."""
@@ -170,78 +224,102 @@ class BatchSampler:
             return None
         return [[*s.recent, *s.seen] for s in sequences]
 
-    def _histories(self, sequences: list[_Sequence], indices: list[int]) -> list[list[int]] | NewestFirst:
-        """The words read in this sentence (SENTENCE_START first) of ``sequences`` (at ``indices``),
-        as far back as the n-gram model reads: as lists below FEW_ROWS rows (the mixture draw reads
-        each row's list there), else as one array."""
-        if len(indices) < FEW_ROWS or not self._reach:
+    def _histories(self, at: np.ndarray | None, sequences: list[_Sequence]) -> list[list[int]] | NewestFirst:
+        """The words read in this sentence (SENTENCE_START first) of the rows ``at`` (None: all),
+        as far back as the n-gram model reads: as lists below FEW_ROWS rows (the mixture draw
+        reads each row's list there), else as one array."""
+        if len(sequences) < FEW_ROWS or not self._reach:
             start = [self.vocab.start_id]
             return [(start + s.seen)[-self._reach :] if self._reach else [] for s in sequences]
-        newest_first = (self._clock - 1 - np.arange(self._reach)) % self._reach
-        if len(indices) == len(self._sequences):
-            read, began = self._read[:, newest_first], self._began
-        else:
-            read, began = self._read[np.ix_(indices, newest_first)], self._began[indices]
-        return NewestFirst(read, np.minimum(self._clock - began, self._reach))
+        rows = self._rows if at is None else self._rows[at]
+        read = rows[:, self._newest_first[(self._clock - 1) % self._reach]]
+        return NewestFirst(read, np.minimum(self._clock - rows[:, BEGAN], self._reach))
 
-    def _draw_mixed(self, sequences: list[_Sequence], indices: list[int], hidden: np.ndarray) -> list[SampledWord]:
+    def _draw_mixed(self, at: np.ndarray | None, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray, None]:
         """The Sampler's plain draw from the RNN interpolated with its n-gram model, for all rows
-        at once (``models.mixture_draws``), each row with the uniform number of its own generator."""
-        uniforms = np.fromiter((s.rng.random() for s in sequences), np.float64, len(sequences))
-        banned = [self._bans[self._allow_end(s)] for s in sequences]
-        words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(sequences, indices), uniforms, banned,
-                                                           self._recents(sequences))
-        return [SampledWord(word, logprob) for word, logprob in zip(words.tolist(), logprobs.tolist())]
+        ``at`` at once (``models.mixture_draws``), each with the uniform number of its own generator."""
+        uniforms = np.array([random() for random in self._chosen(self._randoms, at)])
+        sequences = self._chosen(self._sequences, at)
+        words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(at, sequences), uniforms,
+                                                           self._banned(at, len(sequences)), self._recents(sequences))
+        return words, logprobs, None
 
-    def _draw_plain(self, sequences: list[_Sequence], indices: list[int], hidden: np.ndarray) -> list[SampledWord]:
+    def _banned(self, at: np.ndarray | None, count: int) -> BannedWords | list[list[int]]:
+        """The banned words of the rows ``at`` (None: all; ``count`` of them): a list per row
+        below FEW_ROWS rows (the mixture draw reads each row's list there), else as arrays."""
+        allow = self._allow_end(at)
+        if count < FEW_ROWS:
+            return [self._bans[allowed] for allowed in allow.tolist()]
+        chosen = self._ban_table[allow.view(np.int8)]  # each row's bans, -1 past their end
+        rows, columns = (chosen >= 0).nonzero()
+        return BannedWords(rows, chosen[rows, columns])
+
+    def _draw_plain(self, at: np.ndarray | None, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray, None]:
         """The output layer's own draw, each row with its generator."""
+        sequences = self._chosen(self._sequences, at)
         words, logprobs = self.output.draw(hidden, [s.rng for s in sequences],
-                                           [self._bans[self._allow_end(s)] for s in sequences],
+                                           [self._bans[allow] for allow in self._allow_end(at).tolist()],
                                            [s.spec.sampling.temperature for s in sequences])
-        return [SampledWord(word, logprob) for word, logprob in zip(words.tolist(), logprobs.tolist())]
+        return words, logprobs, None
 
-    def _draw_scored(self, sequences: list[_Sequence], indices: list[int], hidden: np.ndarray) -> list[SampledWord]:
+    def _draw_scored(self, at: np.ndarray | None, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
         """Every word's log-probability, then the Sampler's choice rules (greedy, top-k, top-p,
         temperature, repetition penalty) and alternatives, row by row."""
+        sequences = self._chosen(self._sequences, at)
         logp = self.output.log_probs(hidden)
         if self.mixture is not None:
-            logp = self.mixture.next_word_log_probs_batch(logp, self._histories(sequences, indices), self._recents(sequences))
-        out = []
-        for row, sequence in enumerate(sequences):
+            logp = self.mixture.next_word_log_probs_batch(logp, self._histories(at, sequences), self._recents(sequences))
+        words, logprobs, alternatives = np.empty(len(sequences), dtype=np.int64), np.empty(len(sequences)), []
+        for row, (sequence, allow) in enumerate(zip(sequences, self._allow_end(at).tolist())):
             spec = sequence.spec
             scores = penalize_repetition(logp[row], sequence.seen, spec.repetition_penalty)
             if spec.sampling.transforms_scores:
                 scores = transformed_scores(scores, spec.sampling, sequence.seen[sequence.prefix_words :])
-            choice = self.sampler._choose(scores, spec.sampling, self._allow_end(sequence), sequence.rng)
-            out.append(SampledWord(choice, float(logp[row, choice]), top_alternatives(logp[row], spec.top_n)))
-        return out
+            words[row] = choice = self.sampler._choose(scores, spec.sampling, allow, sequence.rng)
+            logprobs[row] = logp[row, choice]
+            alternatives.append(top_alternatives(logp[row], spec.top_n))
+        return words, logprobs, alternatives
 
-    def _advance(self, drawn: dict[int, SampledWord]) -> list[tuple[object, SampledWord | None]]:
-        """Record each drawn word; a sentence that ended starts the next or ends its sequence."""
-        out: list[tuple[object, SampledWord | None]] = []
+    def _advance(self, ready: np.ndarray | None, ids: np.ndarray, logprobs: np.ndarray,
+                 alternatives: list | None) -> list[tuple[object, SampledWord | None]]:
+        """Record the word drawn by each row of ``ready`` (None: all); a sentence that ended
+        starts the next or ends its sequence."""
+        rows, at = self._rows, (slice(None) if ready is None else ready)
+        id_list = ids.tolist()
+        words = map(SampledWord, id_list, logprobs.tolist(), *([alternatives] if alternatives is not None else []))
+        out: list[tuple[object, SampledWord | None]] = list(zip(self._chosen(self._keys, ready), words))
+        for sequence, word in zip(self._chosen(self._sequences, ready), id_list):
+            sequence.seen.append(word)  # an ended sentence's too: its text goes to ``recent`` below
+        new_words = rows[at, NEW_WORDS] + 1
+        rows[at, NEW_WORDS] = new_words
+        rows[at, NEXT] = ids
+        rows[at, SEEN] += 1
+        ended = np.flatnonzero((ids == self.vocab.end_id) | (new_words >= rows[at, MAX_NEW])).tolist()
+        if not ended:
+            return out
         finished: list[int] = []
         fresh: list[int] = []
-        for i, word in sorted(drawn.items()):
+        for i in (ended if ready is None else ready[ended].tolist()):
             sequence = self._sequences[i]
-            out.append((sequence.key, word))
-            sequence.new_words += 1
-            if word.word_id != self.vocab.end_id and sequence.new_words < sequence.spec.sampling.max_new_tokens:
-                sequence.seen.append(word.word_id)
-                sequence.pending = [word.word_id]
-                continue
             sequence.sentence += 1
             if self.mixture is not None:
-                sequence.recent = extended(sequence.recent, [*sequence.seen, word.word_id], self.mixture.cache_size)
+                sequence.recent = extended(sequence.recent, sequence.seen, self.mixture.cache_size)
             if sequence.sentence == sequence.spec.num_sentences:
                 finished.append(i)
             else:
-                self._begin_sentence(sequence, [])
+                self._begin_sentence(i, [])
                 fresh.append(i)
         if fresh:
             self._state = self.model.restarted_states(self._state, fresh)
-            self._began[fresh] = self._clock
         if finished:
-            out += [(self._sequences[i].key, None) for i in finished]
+            out += [(self._keys[i], None) for i in finished]
             gone = set(finished)
             self._keep([i for i in range(len(self._sequences)) if i not in gone])
         return out
+
+
+def _ban_table(without_end: list[int], with_end: list[int]) -> np.ndarray:
+    """The banned words of a row that may not end its sentence (row 0) and of one that may (row
+    1), padded with -1: indexed by each row's permission, one array of every row's bans."""
+    width = max(len(without_end), len(with_end))
+    return np.array([[*bans, *[-1] * (width - len(bans))] for bans in (without_end, with_end)], dtype=np.int64)

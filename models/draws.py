@@ -54,14 +54,15 @@ def block_sums(weights: np.ndarray) -> np.ndarray:
     return np.add.reduceat(weights, _block_starts(weights.size))
 
 
-def float32_block_sums(weights: np.ndarray) -> np.ndarray:
+def float32_block_sums(weights: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``block_sums`` of each row of ``weights`` (B x C, float32), summed in float32 by one
-    matrix-vector product per row, as float64 (B x blocks). A sixth of the time of float64 sums;
-    they agree to a few parts in 1e7 of a block's sum (float32 rounding, of the size of what
-    float32 logits already carry), and a row's sums do not depend on the rows beside it."""
+    matrix-vector product per row, as float64 (B x blocks; into ``out`` if given). A sixth of
+    the time of float64 sums; they agree to a few parts in 1e7 of a block's sum (float32
+    rounding, of the size of what float32 logits already carry), and a row's sums do not depend
+    on the rows beside it."""
     rows, size = weights.shape
     whole = size // DRAW_BLOCK
-    sums = np.empty((rows, -(-size // DRAW_BLOCK)))
+    sums = np.empty((rows, -(-size // DRAW_BLOCK))) if out is None else out
     sums[:, :whole] = weights[:, : whole * DRAW_BLOCK].reshape(rows, whole, DRAW_BLOCK) @ _ones32()
     if whole < sums.shape[1]:
         sums[:, whole] = weights[:, whole * DRAW_BLOCK :].sum(axis=1, dtype=np.float64)

@@ -25,6 +25,7 @@ reductions), so a sequence draws the same words whatever else is in the batch.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from itertools import chain
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ import numpy as np
 
 from models.draws import BELOW_ONE, DRAW_BLOCK, block_sums, float32_block_sums, index_at
 from models.mixture import NgramMixture
-from models.ngram_table import ContextLevel, NewestFirst, spans
+from models.ngram_table import ContextLevel, FlatLevels, NewestFirst, spans
 from models.row_stable import FEW_ROWS
 from models.softmax import FullSoftmax
 
@@ -43,50 +44,48 @@ class _BlockedContexts:
     """The contexts followed by at least as many words as there are blocks (so this costs no more
     memory than their entries), of every length, summed by blocks of DRAW_BLOCK word ids: a draw
     reads one row of ``counts`` (the block sums, then the counts of a few special words) instead
-    of every entry, and finds the entries of one block between two ``starts``.
+    of every entry, and finds the entries of one block between two ``starts`` (positions in
+    ``FlatLevels``' entries).
 
     The rows are those of the lengths that have such contexts (``columns``, positions among
     ``SeenContexts``' columns, longest first), stacked in that order; a context is found by its
-    key column * ``stride`` + context index. The last row (``none``) is all zeros with no
+    index in ``FlatLevels`` (``SeenContexts.flat``). The last row (``none``) is all zeros with no
     entries: what a context that is not here reads, so that all rows are read at once."""
 
     columns: list[int]
-    levels: list[ContextLevel]  # the level of each of ``columns``
-    stride: int
-    keys: np.ndarray  # sorted
+    keys: np.ndarray  # the contexts' indices in ``FlatLevels``, sorted
     counts: np.ndarray  # (n + 1, blocks + specials): discounted counts per block, then of each special word
-    starts: np.ndarray  # (n + 1, blocks + 1): where each block's entries begin in the level's arrays
+    starts: np.ndarray  # (n + 1, blocks + 1): where each block's entries begin in ``FlatLevels``' entries
 
     @property
     def none(self) -> int:
         return self.keys.size
 
     @classmethod
-    def of(cls, levels: Sequence[ContextLevel], blocks: int, specials: np.ndarray) -> "_BlockedContexts":
-        """From the levels of ``SeenContexts``' columns (longest first)."""
-        stride = max(level.keys.size for level in levels) + 1 if levels else 1
+    def of(cls, levels: Sequence[ContextLevel], flat: FlatLevels, blocks: int, specials: np.ndarray) -> "_BlockedContexts":
+        """From the levels of ``SeenContexts``' columns (longest first), laid out in ``flat``."""
         columns, keys, counts, starts = [], [], [], []
         for column, level in enumerate(levels):
             contexts = np.flatnonzero(np.diff(level.offsets) >= blocks)
             if contexts.size:
                 columns.append(column)
-                keys.append(column * stride + contexts)
+                keys.append(flat.base[column] + contexts)
                 for context in contexts.tolist():
                     row_counts, row_starts = _block_counts(level, context, blocks, specials)
                     counts.append(row_counts)
-                    starts.append(row_starts)
+                    starts.append(row_starts + flat.entry_base[column])
         counts.append(np.zeros(blocks + specials.size))
         starts.append(np.zeros(blocks + 1, dtype=np.int64))
-        return cls(columns, [levels[c] for c in columns], stride,
-                   np.concatenate(keys) if keys else np.zeros(0, np.int64), np.stack(counts), np.stack(starts))
+        return cls(columns, np.concatenate(keys) if keys else np.zeros(0, np.int64), np.stack(counts), np.stack(starts))
 
-    def rows_of(self, contexts: np.ndarray) -> np.ndarray:
-        """The row of each context of ``contexts`` (B x columns, -1 unseen) in ``columns``, or ``none``."""
+    def rows_of(self, flat: np.ndarray) -> np.ndarray:
+        """The row of each context of ``flat`` (``SeenContexts.flat``: columns x B) in ``columns``,
+        or ``none`` (B x columns)."""
         if not self.keys.size:
-            return np.full((contexts.shape[0], 0), self.none)
-        keys = contexts[:, self.columns] + np.array(self.columns) * self.stride  # -1 matches no key
-        i = np.searchsorted(self.keys, keys)
-        return np.where(self.keys.take(i, mode="clip") == keys, i, self.none)
+            return np.full((flat.shape[1], 0), self.none)
+        keys = flat[self.columns]
+        i = self.keys.searchsorted(keys)
+        return np.where(self.keys.take(i, mode="clip") == keys, i, self.none).T
 
 
 def _block_counts(level: ContextLevel, context: int, blocks: int, specials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +97,26 @@ def _block_counts(level: ContextLevel, context: int, blocks: int, specials: np.n
     at = np.minimum(np.searchsorted(words, specials), words.size - 1)
     special_counts = np.where(words[at] == specials, discounted[at], 0.0)
     return np.concatenate([sums, special_counts]), first + np.searchsorted(words, np.arange(blocks + 1) * DRAW_BLOCK)
+
+
+@dataclass(frozen=True)
+class BannedWords:
+    """Each row's banned words as two flat arrays, row by row and in each row's order: what a
+    batched draw reads, built by a decoder with a few vectorised operations a step instead of
+    from a list per row."""
+
+    rows: np.ndarray  # int64, ascending
+    words: np.ndarray  # int64
+
+    @classmethod
+    def of(cls, banned: Sequence[Sequence[int]]) -> "BannedWords":
+        """From a list of banned words per row."""
+        rows = np.repeat(np.arange(len(banned)), np.fromiter(map(len, banned), np.int64, len(banned)))
+        return cls(rows, np.fromiter(chain.from_iterable(banned), dtype=np.int64, count=rows.size))
+
+    def row(self, row: int) -> list[int]:
+        """Row ``row``'s banned words."""
+        return self.words[self.rows == row].tolist()
 
 
 @dataclass
@@ -169,21 +188,24 @@ class MixtureDrawer:
                                              self._unigram[self._specials]])
         # the levels of ``SeenContexts``' columns, longest context first; the empty context (length
         # 0) is the unigram level, read whole
-        self._levels = [self.table.levels[k] for k in range(self.table.order - 1, 0, -1)]
-        self._blocked = _BlockedContexts.of(self._levels, self._blocks, self._specials)
+        self._flat = self.table.flat_levels()
+        levels = [self.table.levels[k] for k in range(self.table.order - 1, 0, -1)]
+        self._blocked = _BlockedContexts.of(levels, self._flat, self._blocks, self._specials)
 
     def draw(
         self, hidden: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst, uniforms: np.ndarray,
-        banned: Sequence[Sequence[int]], recents: Sequence[Sequence[int]] | None = None,
+        banned: Sequence[Sequence[int]] | BannedWords, recents: Sequence[Sequence[int]] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One word per row of ``hidden`` (B x H) with the uniform number ``uniforms[row]`` (its
-        generator's ``random()``), never one of that row's ``banned`` words: the word ids and each
+        generator's ``random()``), never one of that row's ``banned`` words (a list per row, or
+        ``BannedWords``): the word ids and each
         word's log-probability under the mixture. ``histories``: each row's words so far (or
         their newest words as ``NewestFirst``). ``recents``: each row's text so far, which the
         mixture's cache reads (None: no cache)."""
         rows = hidden.shape[0]
         if rows < FEW_ROWS:
-            drawn = [self._reference(hidden, histories, uniforms, banned, recents, row) for row in range(rows)]
+            lists = [banned.row(row) for row in range(rows)] if isinstance(banned, BannedWords) else banned
+            drawn = [self._reference(hidden, histories, uniforms, lists[row], recents, row) for row in range(rows)]
             return np.array([word for word, _ in drawn], dtype=np.int64), np.array([lp for _, lp in drawn])
         exps = self.output.shifted_logits(hidden)
         np.exp(exps, out=exps)  # float32: plenty for a draw
@@ -191,7 +213,7 @@ class MixtureDrawer:
         parts.cache = _CacheParts.of(self.mixture, recents, rows)
         # each row's mass per block, then its probability of each special word, before the bans
         mixed = self._rnn_sums(exps)
-        rnn_scale = self.rnn_weight / mixed[:, : self._blocks].sum(axis=1)  # w / Z
+        rnn_scale = self.rnn_weight / np.add.reduce(mixed[:, : self._blocks], axis=1)  # w / Z
         mixed *= rnn_scale[:, None]
         ngram = parts.sums
         ngram *= 1.0 - self.rnn_weight
@@ -203,14 +225,15 @@ class MixtureDrawer:
                          np.concatenate([np.arange(cache.words.size), hit]), mixed.shape[1])
         masses = mixed[:, : self._blocks]
 
-        banned_rows = np.repeat(np.arange(rows), np.fromiter(map(len, banned), np.int64, rows))
-        banned_words = np.fromiter(chain.from_iterable(banned), dtype=np.int64, count=banned_rows.size)
+        if not isinstance(banned, BannedWords):
+            banned = BannedWords.of(banned)
+        banned_rows, banned_words = banned.rows, banned.words
         special = self._special_index[banned_words]
-        if (special >= 0).all():
+        if special.min(initial=0) >= 0:
             taken = mixed[banned_rows, self._blocks + special]
             np.subtract.at(masses, (banned_rows, banned_words // DRAW_BLOCK), taken)
         else:
-            for block in sorted({word // DRAW_BLOCK for row in banned for word in row}):
+            for block in sorted(set((banned_words // DRAW_BLOCK).tolist())):
                 here = banned_words // DRAW_BLOCK == block
                 values = self._block_values(exps, rnn_scale, parts, np.full(rows, block))
                 taken = values[banned_rows[here], banned_words[here] % DRAW_BLOCK]
@@ -218,36 +241,40 @@ class MixtureDrawer:
         np.maximum(masses, 0.0, out=masses)
 
         running = np.zeros((rows, self._blocks + 1))  # 0, then the running sum of the blocks' masses
-        cdf = np.cumsum(masses, axis=1, out=running[:, 1:])
+        cdf = masses.cumsum(axis=1, out=running[:, 1:])
         targets = uniforms * cdf[:, -1]
-        blocks = np.minimum((cdf <= targets[:, None]).sum(axis=1), self._blocks - 1)
+        blocks = np.minimum(np.add.reduce(cdf <= targets[:, None], axis=1), self._blocks - 1)
         mixed = self._block_values(exps, rnn_scale, parts, blocks)  # each word's probability, before the bans
         values = mixed.copy()
         in_chosen = banned_words // DRAW_BLOCK == blocks[banned_rows]
         values[banned_rows[in_chosen], banned_words[in_chosen] % DRAW_BLOCK] = 0.0
 
-        inner = np.cumsum(values, axis=1)
-        before = running[np.arange(rows), blocks]
+        inner = values.cumsum(axis=1)
+        every = _every(rows)
+        before = running[every, blocks]
         offsets = np.minimum(np.maximum(targets - before, 0.0), inner[:, -1] * BELOW_ONE)
-        within = np.minimum((inner <= offsets[:, None]).sum(axis=1), DRAW_BLOCK - 1)
+        within = np.minimum(np.add.reduce(inner <= offsets[:, None], axis=1), DRAW_BLOCK - 1)
         words = blocks * DRAW_BLOCK + within
-        picked = mixed[np.arange(rows), within]
+        picked = mixed[every, within]
         logprobs = np.log(picked, out=np.full(rows, -np.inf), where=picked > 0)  # 0: a fallback row, below
-        for row in np.flatnonzero(inner[:, -1] <= 0):  # only by rounding: the block's mass was all banned
-            words[row], logprobs[row] = self._reference(hidden, histories, uniforms, banned, recents, row)
+        for row in (inner[:, -1] <= 0).nonzero()[0].tolist():  # only by rounding: the block's mass was all banned
+            words[row], logprobs[row] = self._reference(hidden, histories, uniforms, banned.row(row), recents, row)
         return words, logprobs
 
     def _reference(self, hidden: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst, uniforms: np.ndarray,
-                   banned: Sequence[Sequence[int]], recents: Sequence[Sequence[int]] | None, row: int) -> tuple[int, float]:
-        """Row ``row``'s draw by ``reference_draw``."""
+                   banned: Sequence[int], recents: Sequence[Sequence[int]] | None, row: int) -> tuple[int, float]:
+        """Row ``row``'s draw by ``reference_draw`` (``banned``: that row's banned words)."""
         history = histories.history(row) if isinstance(histories, NewestFirst) else histories[row]
         return reference_draw(self.output, self.mixture, hidden[row : row + 1], history, float(uniforms[row]),
-                              banned[row], recents[row] if recents is not None else ())
+                              banned, recents[row] if recents is not None else ())
 
     def _rnn_sums(self, exps: np.ndarray) -> np.ndarray:
         """Each row's sum of ``exps`` (B x C, float32) per block (``float32_block_sums``), then its
         ``exps`` of the special words (B x (blocks + specials), float64)."""
-        return np.concatenate([float32_block_sums(exps), exps[:, self._specials]], axis=1)
+        sums = np.empty((exps.shape[0], self._blocks + self._specials.size))
+        float32_block_sums(exps, out=sums[:, : self._blocks])
+        sums[:, self._blocks :] = exps[:, self._specials]  # float32 into float64: exact
+        return sums
 
     def _ngram_parts(self, histories: Sequence[Sequence[int]] | NewestFirst) -> _NgramParts:
         """Each row's n-gram distribution by parts (``NgramTable.seen_batch``), the blocked
@@ -255,16 +282,12 @@ class MixtureDrawer:
         seen = self.table.seen_batch(histories)
         rows = seen.contexts.shape[0]
         blocked = self._blocked
-        by_length = seen.contexts.T  # (columns, B), contiguous rows
-        first = np.empty(by_length.shape, dtype=np.int64)
-        last = np.empty(by_length.shape, dtype=np.int64)
-        for column, level in enumerate(self._levels):  # an unseen context (-1) reads 0 entries
-            level.offsets.take(by_length[column], mode="clip", out=first[column])
-            level.offsets.take(by_length[column] + 1, mode="clip", out=last[column])
-        counts = last - first
+        first = self._flat.offsets.take(seen.flat)  # (columns, B); an unseen context reads 0 entries
+        counts = self._flat.offsets.take(seen.flat + 1)
+        counts -= first
         # the blocked contexts are those of at least as many entries as there are blocks
-        rows_of, words, values = _entries(self._levels, first, np.where(counts < self._blocks, counts, 0), seen.scale)
-        big = blocked.rows_of(seen.contexts)
+        rows_of, words, values = _entries(self._flat, first, np.where(counts < self._blocks, counts, 0), seen.scale)
+        big = blocked.rows_of(seen.flat)
         scale = seen.scale[:, blocked.columns]
         blocks = words // DRAW_BLOCK
         width = self._blocks + self._specials.size
@@ -291,13 +314,13 @@ class MixtureDrawer:
         here = parts.blocks == blocks[parts.rows]
         starts, block = self._blocked.starts, blocks[:, None]
         first = starts[parts.big, block]
-        big_rows, words, values = _entries(self._blocked.levels, first.T, (starts[parts.big, block + 1] - first).T,
-                                           parts.scale)
+        big_rows, words, values = _entries(self._flat, first.T, (starts[parts.big, block + 1] - first).T, parts.scale)
         ngram += _totals(np.concatenate([parts.rows[here] * DRAW_BLOCK + parts.words[here] % DRAW_BLOCK,
                                          big_rows * DRAW_BLOCK + words % DRAW_BLOCK]),
                          np.concatenate([parts.values[here], values]), rows, DRAW_BLOCK)
-        values = np.take(exps, columns + (np.arange(rows) * self._size)[:, None]) * rnn_scale[:, None]
-        values += (1.0 - self.rnn_weight) * ngram
+        values = exps.take(columns + _every(rows)[:, None] * self._size) * rnn_scale[:, None]
+        ngram *= 1.0 - self.rnn_weight
+        values += ngram
         if parts.cache is not None:
             here = parts.cache.words // DRAW_BLOCK == blocks[parts.cache.rows]
             parts.cache.add_to(values, parts.cache.words[here] % DRAW_BLOCK, here, DRAW_BLOCK)
@@ -306,25 +329,31 @@ class MixtureDrawer:
         return values
 
 
-def _entries(levels: Sequence[ContextLevel], first: np.ndarray, counts: np.ndarray,
+def _entries(flat: FlatLevels, first: np.ndarray, counts: np.ndarray,
              scale: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``counts[column, row]`` entries from ``first[column, row]`` on of level
-    ``levels[column]`` of each row (columns x B), column by column, rows in order within one:
-    their rows, words and discounted counts times ``scale[row, column]`` (B x columns)."""
-    by_column = counts.sum(axis=1).tolist()
+    """The ``counts[column, row]`` entries of ``flat`` from ``first[column, row]`` on (columns x
+    B), column by column, rows in order within one: their rows, words and discounted counts
+    times ``scale[row, column]`` (B x columns)."""
     counts = counts.ravel()
     positions = spans(first.ravel(), counts)
-    words, discounted, begin = [], [], 0
-    for level, count in zip(levels, by_column):
-        if count:
-            at = positions[begin : begin + count]
-            words.append(level.words[at])
-            discounted.append(level.discounted[at])
-            begin += count
-    if not words:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    rows = np.repeat(np.arange(counts.size) % first.shape[1], counts)
-    return rows, np.concatenate(words), np.concatenate(discounted) * np.repeat(scale.T.ravel(), counts)
+    rows = _rows_of_cells(*first.shape).repeat(counts)
+    return rows, flat.words.take(positions), flat.discounted.take(positions) * scale.T.ravel().repeat(counts)
+
+
+@lru_cache(maxsize=4)
+def _every(rows: int) -> np.ndarray:
+    """0 .. rows - 1, made once per row count (read only)."""
+    every = np.arange(rows)
+    every.flags.writeable = False
+    return every
+
+
+@lru_cache(maxsize=4)
+def _rows_of_cells(columns: int, rows: int) -> np.ndarray:
+    """The row of each cell of a columns x rows array, flattened (read only)."""
+    cells = np.tile(np.arange(rows), columns)
+    cells.flags.writeable = False
+    return cells
 
 
 def _totals(cells: np.ndarray, values: np.ndarray, rows: int, columns: int) -> np.ndarray:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -54,7 +55,7 @@ class ContextLevel:
         """Index of the context with each key, or -1 (one binary search for all of them)."""
         if not self.keys.size:
             return np.full(keys.shape, -1, dtype=np.int64)
-        i = np.searchsorted(self.keys, keys)
+        i = self.keys.searchsorted(keys)
         return np.where(self.keys.take(i, mode="clip") == keys, i, -1)
 
     def slices(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,8 +78,10 @@ class ContextLevel:
 
 def spans(first: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The positions first[i], first[i] + 1, ..., first[i] + counts[i] - 1 of every i, in order."""
-    ends = np.cumsum(counts)
-    return np.repeat(first - ends + counts, counts) + np.arange(int(ends[-1]) if ends.size else 0, dtype=np.int64)
+    ends = counts.cumsum()
+    starts = first - ends
+    starts += counts
+    return starts.repeat(counts) + np.arange(int(ends[-1]) if ends.size else 0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,49 @@ class NewestFirst:
 
 
 @dataclass(frozen=True)
+class FlatLevels:
+    """The context levels of lengths order - 1 down to 1 (``SeenContexts``' columns) as one set of
+    arrays, each level's contexts after one empty context that stands for a context never seen
+    (no entries, 1 / total 0, backoff 1): a batch reads what it needs of every length with one
+    ``take`` instead of one per length. The levels' own arrays but ``offsets`` are views into
+    these (``NgramTable.flat_levels``), so only ``offsets`` costs memory twice."""
+
+    base: np.ndarray  # (columns,) the flat index of each column's context 0; base - 1: its empty context
+    entry_base: np.ndarray  # (columns,) where each column's entries begin in ``words``/``discounted``
+    offsets: np.ndarray  # (contexts + 1,) each flat context's first entry, the last one's end after it
+    inverse_total: np.ndarray
+    backoff: np.ndarray
+    words: np.ndarray
+    discounted: np.ndarray
+
+    @classmethod
+    def of(cls, levels: Sequence[ContextLevel]) -> tuple["FlatLevels", list[ContextLevel]]:
+        """From the levels of the columns (longest context first); with those levels again, their
+        arrays views into the flat ones."""
+        sizes = [level.keys.size for level in levels]
+        base = np.cumsum([1, *[size + 1 for size in sizes]], dtype=np.int64)[: len(levels)]
+        entry_sizes = [level.words.size for level in levels]
+        entry_base = np.cumsum([0, *entry_sizes], dtype=np.int64)[: len(levels)]
+        contexts, entries = sum(sizes) + len(levels), sum(entry_sizes)
+        flat = cls(base, entry_base, np.empty(contexts + 1, dtype=np.int64), np.zeros(contexts), np.ones(contexts),
+                   np.empty(entries, dtype=np.result_type(np.int32, *[level.words for level in levels])),
+                   np.empty(entries))
+        viewed = []
+        for level, first, start, size, entry_size in zip(levels, base.tolist(), entry_base.tolist(), sizes, entry_sizes):
+            contexts_here, entries_here = slice(first, first + size), slice(start, start + entry_size)
+            flat.offsets[first - 1] = start
+            flat.offsets[contexts_here] = level.offsets[:size] + start
+            for name, part in (("inverse_total", contexts_here), ("backoff", contexts_here), ("words", entries_here),
+                               ("discounted", entries_here)):
+                getattr(flat, name)[part] = getattr(level, name)
+            viewed.append(ContextLevel(level.keys, level.offsets, flat.inverse_total[contexts_here],
+                                       flat.backoff[contexts_here], flat.words[entries_here],
+                                       flat.discounted[entries_here]))
+        flat.offsets[-1] = entries
+        return flat, viewed
+
+
+@dataclass(frozen=True)
 class SeenContexts:
     """Each row's distribution as ``factor[row]`` times the unigram level plus, per context length
     from the longest (order - 1) down to 1 (the columns of ``contexts`` and ``scale``), the counts
@@ -113,7 +159,8 @@ class SeenContexts:
 
     factor: np.ndarray  # (B,)
     contexts: np.ndarray  # (B, order - 1), context indices, longest first
-    scale: np.ndarray  # (B, order - 1); meaningless where the context is -1
+    scale: np.ndarray  # (B, order - 1); 0 where the context is -1
+    flat: np.ndarray  # (order - 1, B): ``contexts`` transposed, as indices into ``FlatLevels``
 
     @property
     def lengths(self) -> range:
@@ -138,6 +185,7 @@ class NgramTable:
         self._root = _root(self.levels)
         # the one-word context of each word (-1: none), read directly instead of searched for
         self._one_word = self.levels[1].find_all(self._root * vocab_size + np.arange(vocab_size)) if order > 1 else None
+        self._flat: FlatLevels | None = None
         self._uniform = np.full(vocab_size, 1.0 / (vocab_size - 1))
         self._uniform[start_id] = 0.0
         self._unigram: np.ndarray | None = None
@@ -246,19 +294,23 @@ class NgramTable:
         in ``next_word_probs``'s order (an unseen context's weight is 1, which changes no bit).
         They are built one context length per row (contiguous), then seen transposed."""
         contexts = self.contexts_batch(histories)[:, :0:-1]
-        by_length = contexts.T  # (order - 1, B), longest first; contiguous rows
-        inverse_total = np.zeros(by_length.shape)
-        backoff = np.ones(by_length.shape)
-        for column, k in enumerate(range(self.order - 1, 0, -1)):
-            level = self.levels[k]
-            if level.keys.size:
-                level.inverse_total.take(by_length[column], mode="clip", out=inverse_total[column])
-                level.backoff.take(by_length[column], mode="clip", out=backoff[column])
-        backoff[by_length < 0] = 1.0
-        after = np.cumprod(backoff, axis=0)  # the unigram level's factor after each length
-        scale = inverse_total
+        flat = self.flat_levels()
+        at = contexts.T + flat.base[:, None]  # (order - 1, B), longest first; contiguous rows
+        backoff = flat.backoff.take(at)
+        after = backoff.cumprod(axis=0)  # the unigram level's factor after each length
+        scale = flat.inverse_total.take(at)
         scale[1:] *= after[:-1]
-        return SeenContexts(after[-1] if after.shape[0] else np.ones(contexts.shape[0]), contexts, scale.T)
+        return SeenContexts(after[-1] if after.shape[0] else np.ones(contexts.shape[0]), contexts, scale.T, at)
+
+    def flat_levels(self) -> FlatLevels:
+        """The levels of ``SeenContexts``' columns as one set of arrays (made on first use, which
+        makes those levels' arrays views into it)."""
+        if self._flat is None:
+            lengths = range(self.order - 1, 0, -1)
+            self._flat, viewed = FlatLevels.of([self.levels[k] for k in lengths])
+            for k, level in zip(lengths, viewed):
+                self.levels[k] = level
+        return self._flat
 
     def contexts_batch(self, histories: Sequence[Sequence[int]] | NewestFirst) -> np.ndarray:
         """The index of each history's context at every length 0 .. order - 1 (B x order; -1
@@ -311,8 +363,17 @@ def _walk(levels: Sequence[ContextLevel], base: int, newest_first: np.ndarray, l
         keys = found[k - 1] * base
         keys += newest_first[:, k - 1]
         found[k] = levels[k].find_all(keys)
-    found[1:][np.arange(1, reach + 1)[:, None] > lengths] = -1
+    if lengths.min(initial=reach) < reach:
+        found[1:][_lengths_up_to(reach) > lengths] = -1
     return found.T
+
+
+@lru_cache(maxsize=4)
+def _lengths_up_to(reach: int) -> np.ndarray:
+    """The context lengths 1 .. reach as a column (read only)."""
+    lengths = np.arange(1, reach + 1)[:, None]
+    lengths.flags.writeable = False
+    return lengths
 
 
 def _chain_keys(levels: Sequence[ContextLevel], base: int, contexts: np.ndarray) -> np.ndarray:

@@ -72,6 +72,25 @@ def random_histories(count: int, seed: int) -> list[list[int]]:
     return histories
 
 
+def test_flat_levels_hold_the_levels_arrays_once(fitted):
+    """The levels of order - 1 down to 1 words as one set of arrays (what a batch reads with one
+    take for all lengths): each level's arrays but its offsets are views into them, each level's
+    contexts come after an empty one (no entries, 1 / total 0, backoff 1: an unseen context), and
+    no probability changes."""
+    _, table = fitted
+    sentence = random_sentences(1, seed=6)[0]
+    before = table.token_probs(sentence)
+    flat = table.flat_levels()
+    assert flat.base.size == table.order - 1
+    for column, k in enumerate(range(table.order - 1, 0, -1)):
+        level, first, start = table.levels[k], int(flat.base[column]), int(flat.entry_base[column])
+        for name in ("inverse_total", "backoff", "words", "discounted"):
+            assert np.shares_memory(getattr(level, name), getattr(flat, name))
+        np.testing.assert_array_equal(flat.offsets[first : first + level.keys.size + 1] - start, level.offsets)
+        assert (flat.offsets[first - 1], flat.inverse_total[first - 1], flat.backoff[first - 1]) == (start, 0.0, 1.0)
+    np.testing.assert_array_equal(table.token_probs(sentence), before)
+
+
 def test_batched_rows_are_the_single_rows_bit_for_bit(fitted):
     _, table = fitted
     histories = random_histories(120, seed=5)
