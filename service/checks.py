@@ -37,14 +37,19 @@ def shorten(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# json.loads with any option builds a decoder on every call; this is the one it would build
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def decode_json_body(raw: bytes) -> Any:
-    """The parsed body; a 400 for anything that is not strict JSON (NaN and Infinity included)."""
-
-    def reject_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not valid JSON")
-
+    """The parsed body; a 400 for anything that is not strict JSON (NaN and Infinity included).
+    Read as json.loads reads bytes: UTF-8, -16 or -32, told by its first bytes."""
     try:
-        return json.loads(raw, parse_constant=reject_constant)
+        return _STRICT_DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, absurd nesting
         raise ApiError(400, f"malformed JSON body: {shorten(str(exc), 200)}") from None
 

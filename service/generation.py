@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import secrets
 import time
 from collections.abc import Iterable, Iterator
@@ -30,9 +31,32 @@ logger = logging.getLogger(__name__)
 MAX_SEED = 2**63 - 1
 
 
+class _SeedPool:
+    """Seeds from the operating system's generator, read 512 at a time: reading them one by one
+    is a system call per request, which lets the other threads take the interpreter lock."""
+
+    def __init__(self) -> None:
+        self._seeds: list[int] = []
+
+    def draw(self) -> int:
+        try:
+            return self._seeds.pop()  # (one bytecode: threads can share the pool)
+        except IndexError:
+            fresh = secrets.token_bytes(8 * 512)
+            self._seeds = [int.from_bytes(fresh[i:i + 8], "little") >> 1 for i in range(0, len(fresh), 8)]
+            return self._seeds.pop()
+
+    def clear(self) -> None:
+        self._seeds = []
+
+
+_SEED_POOL = _SeedPool()
+os.register_at_fork(after_in_child=_SEED_POOL.clear)  # workers must not share the seeds a master drew
+
+
 def fresh_seed() -> int:
     """A new random seed in 0..2**63-1, reported back so the client can reproduce the output."""
-    return secrets.randbits(63)
+    return _SEED_POOL.draw()
 
 
 def nth_seed(seed: int, index: int) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 from models.cells import CELLS
 from service.config import ServiceConfig
 from service.params import (
-    MAX_INPUT_CHARS, OPENAI_CHAT, OPENAI_COMPLETION, TGI_BODY, TGI_PARAMETERS, TGI_STREAM_FIELD, object_schema,
+    MAX_INPUT_CHARS, OPENAI_CHAT, OPENAI_COMPLETION, TGI_BODY, TGI_COMPAT_BODY, TGI_PARAMETERS, object_schema,
 )
 from service.score_api import MAX_SCORE_CHARS
 
@@ -108,7 +108,7 @@ def _schemas(config: ServiceConfig) -> dict[str, Any]:
     return {
         "GenerateParameters": object_schema(TGI_PARAMETERS, config),
         "GenerateRequest": object_schema(TGI_BODY, config),
-        "CompatGenerateRequest": object_schema(TGI_BODY + (TGI_STREAM_FIELD,), config),
+        "CompatGenerateRequest": object_schema(TGI_COMPAT_BODY, config),
         "Token": token,
         "BestOfSequence": closed({"generated_text": {"type": "string"}, **sequence},
                                  required=["generated_text", *required_sequence]),

@@ -143,16 +143,48 @@ def parse_fields(obj: dict, specs: Sequence[FieldSpec], config: ServiceConfig, *
     """Every spec's checked value, by name. Unknown names are ignored, as TGI and OpenAI ignore
     them (a field a client adds later must not break it), and logged once at debug level.
     Unsupported parameters are checked first, so their message is the one a client sees."""
-    known = {spec.name for spec in specs}
+    layout = _layout(specs, config)
     for name in obj:
-        if name not in known:
+        if name not in layout.known:
             _note_ignored(kind, prefix + name)
     parsed: dict[str, Any] = {}
-    for unsupported_pass in (True, False):
-        for spec in specs:
-            if (spec.kind == "unsupported") is unsupported_pass:
-                parsed[spec.name] = spec.parse(obj, config, prefix, parsed)
+    defaults = layout.defaults
+    for spec in layout.order:
+        name = spec.name
+        if name in defaults and obj.get(name) is None:
+            parsed[name] = defaults[name]
+        else:
+            parsed[name] = spec.parse(obj, config, prefix, parsed)
     return parsed
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What ``parse_fields`` needs of a tuple of specs, worked out once per tuple and configuration:
+    a request names a few of twenty-odd fields, and the others take their defaults."""
+
+    known: frozenset[str]
+    order: tuple[FieldSpec, ...]  # the unsupported fields first
+    defaults: dict[str, Any]  # each field's value when absent or null, but the raw ones' (their check decides)
+
+
+_LAYOUTS: dict[tuple[int, int], tuple[Sequence[FieldSpec], ServiceConfig, _Layout]] = {}
+_MAX_LAYOUTS = 64  # the field tuples are module constants and a process has one configuration
+
+
+def _layout(specs: Sequence[FieldSpec], config: ServiceConfig) -> _Layout:
+    entry = _LAYOUTS.get((id(specs), id(config)))
+    if entry is not None and entry[0] is specs and entry[1] is config:
+        return entry[2]
+    layout = _Layout(
+        known=frozenset(spec.name for spec in specs),
+        order=tuple(sorted(specs, key=lambda spec: spec.kind != "unsupported")),
+        defaults={spec.name: None if spec.kind == "unsupported" else _resolve(spec.default, config)
+                  for spec in specs if spec.kind != "raw"},
+    )
+    if len(_LAYOUTS) < _MAX_LAYOUTS:  # (holding specs and config keeps their ids from being reused)
+        _LAYOUTS[(id(specs), id(config))] = (specs, config, layout)
+    return layout
 
 
 _IGNORED_LOGGED: set[str] = set()
@@ -238,6 +270,7 @@ TGI_BODY = (INPUTS.variant(schema={"type": ["string", "null"], "maxLength": MAX_
             FieldSpec("parameters", "raw", schema={"oneOf": [{"$ref": "#/components/schemas/GenerateParameters"},
                                                              {"type": "null"}]}))
 TGI_STREAM_FIELD = FieldSpec("stream", "boolean", default=False)
+TGI_COMPAT_BODY = TGI_BODY + (TGI_STREAM_FIELD,)  # POST /, where the body may ask for a stream
 
 # ------------------------------------------------------------------------- OpenAI completions
 def model_not_found(model: str, field: str, config: ServiceConfig) -> ApiError:

@@ -26,7 +26,7 @@ from service.generation import (
     GeneratedToken, GenerationFailed, GenerationRequest, GenerationResult, GenerationTimeout,
 )
 from service.http_body import json_body
-from service.params import TGI_BODY, TGI_PARAMETERS, TGI_STREAM_FIELD, parse_fields
+from service.params import TGI_BODY, TGI_COMPAT_BODY, TGI_PARAMETERS, parse_fields
 from service.prompt_tokens import prompt_tokens
 from service.response import json_response
 from service.sse import event_stream, sse_event
@@ -55,7 +55,7 @@ def parse_generate(
 
     ``stream`` is the route's own choice; ``stream_field`` lets the body choose instead (POST /).
     """
-    top = parse_fields(checks.json_object(body), TGI_BODY + ((TGI_STREAM_FIELD,) if stream_field else ()), config)
+    top = parse_fields(checks.json_object(body), TGI_COMPAT_BODY if stream_field else TGI_BODY, config)
     stream = top["stream"] if stream_field else stream
     params = {} if top["parameters"] is None else top["parameters"]
     if not isinstance(params, dict):

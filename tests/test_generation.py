@@ -1,6 +1,7 @@
 """The generation layer on the tiny model, without HTTP."""
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -15,7 +16,7 @@ from models.sampling import Sampler, SamplingParams
 from models.vocabulary import SPECIAL_TOKENS
 from models.word_classes import WordClasses
 from training.kneser_ney import KneserNey
-from service.generation import MAX_SEED, GenerationRequest, GenerationResult, TextGenerator
+from service.generation import MAX_SEED, GenerationRequest, GenerationResult, TextGenerator, fresh_seed
 
 
 def class_layer_twin(model: RNN, n_classes: int = 8) -> RNN:
@@ -240,3 +241,17 @@ def test_two_level_draw_follows_the_weights_and_never_picks_a_zero():
     block_seen = counts.reshape(20, 50).sum(axis=1) / draws
     stderr = np.sqrt(block_expected * (1 - block_expected) / draws)
     assert np.all(np.abs(block_seen - block_expected) <= 5 * stderr)
+
+
+def test_fresh_seeds_are_distinct_in_range_and_not_shared_by_forked_workers():
+    seeds = [fresh_seed() for _ in range(3000)]  # several refills of the pool
+    assert len(set(seeds)) == len(seeds) and all(0 <= s <= MAX_SEED for s in seeds)
+    assert max(seeds).bit_length() == 63  # the whole range is drawn from (fails with odds 2**-3000)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a worker forked with seeds left in the pool must not draw the master's next one
+        os.write(write, str(fresh_seed()).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.close(write)
+    assert int(os.read(read, 64)) != fresh_seed()

@@ -253,6 +253,17 @@ def test_streamed_body_without_length_is_capped(client, size, status):
     assert response.status_code == status
 
 
+@pytest.mark.parametrize("size, status", [(1000, 200), (65536, 200), (65537, 413)])
+def test_body_of_known_length_from_a_terminating_server(client, size, status):
+    # gunicorn's way: a Content-Length, and the server ends the stream there (read in one call)
+    data = json.dumps({"inputs": "the", "parameters": {"seed": 1}}).encode().ljust(size)
+    response = client.post("/generate", input_stream=io.BytesIO(data), content_type=JSON,
+                           environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": str(size)})
+    assert response.status_code == status
+    if status == 200:
+        assert response.get_json() == post(client, {"inputs": "the", "parameters": {"seed": 1}}).get_json()
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 def test_wrong_content_type_is_415(client, content_type):
     assert_error(post_raw(client, '{"inputs": "the"}', content_type), 415, "Content-Type", "application/json")
