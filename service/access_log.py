@@ -43,13 +43,12 @@ def _sent(resp: Any) -> Any:
     return getattr(resp, "sent", None)
 
 
-# gunicorn's atoms that are not headers or environ entries, as its Logger.atoms works them out:
-# (response, request, environ, request time, logger) -> value
+# gunicorn's atoms that are not headers, environ entries or the time, as its Logger.atoms works them
+# out: (response, request, environ, request time, logger) -> value
 _PLAIN_ATOMS: dict[str, Callable[[Any, Any, dict, Any, Logger], Any]] = {
     "h": lambda resp, req, environ, t, log: environ.get("REMOTE_ADDR", "-"),
     "l": lambda resp, req, environ, t, log: "-",
     "u": lambda resp, req, environ, t, log: log._get_user(environ) or "-",
-    "t": lambda resp, req, environ, t, log: log.now(),
     "r": lambda resp, req, environ, t, log: "%s %s %s" % (
         environ["REQUEST_METHOD"], environ["RAW_URI"], environ["SERVER_PROTOCOL"]),
     "s": lambda resp, req, environ, t, log: _status(resp),
@@ -76,18 +75,22 @@ def _pairs(source: Any) -> Any:
 
 
 class LazyAtoms(Mapping):
-    """The atoms gunicorn's Logger.atoms gives, each worked out when it is read. ``{name}i``,
+    """The atoms gunicorn's Logger.atoms gives, each worked out when it is read (the time ``t``
+    when they are made, so a handler that formats later logs the same line). ``{name}i``,
     ``{name}o`` and ``{name}e`` (lower case) are the last request header, response header or
     environ entry of that name in any case, as in gunicorn's dictionary. Iterating works them
     all out (gunicorn's own dictionary)."""
 
-    __slots__ = ("_resp", "_req", "_environ", "_time", "_log", "_all")
+    __slots__ = ("_resp", "_req", "_environ", "_time", "_log", "_now", "_all")
 
     def __init__(self, resp: Any, req: Any, environ: dict, request_time: Any, log: Logger):
         self._resp, self._req, self._environ, self._time, self._log = resp, req, environ, request_time, log
+        self._now = log.now()  # the time of the request's end, even for a handler that formats later
         self._all: dict[str, Any] | None = None
 
     def __getitem__(self, key: str) -> Any:
+        if key == "t":
+            return self._now
         plain = _PLAIN_ATOMS.get(key)
         if plain is not None:
             return plain(self._resp, self._req, self._environ, self._time, self._log)
@@ -101,7 +104,7 @@ class LazyAtoms(Mapping):
 
     def _every_atom(self) -> dict[str, Any]:
         if self._all is None:
-            self._all = Logger.atoms(self._log, self._resp, self._req, self._environ, self._time)
+            self._all = {**Logger.atoms(self._log, self._resp, self._req, self._environ, self._time), "t": self._now}
         return self._all
 
     def __iter__(self) -> Iterator[str]:

@@ -69,3 +69,11 @@ def test_the_atoms_worked_out_when_read_are_gunicorns():
     assert ours["{x-request-id}i"] == "second"
     with pytest.raises(KeyError):
         ours["{absent}i"]
+
+
+def test_the_time_is_the_requests_end_even_when_formatted_later(monkeypatch):
+    logger = AccessLogger(Config())
+    monkeypatch.setattr(logger, "now", lambda: "[at the end]")
+    atoms = logger.atoms(_Response(), _Request(), ENVIRON, datetime.timedelta(microseconds=1234))
+    monkeypatch.setattr(logger, "now", lambda: "[later]")  # e.g. a MemoryHandler's flush
+    assert atoms["t"] == dict(atoms)["t"] == "[at the end]"
