@@ -106,11 +106,11 @@ def test_a_kept_alive_connection_is_served_on_and_idle_ones_hold_no_thread(serve
 
 
 def run_failing_start(env: dict[str, str]) -> subprocess.CompletedProcess:
-    started = time.monotonic()
+    """gunicorn must exit by itself; one that restarts its workers in a loop hits the timeout
+    (a start takes a few seconds, over 10 on a loaded machine)."""
     result = subprocess.run(
         gunicorn_command(), cwd=REPO_ROOT, env=env, text=True, capture_output=True, timeout=30,
     )
-    assert time.monotonic() - started < 10
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     return result
