@@ -1,11 +1,10 @@
 """gunicorn's access log, the same lines for less CPU: gunicorn works out and quotes every atom it
 knows of a request (about 60: each request and response header and environ entry) before
-formatting the line, while the format names eleven; here each atom is worked out and quoted when
-the format reads it."""
+formatting the line, while the format names eleven; here gunicorn works out only its plain atoms,
+and a header or environ atom is looked up and quoted when the format reads it."""
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from gunicorn.glogging import Logger
@@ -34,38 +33,29 @@ class QuotedOnRead(Mapping):
         return bool(self._atoms)
 
 
-def _status(resp: Any) -> Any:
-    status = resp.status
-    return status.split(None, 1)[0] if isinstance(status, str) else status
+class _WithoutHeaders:
+    """The response as gunicorn's Logger.atoms reads it, less its headers (their atoms are read
+    lazily)."""
+
+    __slots__ = ("status", "sent")
+    headers: tuple = ()
+
+    def __init__(self, resp: Any):
+        self.status = resp.status
+        if hasattr(resp, "sent"):
+            self.sent = resp.sent
 
 
-def _sent(resp: Any) -> Any:
-    return getattr(resp, "sent", None)
+class _EnvironWithoutItems(dict):
+    """The environ as gunicorn's Logger.atoms reads it, less its ``{name}e`` atoms."""
+
+    def items(self) -> Any:  # type: ignore[override]
+        return ()
 
 
-# gunicorn's atoms that are not headers, environ entries or the time, as its Logger.atoms works them
-# out: (response, request, environ, request time, logger) -> value
-_PLAIN_ATOMS: dict[str, Callable[[Any, Any, dict, Any, Logger], Any]] = {
-    "h": lambda resp, req, environ, t, log: environ.get("REMOTE_ADDR", "-"),
-    "l": lambda resp, req, environ, t, log: "-",
-    "u": lambda resp, req, environ, t, log: log._get_user(environ) or "-",
-    "r": lambda resp, req, environ, t, log: "%s %s %s" % (
-        environ["REQUEST_METHOD"], environ["RAW_URI"], environ["SERVER_PROTOCOL"]),
-    "s": lambda resp, req, environ, t, log: _status(resp),
-    "m": lambda resp, req, environ, t, log: environ.get("REQUEST_METHOD"),
-    "U": lambda resp, req, environ, t, log: environ.get("PATH_INFO"),
-    "q": lambda resp, req, environ, t, log: environ.get("QUERY_STRING"),
-    "H": lambda resp, req, environ, t, log: environ.get("SERVER_PROTOCOL"),
-    "b": lambda resp, req, environ, t, log: _sent(resp) is not None and str(resp.sent) or "-",
-    "B": lambda resp, req, environ, t, log: _sent(resp),
-    "f": lambda resp, req, environ, t, log: environ.get("HTTP_REFERER", "-"),
-    "a": lambda resp, req, environ, t, log: environ.get("HTTP_USER_AGENT", "-"),
-    "T": lambda resp, req, environ, t, log: t.seconds,
-    "D": lambda resp, req, environ, t, log: (t.seconds * 1000000) + t.microseconds,
-    "M": lambda resp, req, environ, t, log: (t.seconds * 1000) + int(t.microseconds / 1000),
-    "L": lambda resp, req, environ, t, log: "%d.%06d" % (t.seconds, t.microseconds),
-    "p": lambda resp, req, environ, t, log: "<%s>" % os.getpid(),
-}
+def _plain_atoms(resp: Any, environ: dict, request_time: Any, log: Logger) -> dict[str, Any]:
+    """gunicorn's own atoms that are neither headers nor environ entries (the time among them)."""
+    return Logger.atoms(log, _WithoutHeaders(resp), (), _EnvironWithoutItems(environ), request_time)
 
 
 def _pairs(source: Any) -> Any:
@@ -75,25 +65,25 @@ def _pairs(source: Any) -> Any:
 
 
 class LazyAtoms(Mapping):
-    """The atoms gunicorn's Logger.atoms gives, each worked out when it is read (the time ``t``
-    when they are made, so a handler that formats later logs the same line). ``{name}i``,
+    """The atoms gunicorn's Logger.atoms gives: its plain ones (the time ``t`` among them) when
+    they are made, so a handler that formats later logs the same line; ``{name}i``,
     ``{name}o`` and ``{name}e`` (lower case) are the last request header, response header or
-    environ entry of that name in any case, as in gunicorn's dictionary. Iterating works them
+    environ entry of that name in any case, as in gunicorn's dictionary, when read. Iterating works them
     all out (gunicorn's own dictionary)."""
 
-    __slots__ = ("_resp", "_req", "_environ", "_time", "_log", "_now", "_all")
+    __slots__ = ("_resp", "_req", "_environ", "_time", "_log", "_plain", "_all")
 
     def __init__(self, resp: Any, req: Any, environ: dict, request_time: Any, log: Logger):
         self._resp, self._req, self._environ, self._time, self._log = resp, req, environ, request_time, log
-        self._now = log.now()  # the time of the request's end, even for a handler that formats later
+        # made now, not when first read, for the time atom is the request's end even for a handler
+        # that formats later; the format reads plain atoms on every line anyway
+        self._plain = _plain_atoms(resp, environ, request_time, log)
         self._all: dict[str, Any] | None = None
 
     def __getitem__(self, key: str) -> Any:
-        if key == "t":
-            return self._now
-        plain = _PLAIN_ATOMS.get(key)
-        if plain is not None:
-            return plain(self._resp, self._req, self._environ, self._time, self._log)
+        plain = self._plain.get(key, self)
+        if plain is not self:
+            return plain
         if key[:1] == "{" and key[-2:] in ("}i", "}o", "}e"):
             name, kind = key[1:-2], key[-1]
             pairs = _pairs(self._req) if kind == "i" else _pairs(self._resp) if kind == "o" else self._environ.items()
@@ -104,7 +94,8 @@ class LazyAtoms(Mapping):
 
     def _every_atom(self) -> dict[str, Any]:
         if self._all is None:
-            self._all = {**Logger.atoms(self._log, self._resp, self._req, self._environ, self._time), "t": self._now}
+            self._all = {**Logger.atoms(self._log, self._resp, self._req, self._environ, self._time),
+                         "t": self._plain["t"]}
         return self._all
 
     def __iter__(self) -> Iterator[str]:

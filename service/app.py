@@ -27,7 +27,7 @@ from service.generation import TextGenerator
 from service.http_body import drain_unread_body
 from service.metrics import ServiceMetrics, forget_process
 from service.metrics_bind import came_in_on
-from service.response import ServiceResponse
+from service.response import ServiceResponse, install_json_encoder
 from service.model_info import describe_model
 from service.scoring import TextScorer
 from service.state import EXTENSION_KEY, ServiceState, current_state
@@ -66,6 +66,7 @@ def create_app(config: ServiceConfig | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     if isinstance(app.json, DefaultJSONProvider):
         app.json.sort_keys = False  # keep the documented field order in responses
+    install_json_encoder(app)
     app.extensions[EXTENSION_KEY] = state
     register_error_handlers(app)
     for path, methods, view in ROUTES:

@@ -26,7 +26,7 @@ def _raw_body() -> bytes:
 
     A body of known length, from a server that ends the input stream at that length (gunicorn
     says so with ``wsgi.input_terminated``), is read in one call: werkzeug's reading wraps the
-    stream and reads it in a loop, about 10 us a request. Werkzeug refuses a too large
+    stream and reads it in a loop, a cost on every request (docs/measurements.md). Werkzeug refuses a too large
     Content-Length itself, but a streamed (chunked) body is only cut at the limit, silently;
     so a streamed body that reaches the limit is refused here.
     """

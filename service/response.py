@@ -6,8 +6,8 @@ headers for the server (about five Python calls a header each time); TGI's ten t
 the four security headers made that 28 checked additions a generation answer. Their values are
 ours (constants, formatted numbers), so they skip both.
 
-``json_response`` writes a JSON body as Flask's ``jsonify`` does with the app's settings, with its
-encoder made once instead of for every answer.
+``json_response`` writes a JSON body as Flask's ``jsonify`` does with the app's settings, with an
+encoder made once from them (``install_json_encoder``) instead of for every answer.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from flask import Response, current_app
+from flask import Flask, Response, current_app
 from flask.json.provider import DefaultJSONProvider
 
 from service.security_headers import SECURITY_HEADERS
@@ -39,13 +39,26 @@ class ServiceResponse(Response):
         return app_iter, status, headers
 
 
-# jsonify's output outside debug mode: compact, keys in the order the routes build them, ASCII
-_ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), default=DefaultJSONProvider.default)
+JSON_ENCODER_KEY = "rnnlm.json_encoder"  # app.extensions entry set by install_json_encoder
+
+
+def install_json_encoder(app: Flask) -> None:
+    """Make the encoder json_response uses from the app's JSON settings (set them first): jsonify's
+    outside debug mode, or none (jsonify itself answers) if the app's JSON provider is not Flask's
+    default or is told never to be compact."""
+    provider = app.json
+    if not isinstance(provider, DefaultJSONProvider) or provider.compact is False:
+        app.extensions[JSON_ENCODER_KEY] = None
+        return
+    app.extensions[JSON_ENCODER_KEY] = json.JSONEncoder(
+        ensure_ascii=provider.ensure_ascii, sort_keys=provider.sort_keys, separators=(",", ":"),
+        default=provider.default)
 
 
 def json_response(body: Any) -> ServiceResponse:
     """``body`` as a JSON answer, byte for byte what ``flask.jsonify(body)`` gives (indented in
     debug mode, as there)."""
-    if current_app.debug:
+    encoder = current_app.extensions.get(JSON_ENCODER_KEY)
+    if encoder is None or current_app.debug:
         return current_app.json.response(body)
-    return ServiceResponse(_ENCODER.encode(body) + "\n", mimetype=DefaultJSONProvider.mimetype)
+    return current_app.response_class(encoder.encode(body) + "\n", mimetype=current_app.json.mimetype)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import select
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -243,6 +245,9 @@ def test_two_level_draw_follows_the_weights_and_never_picks_a_zero():
     assert np.all(np.abs(block_seen - block_expected) <= 5 * stderr)
 
 
+FORK_TIMEOUT_SECONDS = 10
+
+
 def test_fresh_seeds_are_distinct_in_range_and_not_shared_by_forked_workers():
     seeds = [fresh_seed() for _ in range(3000)]  # several refills of the pool
     assert len(set(seeds)) == len(seeds) and all(0 <= s <= MAX_SEED for s in seeds)
@@ -250,8 +255,18 @@ def test_fresh_seeds_are_distinct_in_range_and_not_shared_by_forked_workers():
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # a worker forked with seeds left in the pool must not draw the master's next one
-        os.write(write, str(fresh_seed()).encode())
-        os._exit(0)
-    os.waitpid(child, 0)
+        try:
+            os.write(write, str(fresh_seed()).encode())
+        finally:
+            os._exit(0)
     os.close(write)
-    assert int(os.read(read, 64)) != fresh_seed()
+    try:
+        ready, _, _ = select.select([read], [], [], FORK_TIMEOUT_SECONDS)
+        if not ready:  # a hung child must not hang the suite
+            os.kill(child, signal.SIGKILL)
+            pytest.fail(f"the forked child wrote no seed in {FORK_TIMEOUT_SECONDS} s")
+        childs_seed = os.read(read, 64)
+    finally:
+        os.close(read)
+        os.waitpid(child, 0)
+    assert int(childs_seed) != fresh_seed()

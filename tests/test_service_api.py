@@ -253,14 +253,28 @@ def test_streamed_body_without_length_is_capped(client, size, status):
     assert response.status_code == status
 
 
+class _ReadsRecorded(io.BytesIO):
+    """A request body stream that notes the size asked of each read."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.reads: list[int] = []
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.reads.append(size)
+        return super().read(size)
+
+
 @pytest.mark.parametrize("size, status", [(1000, 200), (65536, 200), (65537, 413)])
 def test_body_of_known_length_from_a_terminating_server(client, size, status):
     # gunicorn's way: a Content-Length, and the server ends the stream there (read in one call)
     data = json.dumps({"inputs": "the", "parameters": {"seed": 1}}).encode().ljust(size)
-    response = client.post("/generate", input_stream=io.BytesIO(data), content_type=JSON,
+    stream = _ReadsRecorded(data)
+    response = client.post("/generate", input_stream=stream, content_type=JSON,
                            environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": str(size)})
     assert response.status_code == status
     if status == 200:
+        assert stream.reads == [size]
         assert response.get_json() == post(client, {"inputs": "the", "parameters": {"seed": 1}}).get_json()
 
 
