@@ -80,7 +80,6 @@ MODES = ("mixed", "plain", "scored")  # which of the Sampler's paths a sequence 
 class _Sequence:
     """One sequence in the batch: what a step cannot keep in ``BatchSampler._rows``."""
 
-    key: object
     spec: SequenceSpec
     rng: np.random.Generator
     sentence: int = 0
@@ -130,7 +129,7 @@ class BatchSampler:
             mode = "mixed"
         else:
             mode = "plain" if plain and self.mixture is None else "scored"
-        sequence = _Sequence(key, spec, np.random.default_rng(spec.seed))
+        sequence = _Sequence(spec, np.random.default_rng(spec.seed))
         row = [0] * self._rows.shape[1]
         row[MODE], row[MAX_NEW], row[MIN_WORDS] = MODES.index(mode), params.max_new_tokens, params.min_words
         for column, value in zip(SENTENCE_COLUMNS, self._sentence_start(sequence, list(spec.prefix_ids))):
@@ -145,8 +144,8 @@ class BatchSampler:
 
     def remove(self, key: object) -> None:
         """Stop generating the sequence added with ``key`` (if it is still here)."""
-        keep = [i for i, s in enumerate(self._sequences) if s.key is not key]
-        if len(keep) < len(self._sequences):
+        keep = [i for i, k in enumerate(self._keys) if k is not key]
+        if len(keep) < len(self._keys):
             self._keep(keep)
 
     def _keep(self, rows: list[int]) -> None:
@@ -166,11 +165,10 @@ class BatchSampler:
         sequence.prefix_words = len(prefix)
         return self.vocab.start_id, int(bool(prefix)), self._clock, 0, len(prefix)
 
-    def _begin_sentence(self, row: int, prefix: list[int]) -> None:
-        """Row ``row`` starts a sentence (``_sentence_start``)."""
+    def _begin_sentence(self, row: int) -> None:
+        """Row ``row`` starts a sentence without a prefix (``_sentence_start``), so it does not wait."""
         self._waiting -= int(self._rows[row, WAITING])
-        self._rows[row, SENTENCE_COLUMNS] = self._sentence_start(self._sequences[row], prefix)
-        self._waiting += int(self._rows[row, WAITING])
+        self._rows[row, SENTENCE_COLUMNS] = self._sentence_start(self._sequences[row], [])
 
     # ---------------------------------------------------------------- a step
     def step(self) -> list[tuple[object, SampledWord | None]]:
@@ -310,7 +308,7 @@ class BatchSampler:
             if sequence.sentence == sequence.spec.num_sentences:
                 finished.append(i)
             else:
-                self._begin_sentence(i, [])
+                self._begin_sentence(i)
                 fresh.append(i)
         if fresh:
             self._state = self.model.restarted_states(self._state, fresh)

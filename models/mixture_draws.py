@@ -188,7 +188,7 @@ class MixtureDrawer:
                                              self._unigram[self._specials]])
         # the levels of ``SeenContexts``' columns, longest context first; the empty context (length
         # 0) is the unigram level, read whole
-        self._flat = self.table.flat_levels()
+        self._flat = self.table.flat
         levels = [self.table.levels[k] for k in range(self.table.order - 1, 0, -1)]
         self._blocked = _BlockedContexts.of(levels, self._flat, self._blocks, self._specials)
 
@@ -198,10 +198,9 @@ class MixtureDrawer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """One word per row of ``hidden`` (B x H) with the uniform number ``uniforms[row]`` (its
         generator's ``random()``), never one of that row's ``banned`` words (a list per row, or
-        ``BannedWords``): the word ids and each
-        word's log-probability under the mixture. ``histories``: each row's words so far (or
-        their newest words as ``NewestFirst``). ``recents``: each row's text so far, which the
-        mixture's cache reads (None: no cache)."""
+        ``BannedWords``): the word ids and each word's log-probability under the mixture.
+        ``histories``: each row's words so far (or their newest words as ``NewestFirst``).
+        ``recents``: each row's text so far, which the mixture's cache reads (None: no cache)."""
         rows = hidden.shape[0]
         if rows < FEW_ROWS:
             lists = [banned.row(row) for row in range(rows)] if isinstance(banned, BannedWords) else banned

@@ -113,7 +113,7 @@ class FlatLevels:
     arrays, each level's contexts after one empty context that stands for a context never seen
     (no entries, 1 / total 0, backoff 1): a batch reads what it needs of every length with one
     ``take`` instead of one per length. The levels' own arrays but ``offsets`` are views into
-    these (``NgramTable.flat_levels``), so only ``offsets`` costs memory twice."""
+    these (``NgramTable.flat``), so only ``offsets`` costs memory twice."""
 
     base: np.ndarray  # (columns,) the flat index of each column's context 0; base - 1: its empty context
     entry_base: np.ndarray  # (columns,) where each column's entries begin in ``words``/``discounted``
@@ -185,7 +185,12 @@ class NgramTable:
         self._root = _root(self.levels)
         # the one-word context of each word (-1: none), read directly instead of searched for
         self._one_word = self.levels[1].find_all(self._root * vocab_size + np.arange(vocab_size)) if order > 1 else None
-        self._flat: FlatLevels | None = None
+        # built here, once: a table loaded before the server forks is then shared by its workers,
+        # not copied into each; the levels of its columns become views into it
+        lengths = range(order - 1, 0, -1)
+        self.flat, viewed = FlatLevels.of([self.levels[k] for k in lengths])
+        for k, level in zip(lengths, viewed):
+            self.levels[k] = level
         self._uniform = np.full(vocab_size, 1.0 / (vocab_size - 1))
         self._uniform[start_id] = 0.0
         self._unigram: np.ndarray | None = None
@@ -294,23 +299,13 @@ class NgramTable:
         in ``next_word_probs``'s order (an unseen context's weight is 1, which changes no bit).
         They are built one context length per row (contiguous), then seen transposed."""
         contexts = self.contexts_batch(histories)[:, :0:-1]
-        flat = self.flat_levels()
+        flat = self.flat
         at = contexts.T + flat.base[:, None]  # (order - 1, B), longest first; contiguous rows
         backoff = flat.backoff.take(at)
         after = backoff.cumprod(axis=0)  # the unigram level's factor after each length
         scale = flat.inverse_total.take(at)
         scale[1:] *= after[:-1]
         return SeenContexts(after[-1] if after.shape[0] else np.ones(contexts.shape[0]), contexts, scale.T, at)
-
-    def flat_levels(self) -> FlatLevels:
-        """The levels of ``SeenContexts``' columns as one set of arrays (made on first use, which
-        makes those levels' arrays views into it)."""
-        if self._flat is None:
-            lengths = range(self.order - 1, 0, -1)
-            self._flat, viewed = FlatLevels.of([self.levels[k] for k in lengths])
-            for k, level in zip(lengths, viewed):
-                self.levels[k] = level
-        return self._flat
 
     def contexts_batch(self, histories: Sequence[Sequence[int]] | NewestFirst) -> np.ndarray:
         """The index of each history's context at every length 0 .. order - 1 (B x order; -1
@@ -321,7 +316,7 @@ class NgramTable:
     def contexts_found(self, newest_first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """The index of each row's context at every length 0 .. order - 1 (-1 where never seen);
         row r's history is ``newest_first[r, :lengths[r]]``, newest word first, at most order - 1 words."""
-        return _walk(self.levels, self.vocab_size, newest_first, lengths, self._root, self._one_word)
+        return walk_contexts(self.levels, self.vocab_size, newest_first, lengths, self._root, self._one_word)
 
     def unigram_level(self) -> np.ndarray:
         """p_1(w): the empty context's discounted counts over the uniform distribution (cached)."""
@@ -344,8 +339,8 @@ def _root(levels: Sequence[ContextLevel]) -> int:
     return levels[0].find(0) if levels[0].keys.size else -1
 
 
-def _walk(levels: Sequence[ContextLevel], base: int, newest_first: np.ndarray, lengths: np.ndarray,
-          root: int | None = None, one_word: np.ndarray | None = None) -> np.ndarray:
+def walk_contexts(levels: Sequence[ContextLevel], base: int, newest_first: np.ndarray, lengths: np.ndarray,
+                  root: int | None = None, one_word: np.ndarray | None = None) -> np.ndarray:
     """The index of each row's context at every length 0 .. m (-1 where never seen), following
     the key chain from the empty context; row r's words are ``newest_first[r, :lengths[r]]``.
     ``one_word``: the one-word context of each word, if known (saves a search).
@@ -383,7 +378,7 @@ def _chain_keys(levels: Sequence[ContextLevel], base: int, contexts: np.ndarray)
     if k == 0:
         return np.zeros(count, dtype=np.int64)
     suffix = contexts[:, :0:-1]  # (w_2 .. w_k), newest first
-    parents = _walk(levels, base, suffix, np.full(count, k - 1, dtype=np.int64))[:, k - 1]
+    parents = walk_contexts(levels, base, suffix, np.full(count, k - 1, dtype=np.int64))[:, k - 1]
     return np.where(parents >= 0, parents * base + contexts[:, 0], -1)
 
 

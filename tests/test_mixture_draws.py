@@ -41,7 +41,7 @@ def histories_and_states(drawer: MixtureDrawer, rows: int, seed: int):
 
 def test_both_ways_of_reading_contexts_are_exercised(drawer):
     # the one-word contexts: the last of the flat levels' columns (longest first)
-    blocked, one_word = drawer._blocked, drawer.table.flat_levels().base[-1]
+    blocked, one_word = drawer._blocked, drawer.table.flat.base[-1]
     counts = np.diff(drawer.table.levels[1].offsets)
     assert 0 < np.count_nonzero(blocked.keys >= one_word) < counts.size
 

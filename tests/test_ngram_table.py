@@ -76,11 +76,11 @@ def test_flat_levels_hold_the_levels_arrays_once(fitted):
     """The levels of order - 1 down to 1 words as one set of arrays (what a batch reads with one
     take for all lengths): each level's arrays but its offsets are views into them, each level's
     contexts come after an empty one (no entries, 1 / total 0, backoff 1: an unseen context), and
-    no probability changes."""
-    _, table = fitted
+    no probability changes (against the fitted model, which has no flat arrays). A table loaded
+    from its payload has them as well."""
+    model, table = fitted
     sentence = random_sentences(1, seed=6)[0]
-    before = table.token_probs(sentence)
-    flat = table.flat_levels()
+    flat = table.flat
     assert flat.base.size == table.order - 1
     for column, k in enumerate(range(table.order - 1, 0, -1)):
         level, first, start = table.levels[k], int(flat.base[column]), int(flat.entry_base[column])
@@ -88,7 +88,11 @@ def test_flat_levels_hold_the_levels_arrays_once(fitted):
             assert np.shares_memory(getattr(level, name), getattr(flat, name))
         np.testing.assert_array_equal(flat.offsets[first : first + level.keys.size + 1] - start, level.offsets)
         assert (flat.offsets[first - 1], flat.inverse_total[first - 1], flat.backoff[first - 1]) == (start, 0.0, 1.0)
-    np.testing.assert_array_equal(table.token_probs(sentence), before)
+    np.testing.assert_allclose(table.token_probs(sentence),
+                               [model.prob(sentence[:i], sentence[i]) for i in range(1, len(sentence))], rtol=1e-12)
+    loaded = NgramTable.from_payload(table.to_payload())
+    for k in range(1, loaded.order):
+        assert np.shares_memory(loaded.levels[k].words, loaded.flat.words)
 
 
 def test_batched_rows_are_the_single_rows_bit_for_bit(fitted):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.ngram_table import ContextLevel, NgramTable
+from models.ngram_table import ContextLevel, NgramTable, walk_contexts
 from training.chunked_array import ChunkedArray
 from training.kneser_ney import Discounts, KneserNey
 from training.ngram_counts import GramCounts, count_ngrams
@@ -178,11 +178,11 @@ class ArrangedCounts:
 
     def contexts_found(self, newest_first: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """``NgramTable.contexts_found`` for the table of any discounts: it follows the contexts'
-        keys only, so the table is given those and no probabilities (which would take as much
-        memory as the table itself)."""
+        keys only, so it reads those and no probabilities (which would take as much memory as the
+        table itself)."""
         none = np.zeros(0)
         levels = [ContextLevel(level.keys, level.offsets, none, none, level.words, none) for level in self.levels]
-        return NgramTable(self.order, self.vocab_size, self.start_id, levels).contexts_found(newest_first, lengths)
+        return walk_contexts(levels, self.vocab_size, newest_first, lengths)
 
 
 def arrange_counts(levels: Sequence[GramCounts], vocab_size: int, start_id: int,
