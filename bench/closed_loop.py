@@ -12,7 +12,8 @@ how many timed out (``--timeout``). The request body and the counting are in ben
 instead of wrk, to add the latency percentiles of each status (wrk's script cannot time one
 response): how fast a 429 comes, for instance.
 With ``--tree`` (repeatable) it starts each checkout's own gunicorn with that checkout's own
-settings (``make serve``'s command, its .venv), serving ``--model``, runs the rows against it
+settings (``make serve``'s command, its .venv), serving ``--model`` (a relative path is taken
+in each tree: each serves its own default model, as its users would), runs the rows against it
 and stops it, one tree after the other: an old-against-new comparison in one run.
 """
 from __future__ import annotations
@@ -119,14 +120,15 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--by-status", action="store_true", help="the closed loop from Python, timed by status")
     parser.add_argument("--tree", action="append", type=Path, help="start this checkout's server (repeatable)")
-    parser.add_argument("--model", type=Path, default=Path("artifacts/model.joblib"))
+    parser.add_argument("--model", type=Path, default=Path("artifacts/model.joblib"),
+                        help="with --tree: relative to each tree")
     parser.add_argument("--port", type=int, default=18731)
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment setting for the servers --tree starts (repeatable)")
     args = parser.parse_args()
     settings = dict(item.split("=", 1) for item in args.setting)
     for tree in args.tree or [None]:
-        server = None if tree is None else start_tree(tree.resolve(), args.model.resolve(), args.port, settings)
+        server = None if tree is None else start_tree(tree.resolve(), tree.resolve() / args.model, args.port, settings)
         url = args.url if tree is None else f"http://127.0.0.1:{args.port}"
         try:
             for connections in args.connections:
