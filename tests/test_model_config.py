@@ -66,7 +66,7 @@ def test_flags_defaults_are_the_configs_defaults():
     config = train.run_config(train.build_parser().parse_args([]))
     assert config == RunConfig(threads=config.threads)
     assert config.train == TrainConfig() and config.start == StartOptions()
-    assert config.model == ModelConfig(vocab_size=8000)
+    assert config.model == ModelConfig(vocab_size=8000, softmax="class")
 
 
 def test_a_run_config_round_trips_through_plain_values():
