@@ -25,7 +25,7 @@ import numpy as np
 
 from models.mixture_draws import BannedWords
 from models.ngram_table import NewestFirst
-from models.recent_text import extended
+from models.recent_text import CacheWindows, extended, text_tokens
 from models.row_stable import FEW_ROWS
 from models.sampling import (
     SampledWord, Sampler, SamplingParams, penalize_repetition, top_alternatives, transformed_scores,
@@ -64,7 +64,9 @@ def sentence_stream(sampler: Sampler, spec: SequenceSpec) -> Iterator[SampledWor
 # The columns of ``BatchSampler._rows``: the integers of each row that a step reads or updates,
 # kept in one array so that a step updates them with a few vectorised operations and a sequence
 # joining or leaving is one concatenation or one take. The words each row read on the last
-# ``reach`` steps follow from column READ on.
+# ``reach`` steps follow from column READ on; then, with the mixture's cache, how many tokens the
+# row's cache window has taken in, and the window itself as a ring of ``cache_size`` columns (-1
+# where it is not full yet): ``CacheWindows``, updated by one vectorised write a step.
 NEXT = 0  # the word the row reads on the next step
 WAITING = 1  # 1 while words of the prefix remain after NEXT (``_Sequence.pending``): no draw yet
 BEGAN = 2  # the step its sentence began at
@@ -109,7 +111,9 @@ class BatchSampler:
         self._state = self.model.initial_state(0, np.float32)
         # how far back the n-gram model reads: the words of step t are in column READ + t % _reach
         self._reach = self.mixture.order - 1 if self.mixture is not None else 0
-        self._rows = np.zeros((0, READ + self._reach), dtype=np.int64)
+        self._window = self.mixture.cache_size if self.mixture is not None and self.mixture.cache_weight else 0
+        self._taken = READ + self._reach  # the column of the tokens taken into the window; the ring follows
+        self._rows = np.zeros((0, self._taken + (1 + self._window if self._window else 0)), dtype=np.int64)
         self._waiting = 0  # rows whose WAITING is 1
         self._in_mode = [0] * len(MODES)  # rows by mode
         self._clock = 0  # steps taken
@@ -136,6 +140,10 @@ class BatchSampler:
         row[MODE], row[MAX_NEW], row[MIN_WORDS] = MODES.index(mode), params.max_new_tokens, params.min_words
         for column, value in zip(SENTENCE_COLUMNS, self._sentence_start(sequence, list(spec.prefix_ids))):
             row[column] = value
+        if self._window:
+            window = text_tokens(spec.prefix_ids)[-self._window :]
+            row[self._taken + 1 :] = window + [-1] * (self._window - len(window))
+            row[self._taken] = len(window)
         self._rows = np.concatenate([self._rows, np.array([row], dtype=np.int64)])
         self._waiting += row[WAITING]
         self._in_mode[row[MODE]] += 1
@@ -245,8 +253,11 @@ class BatchSampler:
         ``at`` at once (``models.mixture_draws``), each with the uniform number of its own generator."""
         uniforms = np.array([random() for random in self._chosen(self._randoms, at)])
         sequences = self._chosen(self._sequences, at)
+        windows = None
+        if self._window:
+            windows = CacheWindows((self._rows if at is None else self._rows[at])[:, self._taken + 1 :])
         words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(at, sequences), uniforms,
-                                                           self._banned(at, len(sequences)), self._recents(sequences))
+                                                           self._banned(at, len(sequences)), windows)
         return words, logprobs, None
 
     def _banned(self, at: np.ndarray | None, count: int) -> BannedWords | list[list[int]]:
@@ -297,6 +308,10 @@ class BatchSampler:
             sequence.seen.append(word)  # an ended sentence's too: its text goes to ``recent`` below
         rows[at, NEXT] = ids
         rows[at, NEW_WORDS : SEEN + 1] += 1
+        if self._window:  # every drawn word enters its row's cache window
+            taken = self._taken
+            rows[np.arange(len(id_list)) if ready is None else ready, taken + 1 + rows[at, taken] % self._window] = ids
+            rows[at, taken] += 1
         ended = np.flatnonzero((ids == self.vocab.end_id) | (rows[at, NEW_WORDS] >= rows[at, MAX_NEW])).tolist()
         if not ended:
             return out

@@ -40,6 +40,7 @@ from models.draw_blocks import ChosenBlocks, DrawBlocks, every_row
 from models.draws import index_at
 from models.mixture import NgramMixture
 from models.ngram_table import ContextLevel, FlatLevels, NewestFirst, spans
+from models.recent_text import CacheWindows
 from models.rnn_draw_parts import rnn_part
 from models.softmax import OutputLayer
 
@@ -157,14 +158,14 @@ class _CacheParts:
     values: np.ndarray
 
     @classmethod
-    def of(cls, mixture: NgramMixture, recents: Sequence[Sequence[int]] | None, rows: int) -> "_CacheParts | None":
+    def of(cls, mixture: NgramMixture, recents: Sequence[Sequence[int]] | CacheWindows | None) -> "_CacheParts | None":
+        """From each row's text so far (a list per row, or the decoder's ``CacheWindows``)."""
         if recents is None or not mixture.cache_weight:
             return None
-        shares = [mixture.cache_shares(recent) for recent in recents]
-        keep = np.array([1.0 - weight for weight, _, _ in shares])
-        counts = [words.size for _, words, _ in shares]
-        return cls(keep, np.repeat(np.arange(rows), counts), np.concatenate([w for _, w, _ in shares]).astype(np.int64),
-                   np.concatenate([weight * v for weight, _, v in shares]))
+        windows = recents if isinstance(recents, CacheWindows) else CacheWindows.of(recents, mixture.cache_size)
+        rows, words, shares = windows.shares()
+        weight = np.where(windows.lengths() > 0, mixture.cache_weight, 0.0)  # none while a window is empty
+        return cls(1.0 - weight, rows, words, weight.take(rows) * shares)
 
     def add_to(self, values: np.ndarray, keep: np.ndarray, cells: np.ndarray, here: np.ndarray) -> None:
         """Scale ``values`` by ``keep`` (``self.keep`` spread over its cells) and add the entries
@@ -202,13 +203,14 @@ class MixtureDrawer:
 
     def draw(
         self, hidden: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst, uniforms: np.ndarray,
-        banned: Sequence[Sequence[int]] | BannedWords, recents: Sequence[Sequence[int]] | None = None,
+        banned: Sequence[Sequence[int]] | BannedWords, recents: Sequence[Sequence[int]] | CacheWindows | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """One word per row of ``hidden`` (B x H) with the uniform number ``uniforms[row]`` (its
         generator's ``random()``), never one of that row's ``banned`` words (a list per row, or
         ``BannedWords``): the word ids and each word's log-probability under the mixture.
         ``histories``: each row's words so far (or their newest words as ``NewestFirst``).
-        ``recents``: each row's text so far, which the mixture's cache reads (None: no cache)."""
+        ``recents``: each row's text so far, which the mixture's cache reads (or the windows of
+        ``CacheWindows``; None: no cache)."""
         rows = hidden.shape[0]
         if rows < self._rnn.dense_below:
             lists = [banned.row(row) for row in range(rows)] if isinstance(banned, BannedWords) else banned
@@ -217,7 +219,7 @@ class MixtureDrawer:
         # each row's mass per block, then its probability of each special word, before the bans
         step, mixed = self._rnn.masses(hidden)
         parts = self._ngram_parts(histories)
-        parts.cache = _CacheParts.of(self.mixture, recents, rows)
+        parts.cache = _CacheParts.of(self.mixture, recents)
         ngram = parts.sums
         ngram *= 1.0 - self.rnn_weight
         mixed += ngram
@@ -264,7 +266,8 @@ class MixtureDrawer:
         return words, logprobs
 
     def _reference(self, hidden: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst, uniforms: np.ndarray,
-                   banned: Sequence[int], recents: Sequence[Sequence[int]] | None, row: int) -> tuple[int, float]:
+                   banned: Sequence[int], recents: Sequence[Sequence[int]] | CacheWindows | None,
+                   row: int) -> tuple[int, float]:
         """Row ``row``'s draw by ``reference_draw`` (``banned``: that row's banned words)."""
         history = histories.history(row) if isinstance(histories, NewestFirst) else histories[row]
         return reference_draw(self.output, self.mixture, hidden[row : row + 1], history, float(uniforms[row]),

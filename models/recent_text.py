@@ -10,6 +10,7 @@ Training, scoring and both samplers take the window from here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -35,6 +36,48 @@ def window_shares(recent: Sequence[int], size: int) -> tuple[np.ndarray, np.ndar
         return np.zeros(0, np.int64), np.zeros(0)
     words, counts = np.unique(window, return_counts=True)
     return words, counts / window.size
+
+
+@dataclass(frozen=True)
+class CacheWindows:
+    """Many rows' windows as one int64 matrix (rows x size; -1 where a window is not full yet, a
+    row's tokens in any order): the batched decoder keeps them so, as a ring per row, instead of
+    building every row's text as a list on every step; ``windows[row]`` is that row's window."""
+
+    tokens: np.ndarray
+
+    @classmethod
+    def of(cls, recents: Sequence[Sequence[int]], size: int) -> "CacheWindows":
+        """The windows of the texts so far ``recents`` (``window_shares``' reading of each)."""
+        windows = [text_tokens(recent)[-size:] if size > 0 else [] for recent in recents]
+        tokens = np.full((len(windows), max(size, 1)), -1, dtype=np.int64)
+        for row, window in enumerate(windows):
+            tokens[row, : len(window)] = window
+        return cls(tokens)
+
+    def __getitem__(self, row: int) -> list[int]:
+        tokens = self.tokens[row]
+        return tokens[tokens >= 0].tolist()
+
+    def lengths(self) -> np.ndarray:
+        """Each row's window length."""
+        return np.count_nonzero(self.tokens >= 0, axis=1)
+
+    def shares(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``window_shares`` of every row in one pass: the rows, words (ascending within a row, as
+        ``window_shares`` gives them) and shares of all rows' distinct words."""
+        rows, size = self.tokens.shape
+        ordered = np.sort(self.tokens, axis=1).ravel()  # each row's padding (-1) first
+        first = np.empty(ordered.size, dtype=bool)  # where a word's run begins
+        first[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+        first[::size] = True
+        first &= ordered >= 0
+        starts = np.flatnonzero(first)
+        row_of = starts // size
+        # a run ends where the next begins, or at its row's end
+        ends = np.minimum(np.append(starts[1:], rows * size), (row_of + 1) * size)
+        return row_of, ordered.take(starts), (ends - starts) / self.lengths().take(row_of)
 
 
 def cache_token_probs(sentences: Sequence[Sequence[int]], size: int, before: Sequence[int] = ()) -> list[np.ndarray]:

@@ -4,8 +4,10 @@ A BLAS product's rounding can depend on its shape: with OpenBLAS one row goes to
 matrix-vector kernel and small products to kernels picked by size, so the same row can come out
 different in its last bits alone and in a batch. Generation must not let the batch change a
 sequence's numbers, so a product it runs for a batch of sequences is padded to at least a row
-count from which adding rows changes nothing (``consistent_width``, measured once on this
-machine's BLAS when a model is made ready for generation) and ``stable_product`` runs it so.
+count from which adding rows changes nothing (``product_width``, measured once on this
+machine's BLAS when a model is made ready for generation) and ``stable_product`` runs it so. Some
+BLAS kernels round a row by its place among the others, whatever their count; on such a machine
+there is no such count, and those products run row by row, slower but just as stable.
 
 ``batch_product`` runs products with an output layer's V: one padded product from FEW_ROWS rows
 on, row by row (matrix-vector products) below. Each row's numbers then depend only on which of
@@ -49,16 +51,29 @@ def pad_rows(rows: np.ndarray, width: int) -> np.ndarray:
     return np.concatenate([rows, np.repeat(rows[:1], width - rows.shape[0], axis=0)])
 
 
-def product_width(matrix: np.ndarray, most: int, seed: int = 12345) -> int:
-    """``consistent_width`` of ``rows @ matrix`` (rows of ``matrix.shape[0]`` numbers in its
-    dtype), probed with random rows."""
+def product_width(matrix: np.ndarray, most: int, seed: int = 12345,
+                  product: Callable[[np.ndarray, np.ndarray], np.ndarray] = np.matmul) -> int | None:
+    """The smallest row count from which ``rows @ matrix`` (rows of ``matrix.shape[0]`` numbers in
+    its dtype) rounds each row as in a product of ``most`` rows, wherever the row stands among them
+    (probed with random rows, placed first, last and in the middle). None when even among ``most``
+    rows a row's numbers depend on its place (OpenBLAS's Haswell kernels on an AMD EPYC do so):
+    products then run row by row."""
     probe = np.random.default_rng(seed).standard_normal((most, matrix.shape[0])).astype(matrix.dtype)
+    everything = product(probe, matrix)
 
-    def first_and_last(n: int) -> list[bytes]:
-        result = np.concatenate([probe[: n - 1], probe[most - 1 :]]) @ matrix
-        return [result[0].tobytes(), result[n - 1].tobytes()]
+    def placed(n: int) -> bool:
+        """Whether n probe rows, placed first, last and in the middle, round as among all ``most``."""
+        return all(np.array_equal(product(probe[rows], matrix), everything[rows])
+                   for rows in ((np.arange(n) + start) % most for start in {0, most - n, (most - n) // 2 + 1}))
 
-    return consistent_width(first_and_last, most)
+    if not placed(most):
+        return None
+    width = most
+    for count in range(most - 1, 1, -1):
+        if not placed(count):
+            break
+        width = count
+    return width
 
 
 def stable_product(rows: np.ndarray, matrix: np.ndarray, width: int) -> np.ndarray:
@@ -75,13 +90,14 @@ def rowwise_product(rows: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return (rows[:, None, :] @ matrix)[:, 0]
 
 
-def batch_product(rows: np.ndarray, matrix: np.ndarray, width: int) -> np.ndarray:
-    """``rows @ matrix``: row by row below FEW_ROWS rows, else ``stable_product``, an odd number
-    of float32 rows with one more (a copy, dropped): OpenBLAS's single-precision product takes
-    about as long for 2k rows as for 2k - 1 (docs/measurements.md), and from ``width`` rows on
-    the count does not change a row's numbers."""
+def batch_product(rows: np.ndarray, matrix: np.ndarray, width: int | None) -> np.ndarray:
+    """``rows @ matrix``: row by row below FEW_ROWS rows or where no width makes a product
+    row-stable (``width`` None), else ``stable_product``, an odd number of float32 rows with one
+    more (a copy, dropped): OpenBLAS's single-precision product takes about as long for 2k rows as
+    for 2k - 1 (docs/measurements.md), and from ``width`` rows on the count does not change a
+    row's numbers."""
     n = rows.shape[0]
-    if n < FEW_ROWS:
+    if n < FEW_ROWS or width is None:
         return rowwise_product(rows, matrix)
     if n % 2 and rows.dtype == np.float32:
         return stable_product(pad_rows(rows, n + 1), matrix, width)[:n]

@@ -14,7 +14,7 @@ from models.batch_sampling import BatchSampler, SequenceSpec, sentence_stream
 from models.gru import GRU
 from models.mixture import NgramMixture
 from models.mixture_draws import MixtureDrawer, reference_draw
-from models.recent_text import cache_token_probs, extended, window_shares
+from models.recent_text import CacheWindows, cache_token_probs, extended, window_shares
 from models.sampling import Sampler, SamplingParams
 from models.scoring import score_sentences
 from models.word_classes import WordClasses
@@ -211,3 +211,25 @@ def test_the_chosen_cache_is_the_best_on_the_grid():
             other = sum(np.log((1 - c) * 0.05 + c * p) for p in probs)
             assert score >= other - 1e-9
     assert choose_cache(np.ones(mixed.size), development, contexts)[:2] == (0.0, 0)
+
+
+def test_the_windows_of_many_rows_share_out_as_each_rows_own():
+    """``CacheWindows.shares`` of many rows at once is ``window_shares`` row by row: the same
+    words in the same order and the same shares, bit for bit, whatever the other rows hold;
+    empty, partly filled and full windows, texts shorter and longer than the window."""
+    rng = np.random.default_rng(5)
+    for size in (1, 3, 20):
+        recents = [rng.integers(0, 9, int(rng.integers(0, 3 * size))).tolist() for _ in range(60)]
+        recents[0] = []
+        recents[1] = [START] * 4  # only SENTENCE_START: nothing to count
+        windows = CacheWindows.of(recents, size)
+        rows, words, shares = windows.shares()
+        for row, recent in enumerate(recents):
+            expected_words, expected_shares = window_shares(recent, size)
+            assert words[rows == row].tolist() == expected_words.tolist()
+            assert shares[rows == row].tobytes() == expected_shares.tobytes()
+            assert sorted(windows[row]) == sorted(slow_window(recent, size))
+        assert windows.lengths().tolist() == [len(slow_window(r, size)) for r in recents]
+        shuffled = CacheWindows(rng.permuted(windows.tokens, axis=1))  # a ring's order is not the text's
+        for got, want in zip(shuffled.shares(), (rows, words, shares)):
+            assert got.tobytes() == want.tobytes()
