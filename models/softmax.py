@@ -374,8 +374,8 @@ class ClassSoftmax(OutputLayer):
         """P(w | h) = P(class | h) P(w | class, h) of every word of class ``classes[row]`` for each
         row of ``hidden`` (B x H), given that class's probability ``class_probs[row]``: one flat
         array, row after row, each class's words in order. Only those classes' rows of V are read,
-        by one matrix-vector product per row with its class's slice of V (a quarter of the time of
-        gathering the rows and taking each word's dot product in one call), and the softmax's
+        by one matrix-vector product per row with its class's slice of V (cheaper than gathering
+        the rows and taking each word's dot product in one call: docs/measurements.md), and the softmax's
         maximum and sum are taken over each row's class alone: a row's numbers do not depend on
         the other rows."""
         copies = self._copies()
