@@ -10,7 +10,9 @@ The batch does not change the words: the step is row-stable (``models.row_stable
 row count from which the rows' rounding no longer depends on how many there are), so each
 sequence's states are the same bits in any batch; the output layer and the mixture draw work row
 by row below FEW_ROWS rows, as the single-sequence Sampler does, and on the whole batch from
-there on, each row's numbers its own. The two ways agree to float32 rounding: a word differs only
+there on, each row's numbers its own (the class softmax's mixture draw, row-stable at any row
+count, works by classes from one row on; the Sampler scores every word there, and the two agree
+to rounding). The two ways agree to float32 rounding: a word differs only
 when its uniform number falls within about 1e-7 of a boundary between two words
 (bench/engine_exactness.py counts how often).
 """
@@ -129,7 +131,7 @@ class BatchSampler:
         """Start generating ``spec`` (it reads its prefix over its first steps)."""
         params, sampler = spec.sampling, self.sampler
         plain = sampler._is_plain(params) and spec.repetition_penalty == 1.0 and spec.top_n == 0
-        if self.mixture is not None and plain and self.output.KIND == "full" and params.temperature == 1.0:
+        if self.mixture is not None and plain and params.temperature == 1.0:
             mode = "mixed"
         else:
             mode = "plain" if plain and self.mixture is None else "scored"

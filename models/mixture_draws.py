@@ -2,25 +2,29 @@
 building the mixture's distribution word by word.
 
 A draw is an inverse-CDF draw over the words in vocabulary order, as ``draw_index`` does it: the
-uniform number times the total mass falls in one block of DRAW_BLOCK words, then on one word of
-it. The mixture's mass of a block is the sum of its parts, each cheap to get per block:
+uniform number times the total mass falls in one block of consecutive words, then on one word of
+it (``models.draw_blocks``; the blocks are DRAW_BLOCK words for the full softmax, the classes for
+the class softmax). The mixture's mass of a block is the sum of its parts, each cheap to get per
+block:
 
-    w * (RNN block sums) / Z  +  (1 - w) * (factor * unigram block sums + sparse counts' block sums)
+    w * P_rnn(block)  +  (1 - w) * (factor * unigram block sums + sparse counts' block sums)
 
 times (1 - c), plus c times the shares of the cache's few words in the recent text (c = 0 without
-a cache or while its window is empty), where the RNN's block sums come from one pass of
-exponentials over its float32 logits, summed in float32 (``float32_block_sums``), the unigram
-level's block sums are computed once, and the
-n-gram model's seen contexts and the cache's words add a few sparse entries
-(``NgramTable.seen_batch``, ``NgramMixture.cache_shares``). Only the chosen block's words are then mixed one by
-one. Banned words (never generated) are taken out of their blocks' masses first; the chosen
-word's log-probability is its mixture probability before that, as the dense draw reports it.
+a cache or while its window is empty). The RNN's part (``models.rnn_draw_parts``) is the full
+softmax's block sums of one pass of exponentials over its float32 logits divided by their total,
+or the class softmax's class probabilities; the unigram level's block sums are computed once, and
+the n-gram model's seen contexts and the cache's words add a few sparse entries
+(``NgramTable.seen_batch``, ``NgramMixture.cache_shares``). Only the chosen block's words are then
+mixed one by one. Banned words (never generated) are taken out of their blocks' masses first;
+the chosen word's log-probability is its mixture probability before that, as the dense draw
+reports it.
 
 The numbers are the dense draw's (``reference_draw``) up to rounding: the same word unless the
-uniform number falls within about 1e-7 of a boundary between two words. Below FEW_ROWS rows the
-dense draw itself runs, row by row (``models.row_stable``: a few rows do not pay for the batched
-draw's fixed cost). Every row's numbers come from that row alone (row-stable products, per-row
-reductions), so a sequence draws the same words whatever else is in the batch.
+uniform number falls within about 1e-7 of a boundary between two words. Below the RNN part's
+``dense_below`` rows the dense draw itself runs, row by row (for the full softmax FEW_ROWS,
+``models.row_stable``: a few rows do not pay for the batched draw's fixed cost). Every row's
+numbers come from that row alone (row-stable products, per-row reductions), so a sequence draws
+the same words whatever else is in the batch.
 """
 from __future__ import annotations
 
@@ -32,18 +36,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.draws import BELOW_ONE, DRAW_BLOCK, block_sums, float32_block_sums, index_at
+from models.draw_blocks import ChosenBlocks, DrawBlocks, every_row
+from models.draws import index_at
 from models.mixture import NgramMixture
 from models.ngram_table import ContextLevel, FlatLevels, NewestFirst, spans
 from models.recent_text import CacheWindows
-from models.row_stable import FEW_ROWS
-from models.softmax import FullSoftmax
+from models.rnn_draw_parts import rnn_part
+from models.softmax import OutputLayer
 
 
 @dataclass(frozen=True)
 class _BlockedContexts:
     """The contexts followed by at least as many words as there are blocks (so this costs no more
-    memory than their entries), of every length, summed by blocks of DRAW_BLOCK word ids: a draw
+    memory than their entries), of every length, summed by the draw's blocks: a draw
     reads one row of ``counts`` (the block sums, then the counts of a few special words) instead
     of every entry, and finds the entries of one block between two ``starts`` (positions in
     ``FlatLevels``' entries).
@@ -63,11 +68,12 @@ class _BlockedContexts:
         return self.keys.size
 
     @classmethod
-    def of(cls, levels: Sequence[ContextLevel], flat: FlatLevels, blocks: int, specials: np.ndarray) -> "_BlockedContexts":
+    def of(cls, levels: Sequence[ContextLevel], flat: FlatLevels, blocks: DrawBlocks,
+           specials: np.ndarray) -> "_BlockedContexts":
         """From the levels of ``SeenContexts``' columns (longest first), laid out in ``flat``."""
         columns, keys, counts, starts = [], [], [], []
         for column, level in enumerate(levels):
-            contexts = np.flatnonzero(np.diff(level.offsets) >= blocks)
+            contexts = np.flatnonzero(np.diff(level.offsets) >= blocks.count)
             if contexts.size:
                 columns.append(column)
                 keys.append(flat.base[column] + contexts)
@@ -75,8 +81,8 @@ class _BlockedContexts:
                     row_counts, row_starts = _block_counts(level, context, blocks, specials)
                     counts.append(row_counts)
                     starts.append(row_starts + flat.entry_base[column])
-        counts.append(np.zeros(blocks + specials.size))
-        starts.append(np.zeros(blocks + 1, dtype=np.int64))
+        counts.append(np.zeros(blocks.count + specials.size))
+        starts.append(np.zeros(blocks.count + 1, dtype=np.int64))
         return cls(columns, np.concatenate(keys) if keys else np.zeros(0, np.int64), np.stack(counts), np.stack(starts))
 
     def rows_of(self, flat: np.ndarray) -> np.ndarray:
@@ -89,15 +95,16 @@ class _BlockedContexts:
         return np.where(self.keys.take(i, mode="clip") == keys, i, self.none).T
 
 
-def _block_counts(level: ContextLevel, context: int, blocks: int, specials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _block_counts(level: ContextLevel, context: int, blocks: DrawBlocks,
+                  specials: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One context's discounted counts per block then of each special word, and where each
     block's entries begin."""
     first, last = int(level.offsets[context]), int(level.offsets[context + 1])
     words, discounted = level.words[first:last], level.discounted[first:last]
-    sums = np.bincount(words // DRAW_BLOCK, weights=discounted, minlength=blocks)
+    sums = np.bincount(blocks.of(words), weights=discounted, minlength=blocks.count)
     at = np.minimum(np.searchsorted(words, specials), words.size - 1)
     special_counts = np.where(words[at] == specials, discounted[at], 0.0)
-    return np.concatenate([sums, special_counts]), first + np.searchsorted(words, np.arange(blocks + 1) * DRAW_BLOCK)
+    return np.concatenate([sums, special_counts]), first + np.searchsorted(words, blocks.starts)
 
 
 @dataclass(frozen=True)
@@ -160,33 +167,34 @@ class _CacheParts:
         weight = np.where(windows.lengths() > 0, mixture.cache_weight, 0.0)  # none while a window is empty
         return cls(1.0 - weight, rows, words, weight.take(rows) * shares)
 
-    def add_to(self, values: np.ndarray, cells: np.ndarray, here: np.ndarray, columns: int) -> None:
-        """Scale ``values`` (rows x columns) by ``keep`` and add the entries ``here`` at their ``cells``."""
-        values *= self.keep[:, None]
-        values += _totals(self.rows[here] * columns + cells, self.values[here], values.shape[0], columns)
+    def add_to(self, values: np.ndarray, keep: np.ndarray, cells: np.ndarray, here: np.ndarray) -> None:
+        """Scale ``values`` by ``keep`` (``self.keep`` spread over its cells) and add the entries
+        ``here`` at their flat ``cells``."""
+        values *= keep
+        values += _totals(cells, self.values[here], values.shape)
 
 
 class MixtureDrawer:
-    """Draws from ``mixture`` over the full-softmax layer ``output`` (a frozen one: see
+    """Draws from ``mixture`` over the output layer ``output`` (a frozen one: see
     ``RecurrentLM.for_generation``), many rows at once."""
 
-    def __init__(self, output: FullSoftmax, mixture: NgramMixture, specials: Sequence[int] = ()):
+    def __init__(self, output: OutputLayer, mixture: NgramMixture, specials: Sequence[int] = ()):
         """``specials``: the words most draws ban (the vocabulary's special tokens), whose
         probabilities are then read from a few numbers kept per context."""
         self.output = output
         self.mixture = mixture
         self.table = mixture.ngram
         self.rnn_weight = mixture.rnn_weight
+        self._rnn = rnn_part(output, self.rnn_weight, specials)
+        self._blocks = self._rnn.blocks
+        self._count = self._blocks.count
         self._size = output.vocab_size
-        self._blocks = -(-self._size // DRAW_BLOCK)
         self._unigram = self.table.unigram_level()
-        self._offsets = np.arange(DRAW_BLOCK)
-        self._specials = np.asarray(specials, dtype=np.int64)
+        self._specials = self._rnn.specials
         self._special_index = np.full(self._size, -1, dtype=np.int64)
         self._special_index[self._specials] = np.arange(self._specials.size)
         # the unigram level's mass per block, then its probability of each special word
-        self._unigram_sums = np.concatenate([block_sums(self._unigram),
-                                             self._unigram[self._specials]])
+        self._unigram_sums = np.concatenate([self._blocks.sums(self._unigram), self._unigram[self._specials]])
         # the levels of ``SeenContexts``' columns, longest context first; the empty context (length
         # 0) is the unigram level, read whole
         self._flat = self.table.flat
@@ -204,61 +212,56 @@ class MixtureDrawer:
         ``recents``: each row's text so far, which the mixture's cache reads (or the windows of
         ``CacheWindows``; None: no cache)."""
         rows = hidden.shape[0]
-        if rows < FEW_ROWS:
+        if rows < self._rnn.dense_below:
             lists = [banned.row(row) for row in range(rows)] if isinstance(banned, BannedWords) else banned
             drawn = [self._reference(hidden, histories, uniforms, lists[row], recents, row) for row in range(rows)]
             return np.array([word for word, _ in drawn], dtype=np.int64), np.array([lp for _, lp in drawn])
-        exps = self.output.shifted_logits(hidden)
-        np.exp(exps, out=exps)  # float32: plenty for a draw
+        # each row's mass per block, then its probability of each special word, before the bans
+        step, mixed = self._rnn.masses(hidden)
         parts = self._ngram_parts(histories)
         parts.cache = _CacheParts.of(self.mixture, recents)
-        # each row's mass per block, then its probability of each special word, before the bans
-        mixed = self._rnn_sums(exps)
-        rnn_scale = self.rnn_weight / np.add.reduce(mixed[:, : self._blocks], axis=1)  # w / Z
-        mixed *= rnn_scale[:, None]
         ngram = parts.sums
         ngram *= 1.0 - self.rnn_weight
         mixed += ngram
         if parts.cache is not None:
             cache, index = parts.cache, self._special_index[parts.cache.words]
             hit = np.flatnonzero(index >= 0)
-            cache.add_to(mixed, np.concatenate([cache.words // DRAW_BLOCK, self._blocks + index[hit]]),
-                         np.concatenate([np.arange(cache.words.size), hit]), mixed.shape[1])
-        masses = mixed[:, : self._blocks]
+            here = np.concatenate([np.arange(cache.words.size), hit])
+            cells = np.concatenate([self._blocks.of(cache.words), self._count + index[hit]])
+            cache.add_to(mixed, cache.keep[:, None], cache.rows[here] * mixed.shape[1] + cells, here)
+        masses = mixed[:, : self._count]
 
         if not isinstance(banned, BannedWords):
             banned = BannedWords.of(banned)
         banned_rows, banned_words = banned.rows, banned.words
+        banned_blocks = self._blocks.of(banned_words)
         special = self._special_index[banned_words]
         if special.min(initial=0) >= 0:
-            taken = mixed[banned_rows, self._blocks + special]
-            np.subtract.at(masses, (banned_rows, banned_words // DRAW_BLOCK), taken)
+            taken = mixed[banned_rows, self._count + special]
+            np.subtract.at(masses, (banned_rows, banned_blocks), taken)
         else:
-            for block in sorted(set((banned_words // DRAW_BLOCK).tolist())):
-                here = banned_words // DRAW_BLOCK == block
-                values = self._block_values(exps, rnn_scale, parts, np.full(rows, block))
-                taken = values[banned_rows[here], banned_words[here] % DRAW_BLOCK]
+            for block in sorted(set(banned_blocks.tolist())):
+                here = banned_blocks == block
+                chosen = self._blocks.chosen(np.full(rows, block))
+                values = self._chosen_values(step, parts, chosen).ravel()
+                taken = values[chosen.cells(banned_rows[here], banned_words[here])]
                 np.subtract.at(masses[:, block], banned_rows[here], taken)
         np.maximum(masses, 0.0, out=masses)
 
-        running = np.zeros((rows, self._blocks + 1))  # 0, then the running sum of the blocks' masses
+        running = np.zeros((rows, self._count + 1))  # 0, then the running sum of the blocks' masses
         cdf = masses.cumsum(axis=1, out=running[:, 1:])
         targets = uniforms * cdf[:, -1]
-        blocks = np.minimum(np.add.reduce(cdf <= targets[:, None], axis=1), self._blocks - 1)
-        mixed = self._block_values(exps, rnn_scale, parts, blocks)  # each word's probability, before the bans
+        blocks = np.minimum(np.add.reduce(cdf <= targets[:, None], axis=1), self._count - 1)
+        chosen = self._blocks.chosen(blocks)
+        mixed = self._chosen_values(step, parts, chosen)  # each word's probability, before the bans
         values = mixed.copy()
-        in_chosen = banned_words // DRAW_BLOCK == blocks[banned_rows]
-        values[banned_rows[in_chosen], banned_words[in_chosen] % DRAW_BLOCK] = 0.0
-
-        inner = values.cumsum(axis=1)
-        every = _every(rows)
-        before = running[every, blocks]
-        offsets = np.minimum(np.maximum(targets - before, 0.0), inner[:, -1] * BELOW_ONE)
-        within = np.minimum(np.add.reduce(inner <= offsets[:, None], axis=1), DRAW_BLOCK - 1)
-        words = blocks * DRAW_BLOCK + within
-        picked = mixed[every, within]
+        in_chosen = banned_blocks == blocks[banned_rows]
+        values.ravel()[chosen.cells(banned_rows[in_chosen], banned_words[in_chosen])] = 0.0
+        cells, totals = chosen.pick(values, targets - running[every_row(rows), blocks])
+        words = cells - chosen.shift
+        picked = mixed.ravel()[cells]
         logprobs = np.log(picked, out=np.full(rows, -np.inf), where=picked > 0)  # 0: a fallback row, below
-        for row in (inner[:, -1] <= 0).nonzero()[0].tolist():  # only by rounding: the block's mass was all banned
+        for row in (totals <= 0).nonzero()[0].tolist():  # only by rounding: the block's mass was all banned
             words[row], logprobs[row] = self._reference(hidden, histories, uniforms, banned.row(row), recents, row)
         return words, logprobs
 
@@ -270,14 +273,6 @@ class MixtureDrawer:
         return reference_draw(self.output, self.mixture, hidden[row : row + 1], history, float(uniforms[row]),
                               banned, recents[row] if recents is not None else ())
 
-    def _rnn_sums(self, exps: np.ndarray) -> np.ndarray:
-        """Each row's sum of ``exps`` (B x C, float32) per block (``float32_block_sums``), then its
-        ``exps`` of the special words (B x (blocks + specials), float64)."""
-        sums = np.empty((exps.shape[0], self._blocks + self._specials.size))
-        float32_block_sums(exps, out=sums[:, : self._blocks])
-        sums[:, self._blocks :] = exps[:, self._specials]  # float32 into float64: exact
-        return sums
-
     def _ngram_parts(self, histories: Sequence[Sequence[int]] | NewestFirst) -> _NgramParts:
         """Each row's n-gram distribution by parts (``NgramTable.seen_batch``), the blocked
         contexts' counts to be read by blocks, and its sums per block and of the special words."""
@@ -288,46 +283,40 @@ class MixtureDrawer:
         counts = self._flat.offsets.take(seen.flat + 1)
         counts -= first
         # the blocked contexts are those of at least as many entries as there are blocks
-        rows_of, words, values = _entries(self._flat, first, np.where(counts < self._blocks, counts, 0), seen.scale)
+        rows_of, words, values = _entries(self._flat, first, np.where(counts < self._count, counts, 0), seen.scale)
         big = blocked.rows_of(seen.flat)
         scale = seen.scale[:, blocked.columns]
-        blocks = words // DRAW_BLOCK
-        width = self._blocks + self._specials.size
+        blocks = self._blocks.of(words)
+        width = self._count + self._specials.size
         sums = seen.factor[:, None] * self._unigram_sums
         special = self._special_index[words]
         hit = np.flatnonzero(special >= 0)
-        sums += _totals(np.concatenate([rows_of * width + blocks, rows_of[hit] * width + self._blocks + special[hit]]),
-                        np.concatenate([values, values[hit]]), rows, width)
+        sums += _totals(np.concatenate([rows_of * width + blocks, rows_of[hit] * width + self._count + special[hit]]),
+                        np.concatenate([values, values[hit]]), (rows, width))
         if big.shape[1]:
             sums += (blocked.counts[big] * scale[:, :, None]).sum(axis=1)
         return _NgramParts(seen.factor, rows_of, words, blocks, values, big, scale, sums)
 
-    def _block_values(self, exps: np.ndarray, rnn_scale: np.ndarray, parts: _NgramParts, blocks: np.ndarray) -> np.ndarray:
-        """The mixture probability of each word of block ``blocks[row]`` of each row (B x DRAW_BLOCK;
-        0 past the last word)."""
-        rows = exps.shape[0]
-        columns = blocks[:, None] * DRAW_BLOCK + self._offsets
-        short = self._size % DRAW_BLOCK and (blocks == self._blocks - 1).any()  # the last block, past the last word
-        if short:
-            inside = columns < self._size
-            columns = np.minimum(columns, self._size - 1)
-        ngram = parts.factor[:, None] * self._unigram[columns]
+    def _chosen_values(self, step: object, parts: _NgramParts, chosen: ChosenBlocks) -> np.ndarray:
+        """The mixture probability of each word of each row's chosen block, laid out as ``chosen``
+        says (0 past a block's end)."""
+        ngram = chosen.per_cell(parts.factor) * self._unigram.take(chosen.words)
         # the small contexts' entries in each row's block, then the blocked contexts' there
-        here = parts.blocks == blocks[parts.rows]
-        starts, block = self._blocked.starts, blocks[:, None]
+        here = parts.blocks == chosen.blocks[parts.rows]
+        starts, block = self._blocked.starts, chosen.blocks[:, None]
         first = starts[parts.big, block]
         big_rows, words, values = _entries(self._flat, first.T, (starts[parts.big, block + 1] - first).T, parts.scale)
-        ngram += _totals(np.concatenate([parts.rows[here] * DRAW_BLOCK + parts.words[here] % DRAW_BLOCK,
-                                         big_rows * DRAW_BLOCK + words % DRAW_BLOCK]),
-                         np.concatenate([parts.values[here], values]), rows, DRAW_BLOCK)
-        values = exps.take(columns + _every(rows)[:, None] * self._size) * rnn_scale[:, None]
+        cells = np.concatenate([chosen.cells(parts.rows[here], parts.words[here]), chosen.cells(big_rows, words)])
+        ngram += _totals(cells, np.concatenate([parts.values[here], values]), ngram.shape)
+        values = self._rnn.values(step, chosen)
         ngram *= 1.0 - self.rnn_weight
         values += ngram
         if parts.cache is not None:
-            here = parts.cache.words // DRAW_BLOCK == blocks[parts.cache.rows]
-            parts.cache.add_to(values, parts.cache.words[here] % DRAW_BLOCK, here, DRAW_BLOCK)
-        if short:
-            values[~inside] = 0.0
+            cache = parts.cache
+            here = self._blocks.of(cache.words) == chosen.blocks[cache.rows]
+            cache.add_to(values, chosen.per_cell(cache.keep), chosen.cells(cache.rows[here], cache.words[here]), here)
+        if chosen.outside is not None:
+            values[chosen.outside] = 0.0
         return values
 
 
@@ -343,14 +332,6 @@ def _entries(flat: FlatLevels, first: np.ndarray, counts: np.ndarray,
 
 
 @lru_cache(maxsize=4)
-def _every(rows: int) -> np.ndarray:
-    """0 .. rows - 1, made once per row count (read only)."""
-    every = np.arange(rows)
-    every.flags.writeable = False
-    return every
-
-
-@lru_cache(maxsize=4)
 def _rows_of_cells(columns: int, rows: int) -> np.ndarray:
     """The row of each cell of a columns x rows array, flattened (read only)."""
     cells = np.tile(np.arange(rows), columns)
@@ -358,14 +339,14 @@ def _rows_of_cells(columns: int, rows: int) -> np.ndarray:
     return cells
 
 
-def _totals(cells: np.ndarray, values: np.ndarray, rows: int, columns: int) -> np.ndarray:
-    """A rows x columns float64 matrix of the ``values`` summed by flat cell index (in the order
+def _totals(cells: np.ndarray, values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A float64 array of ``shape`` of the ``values`` summed by flat cell index (in the order
     given, so a row's sums do not depend on the other rows)."""
-    return np.bincount(cells, weights=values, minlength=rows * columns).astype(np.float64, copy=False).reshape(rows, columns)
+    return np.bincount(cells, weights=values, minlength=math.prod(shape)).astype(np.float64, copy=False).reshape(shape)
 
 
 def reference_draw(
-    output: FullSoftmax, mixture: NgramMixture, hidden: np.ndarray, history: Sequence[int], uniform: float,
+    output: OutputLayer, mixture: NgramMixture, hidden: np.ndarray, history: Sequence[int], uniform: float,
     banned: Sequence[int], recent: Sequence[int] = (),
 ) -> tuple[int, float]:
     """The dense draw, written for clarity: every word's mixture probability (``recent``: the text

@@ -118,9 +118,11 @@ class Sampler:
         self.model = model.for_generation()  # float32, as in training: half the memory traffic of float64
         self.vocab = vocab
         self.mixture = mixture
-        full = self.model.output.KIND == "full"
         specials = (vocab.unknown_id, vocab.start_id, vocab.end_id)  # the words draws ban (``_banned``)
-        self.mixture_drawer = MixtureDrawer(self.model.output, mixture, specials) if mixture is not None and full else None
+        # the batched decoder's draw from the mixture (``models.batch_sampling``); this Sampler
+        # draws with it for the full softmax alone, and from every word's probability for the
+        # class softmax: the reference the block-wise class draw is held to
+        self.mixture_drawer = MixtureDrawer(self.model.output, mixture, specials) if mixture is not None else None
 
     def _banned(self, allow_end: bool) -> list[int]:
         """Words never generated: UNKNOWN_TOKEN, SENTENCE_START and, unless allowed, SENTENCE_END."""

@@ -27,7 +27,8 @@ from models.class_output import all_word_log_probs, class_output_backward, class
 from models.draws import DRAW_BLOCK, block_sums, draw_index, tempered
 from models.initialisation import uniform
 from models.output_layer import output_backward, target_log_probs
-from models.row_stable import batch_product, product_width
+from models.ngram_table import spans
+from models.row_stable import batch_product, product_width, rowwise_product
 from models.word_classes import WordClasses
 
 
@@ -58,6 +59,7 @@ class _SamplingCopies:
     width64: int = 2
     V64: np.ndarray | None = None
     V_class64: np.ndarray | None = None
+    V_classT64: np.ndarray | None = None
     c_class64: np.ndarray | None = None
 
 
@@ -284,7 +286,8 @@ class ClassSoftmax(OutputLayer):
             raise ValueError(f"the word classes cover {classes.vocab_size} words, not {vocab_size}")
         super().__init__(vocab_size, hidden_size, bias, rng, dtype)
         self._classes = classes
-        self._lone = np.diff(classes.starts) == 1  # classes of one word: the only ones a draw can ban
+        self._widths = np.diff(classes.starts)
+        self._lone = self._widths == 1  # classes of one word: the only ones a draw can ban
         self.V_class = uniform(rng, hidden_size, (classes.n_classes, hidden_size), dtype)
         self.c_class = np.zeros(classes.n_classes, dtype=dtype)
 
@@ -304,8 +307,9 @@ class ClassSoftmax(OutputLayer):
 
     def _make_copies(self) -> _SamplingCopies:
         c_class = self.c_class if self.bias else np.zeros(self.classes.n_classes)
-        return replace(super()._make_copies(), V64=self.V.astype(np.float64), V_class64=self.V_class.astype(np.float64),
-                       c_class64=c_class.astype(np.float64))
+        V_class64 = self.V_class.astype(np.float64)
+        return replace(super()._make_copies(), V64=self.V.astype(np.float64), V_class64=V_class64,
+                       V_classT64=np.ascontiguousarray(V_class64.T), c_class64=c_class.astype(np.float64))
 
     def oracle_log_probs(self, state):
         return all_word_log_probs(state[None], self.V, self.output_bias, self.V_class, self.class_bias, self.classes)[0]
@@ -354,6 +358,38 @@ class ClassSoftmax(OutputLayer):
         copies = self._copies()
         return np.concatenate([all_word_log_probs(hidden[row : row + 1], copies.V64, copies.c64, copies.V_class64,
                                                   copies.c_class64, self.classes) for row in range(hidden.shape[0])])
+
+    def class_probabilities(self, hidden: np.ndarray) -> np.ndarray:
+        """P(class | h) for each row of ``hidden`` (B x K, float64); each row's its own (one
+        matrix-vector product per row, ``models.row_stable.rowwise_product``)."""
+        copies = self._copies()
+        z = rowwise_product(np.asarray(hidden, dtype=np.float64), copies.V_classT64)
+        z += copies.c_class64
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= np.add.reduce(z, axis=1)[:, None]
+        return z
+
+    def word_probabilities(self, hidden: np.ndarray, classes: np.ndarray, class_probs: np.ndarray) -> np.ndarray:
+        """P(w | h) = P(class | h) P(w | class, h) of every word of class ``classes[row]`` for each
+        row of ``hidden`` (B x H), given that class's probability ``class_probs[row]``: one flat
+        array, row after row, each class's words in order. Only those classes' rows of V are read,
+        by one matrix-vector product per row with its class's slice of V (cheaper than gathering
+        the rows and taking each word's dot product in one call: docs/measurements.md), and the softmax's
+        maximum and sum are taken over each row's class alone: a row's numbers do not depend on
+        the other rows."""
+        copies = self._copies()
+        starts = self.classes.starts
+        widths = self._widths.take(classes)
+        V = copies.V64
+        z = np.concatenate([V[starts[k] : starts[k + 1]] @ h
+                            for k, h in zip(classes.tolist(), np.asarray(hidden, dtype=np.float64))])
+        z += copies.c64.take(spans(starts.take(classes), widths))
+        first = widths.cumsum() - widths
+        z -= np.maximum.reduceat(z, first).repeat(widths)
+        np.exp(z, out=z)
+        z *= (class_probs / np.add.reduceat(z, first)).repeat(widths)
+        return z
 
     def draws_at(self, temperature: float) -> bool:
         """At temperature 1 only, where a class draw then a word draw is exactly a draw from the layer."""

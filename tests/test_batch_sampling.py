@@ -9,10 +9,13 @@ import itertools
 import numpy as np
 import pytest
 
-from models.batch_sampling import BatchSampler, SequenceSpec, sentence_stream
+from models.batch_sampling import MODE, MODES, BatchSampler, SequenceSpec, sentence_stream
+from models.draws import DRAW_BLOCK
 from models.gru import GRU
 from models.mixture import NgramMixture
 from models.sampling import Sampler, SamplingParams
+from models.vocabulary import SPECIAL_TOKENS, Vocabulary
+from models.word_classes import WordClasses
 from tests.test_generation import class_layer_twin, toy_mixture
 from training.kneser_ney import KneserNey
 
@@ -100,6 +103,46 @@ def test_a_seeded_sequence_gets_the_same_numbers_whatever_else_is_in_the_batch(s
     for crowd, join_every in ((6, 1), (31, 1), (31, 3)):
         together = run_batched(BatchSampler(sampler), specs[1:crowd] + specs[:1], join_every)[-1]
         assert_same_words(together, alone)
+
+
+def test_plain_sampling_with_the_ngram_model_is_drawn_by_blocks_for_either_layer(sampler):
+    """At temperature 1 with nothing else asked, the mixture is drawn by blocks (``mixed``), by
+    the full softmax's blocks of words and by the class softmax's classes alike."""
+    decoder = BatchSampler(sampler)
+    for key, sampling in enumerate([SamplingParams(), SamplingParams(temperature=0.6), SamplingParams(top_k=3)]):
+        decoder.add(key, SequenceSpec((), sampling, seed=key))
+    modes = [MODES[code] for code in decoder._rows[:, MODE].tolist()]
+    if sampler.mixture is None:
+        assert modes[0] == "plain"
+    else:
+        assert modes == ["mixed", "scored", "scored"]
+
+
+def test_a_wide_class_model_gives_the_samplers_words_alone_and_in_a_crowd():
+    """A 700-word class model whose rarest words share a class of 269 (drawn in chunks of
+    DRAW_BLOCK words) with a 4-gram model: the batched decoder's words are the dense Sampler's,
+    and a seeded sequence's the same alone, amid 5 others or amid 30."""
+    rng = np.random.default_rng(8)
+    size = 700
+    ranks = np.arange(1, size - 2)
+    zipf = 1.0 / ranks / (1.0 / ranks).sum()
+    sentences = [[1, *(3 + rng.choice(ranks.size, size=int(rng.integers(2, 15)), p=zipf)).tolist(), 2]
+                 for _ in range(3000)]
+    classes = WordClasses.from_counts(np.bincount(np.concatenate(sentences), minlength=size), 16)
+    assert np.diff(classes.starts).max() > 4 * DRAW_BLOCK
+    model = GRU(size, 16, seed=4, classes=classes)
+    model.output.V_class[np.argmax(np.diff(classes.starts))] *= 3.0  # the wide class now and then likelier
+    vocab = Vocabulary([*SPECIAL_TOKENS, *(f"w{i}" for i in range(size - 3))])
+    sampler = Sampler(model, vocab, NgramMixture(KneserNey.fit(sentences, 4, size).table(), rnn_weight=0.4))
+    specs = [SequenceSpec((3 + seed % 5,) * (seed % 3), SamplingParams(max_new_tokens=15, min_words=seed % 4),
+                          seed, num_sentences=1 + seed % 2) for seed in range(31)]
+    alone = [list(sentence_stream(sampler, spec)) for spec in specs]
+    drawn = {w.word_id for words in alone for w in words}
+    assert drawn & set(range(int(classes.starts[-2]) + DRAW_BLOCK, size))  # past the widest class's first chunk
+    for crowd in (1, 6, 31):
+        together = run_batched(BatchSampler(sampler), specs[1:crowd] + specs[:1], join_every=1)
+        for words, expected in zip(together, alone[1:crowd] + alone[:1]):
+            assert_same_words(words, expected)
 
 
 def test_a_five_gram_mixture_reads_four_words_back_in_small_and_large_batches(tiny_loaded_model):

@@ -1,35 +1,67 @@
 """The batched mixture draw (models/mixture_draws.py) against the dense draw written for clarity
-(``reference_draw``): the same words and log-probabilities, with and without banned words, at
-the ends of the unit interval, over n-gram contexts read entry by entry and by blocks; and each
-row's result independent of the rows beside it. Also the row-stable products it stands on."""
+(``reference_draw``), over both output layers (the full softmax's blocks of DRAW_BLOCK words, the
+class softmax's classes, one of them several chunks wide): the same words and log-probabilities,
+with and without banned words, at the ends of the unit interval, over n-gram contexts read entry
+by entry and by blocks; and each row's result independent of the rows beside it. Also the
+row-stable products it stands on, and the choice of a word within blocks of any width."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from models.draw_blocks import DrawBlocks
 from models.draws import BELOW_ONE, DRAW_BLOCK, block_sums, float32_block_sums
 from models.gru import GRU
 from models.mixture import NgramMixture
 from models.mixture_draws import MixtureDrawer, reference_draw
 from models.row_stable import FEW_ROWS, batch_product, product_width, stable_product
+from models.word_classes import WordClasses
 from training.kneser_ney import KneserNey
 
 VOCAB = 700  # eleven blocks of 64 words, the last one short
 START, END, UNKNOWN = 1, 2, 0
+CLASSES = 16  # the rarest words share a class of 265, five chunks of 64; three more span two or three
 
 
-@pytest.fixture(scope="module", params=[(), (UNKNOWN, START, END)], ids=["general", "specials"])
-def drawer(request) -> MixtureDrawer:
-    """A random GRU's output layer mixed with a 4-gram model of Zipf-distributed random sentences:
-    frequent words are followed by many words (contexts read by blocks), rare ones by few."""
+@pytest.fixture(scope="module")
+def sentences() -> list[list[int]]:
+    """Zipf-distributed random sentences: frequent words are followed by many words (contexts
+    read by blocks), rare ones by few."""
     rng = np.random.default_rng(5)
     ranks = np.arange(1, VOCAB - 2)
     zipf = 1.0 / ranks / (1.0 / ranks).sum()
-    sentences = [[START, *(3 + rng.choice(ranks.size, size=int(rng.integers(2, 15)), p=zipf)).tolist(), END]
-                 for _ in range(3000)]
+    return [[START, *(3 + rng.choice(ranks.size, size=int(rng.integers(2, 15)), p=zipf)).tolist(), END]
+            for _ in range(3000)]
+
+
+@pytest.fixture(scope="module", params=[("full", ()), ("full", (UNKNOWN, START, END)),
+                                        ("class", ()), ("class", (UNKNOWN, START, END))],
+                ids=["full-general", "full-specials", "class-general", "class-specials"])
+def drawer(request, sentences) -> MixtureDrawer:
+    """A random GRU's output layer, full or by frequency classes of the sentences' words, mixed
+    with a 4-gram model of them."""
+    return make_drawer(sentences, *request.param)
+
+
+@pytest.fixture(scope="module", params=[(), (UNKNOWN, START, END)], ids=["general", "specials"])
+def class_drawer(request, sentences) -> MixtureDrawer:
+    return make_drawer(sentences, "class", request.param)
+
+
+def make_drawer(sentences: list[list[int]], layer: str, specials: tuple[int, ...]) -> MixtureDrawer:
     mixture = NgramMixture(KneserNey.fit(sentences, 4, VOCAB).table(), rnn_weight=0.35)
-    model = GRU(VOCAB, 16, seed=3).for_generation()
-    return MixtureDrawer(model.output, mixture, request.param)
+    classes = None
+    if layer == "class":
+        classes = WordClasses.from_counts(np.bincount(np.concatenate(sentences), minlength=VOCAB), CLASSES)
+    model = GRU(VOCAB, 16, seed=3, classes=classes).for_generation()
+    return MixtureDrawer(model.output, mixture, specials)
+
+
+def widest_class(drawer: MixtureDrawer) -> range:
+    """The words of the widest block of a class-softmax drawer."""
+    starts = drawer.output.classes.starts
+    k = int(np.argmax(np.diff(starts)))
+    return range(int(starts[k]), int(starts[k + 1]))
 
 
 def histories_and_states(drawer: MixtureDrawer, rows: int, seed: int):
@@ -59,6 +91,21 @@ def test_the_draw_is_the_dense_draw(drawer, banned):
         assert words[row] == word
         assert logprobs[row] == pytest.approx(logprob, abs=1e-6)
     assert not np.isin(words, banned).any()
+    if drawer.output.classes is not None:  # rows drew from the widest class, its chunks after the first too
+        wide = widest_class(drawer)
+        assert len(wide) > 4 * DRAW_BLOCK
+        assert np.count_nonzero((words >= wide.start + DRAW_BLOCK) & (words < wide.stop)) >= 3
+
+
+def test_the_class_softmaxs_blocks_are_its_classes(drawer):
+    """And the full softmax's are DRAW_BLOCK words; the special tokens, alone in their classes,
+    are read from the masses (the other banned words by the general way)."""
+    blocks = drawer._blocks
+    if drawer.output.classes is None:
+        assert blocks.even and blocks.starts.tolist() == [*range(0, VOCAB, DRAW_BLOCK), VOCAB]
+    else:
+        assert not blocks.even and blocks.starts.tolist() == drawer.output.classes.starts.tolist()
+    assert drawer._specials.size in (0, 3)
 
 
 def test_a_rows_draw_does_not_depend_on_the_rows_beside_it(drawer):
@@ -76,6 +123,62 @@ def test_a_rows_draw_does_not_depend_on_the_rows_beside_it(drawer):
         part = drawer.draw(hidden[first:last], histories[first:last], uniforms[first:last], banned[first:last])
         assert part[0].tolist() == words[first:last].tolist()
         np.testing.assert_allclose(part[1], logprobs[first:last], rtol=0, atol=1e-6)
+
+
+def test_a_row_of_a_wide_class_draws_as_alone_amid_narrow_ones(class_drawer):
+    """The class layer draws from one row on by blocks (the dense draw only where a block's mass
+    was all banned): a row that picks the widest class gets the same bits alone, amid rows of
+    one-chunk classes, and amid other wide rows."""
+    drawer = class_drawer
+    histories, hidden, rng = histories_and_states(drawer, 300, seed=21)
+    uniforms = rng.random(300)
+    banned = [[UNKNOWN, START]] * 300
+    words, logprobs = drawer.draw(hidden, histories, uniforms, banned)
+    wide = widest_class(drawer)
+    in_wide = np.flatnonzero((words >= wide.start) & (words < wide.stop))
+    classes = drawer.output.classes
+    narrow = np.flatnonzero(np.diff(classes.starts)[classes.word_class[words]] <= DRAW_BLOCK)
+    assert in_wide.size >= 2 and narrow.size >= 10
+    for rows in ([in_wide[0]], [*narrow[:9], in_wide[0]], [in_wide[1], *narrow[:3], in_wide[0]], in_wide):
+        rows = np.array(rows)
+        part = drawer.draw(hidden[rows], [histories[r] for r in rows], uniforms[rows], [banned[r] for r in rows])
+        assert part[0].tolist() == words[rows].tolist()
+        assert part[1].tobytes() == logprobs[rows].tobytes()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_word_is_chosen_in_blocks_of_any_width_as_by_the_running_sum(seed):
+    """``ChosenBlocks.pick`` over blocks of 1 to 300 words, one chunk or several, some values 0
+    (banned words, a chunk of zeros): the word where the running sum of the row's block passes
+    the offset, as a running sum over the block alone finds it."""
+    rng = np.random.default_rng(seed)
+    widths = [1, 3, 64, 65, 300, 7, 128, 129, 2]
+    blocks = DrawBlocks.ranges(np.concatenate([[0], np.cumsum(widths)]))
+    if seed == 3:  # one chunk each: the B x DRAW_BLOCK layout
+        chosen_blocks = np.array([2, 0, 1, 5, 8, 2])
+    else:
+        chosen_blocks = rng.integers(0, len(widths), 40)
+        chosen_blocks[:3] = [4, 0, 4]
+    chosen = blocks.chosen(chosen_blocks)
+    assert (chosen.chunks is None) == (seed == 3)
+    weights = rng.exponential(size=blocks.size) * (rng.random(blocks.size) > 0.2)
+    weights[blocks.starts[4] : blocks.starts[4] + DRAW_BLOCK] = 0.0  # the wide block's first chunk: all banned
+    values = np.zeros(chosen.shape)
+    values.ravel()[chosen.word_cells()] = np.concatenate([weights[blocks.starts[b] : blocks.starts[b + 1]]
+                                                          for b in chosen_blocks])
+    uniforms = rng.random(chosen_blocks.size)
+    uniforms[:2] = [0.0, BELOW_ONE]
+    totals = np.array([weights[blocks.starts[b] : blocks.starts[b + 1]].sum() for b in chosen_blocks])
+    cells, inner = chosen.pick(values, uniforms * totals)
+    for row, block in enumerate(chosen_blocks.tolist()):
+        own = weights[blocks.starts[block] : blocks.starts[block + 1]]
+        cdf = np.cumsum(own)
+        if cdf[-1] > 0:
+            at = int(np.searchsorted(cdf, min(uniforms[row] * totals[row], cdf[-1] * BELOW_ONE), side="right"))
+            assert cells[row] - chosen.shift[row] == blocks.starts[block] + at
+            assert own[at] > 0 and inner[row] > 0
+        else:
+            assert inner[row] <= 0
 
 
 def test_a_block_whose_mass_is_all_banned_is_never_chosen(drawer):

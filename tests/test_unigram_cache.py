@@ -17,6 +17,7 @@ from models.mixture_draws import MixtureDrawer, reference_draw
 from models.recent_text import CacheWindows, cache_token_probs, extended, window_shares
 from models.sampling import Sampler, SamplingParams
 from models.scoring import score_sentences
+from models.word_classes import WordClasses
 from tests.test_batch_sampling import run_batched
 from tests.test_generation import toy_mixture
 from training.dataset import development_contexts, development_split
@@ -143,11 +144,14 @@ def test_the_samplers_window_runs_across_the_sentences_of_a_request(tiny_loaded_
         np.testing.assert_allclose([w.logprob for w in words], [w.logprob for w in alone], rtol=0, atol=1e-5)
 
 
-def test_the_batched_draw_with_a_cache_is_the_dense_draw():
+@pytest.mark.parametrize("layer", ["full", "class"])
+def test_the_batched_draw_with_a_cache_is_the_dense_draw(layer):
     rng = np.random.default_rng(7)
     sentences = random_sentences(rng, 2000, 300)
     mixture = NgramMixture(KneserNey.fit(sentences, 3, 300).table(), 0.4, 0.1, 20)
-    model = GRU(300, 16, seed=3).for_generation()
+    counts = np.bincount(np.concatenate(sentences), minlength=300)
+    classes = WordClasses.from_counts(counts, 17) if layer == "class" else None
+    model = GRU(300, 16, seed=3, classes=classes).for_generation()
     drawer = MixtureDrawer(model.output, mixture, (0, START, END))
     rows = 400
     histories = [[START, *rng.integers(3, 300, int(rng.integers(0, 4))).tolist()] for _ in range(rows)]
