@@ -2,7 +2,7 @@
 decoder kept full at several batch sizes (one BLAS thread, one process, default parameters).
 
     .venv/bin/python bench/engine_cost.py [--model artifacts/model.joblib] [--batches 1,4,16,32,64]
-        [--words 4000] [--reference-tree /work/wt-old]
+        [--words 4000] [--reference-tree /work/wt-old [--reference-model /work/wt-old/artifacts/model.joblib]]
 
 The single-sequence figure runs one-sentence requests (seeds 0, 1, ...) one after another until
 ``--words`` words are drawn; each batch figure keeps that many sequences in the decoder (a new
@@ -80,6 +80,8 @@ def main() -> int:
     parser.add_argument("--words", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reference-tree")
+    parser.add_argument("--reference-model", help="the model --reference-tree's Sampler runs (default: --model), "
+                                                  "e.g. that tree's own default model when it cannot read --model")
     parser.add_argument("--single-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     single = single_cost(args.model, args.words, args.repeats)
@@ -90,7 +92,7 @@ def main() -> int:
     if args.reference_tree:
         tree = Path(args.reference_tree)
         done = subprocess.run([str(tree / ".venv" / "bin" / "python"), str(Path(__file__).resolve()), "--single-only",
-                               "--model", str(Path(args.model).resolve()), "--words", str(args.words),
+                               "--model", str(Path(args.reference_model or args.model).resolve()), "--words", str(args.words),
                                "--repeats", str(args.repeats)], capture_output=True, text=True, cwd=tree, check=True)
         row["reference_single_sequence_us_per_word"] = round(json.loads(done.stdout), 1)
     for batch in args.batches:
