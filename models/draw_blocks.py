@@ -122,8 +122,8 @@ class DrawBlocks:
         return words // DRAW_BLOCK if self.even else self.block_of_word.take(words)
 
     def sums(self, weights: np.ndarray) -> np.ndarray:
-        """The sum of ``weights`` (one per word) over each block."""
-        return np.add.reduceat(weights, self.starts[:-1])
+        """The sum of ``weights`` (one per word, along the last axis) over each block."""
+        return np.add.reduceat(weights, self.starts[:-1], axis=-1)
 
     def chosen(self, blocks: np.ndarray) -> ChosenBlocks:
         """Row r's block ``blocks[r]`` laid out in cells (``ChosenBlocks``)."""

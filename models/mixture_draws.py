@@ -22,9 +22,11 @@ reports it.
 The numbers are the dense draw's (``reference_draw``) up to rounding: the same word unless the
 uniform number falls within about 1e-7 of a boundary between two words. Below the RNN part's
 ``dense_below`` rows the dense draw itself runs, row by row (for the full softmax FEW_ROWS,
-``models.row_stable``: a few rows do not pay for the batched draw's fixed cost). Every row's
-numbers come from that row alone (row-stable products, per-row reductions), so a sequence draws
-the same words whatever else is in the batch.
+``models.row_stable``: a few rows do not pay for the batched draw's fixed cost); from there up to
+FEW_ROWS the n-gram distributions are read word by word (``_DenseNgram``), as the dense draw
+reads them. Every row's numbers come from that row alone (row-stable products, per-row
+reductions), so a sequence draws the same words whatever else is in the batch, to rounding where
+it moves between fewer and more than FEW_ROWS rows.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from models.mixture import NgramMixture
 from models.ngram_table import ContextLevel, FlatLevels, NewestFirst, spans
 from models.recent_text import CacheWindows
 from models.rnn_draw_parts import rnn_part
+from models.row_stable import FEW_ROWS
 from models.softmax import OutputLayer
 
 
@@ -147,6 +150,17 @@ class _NgramParts:
     cache: "_CacheParts | None" = None
 
 
+@dataclass
+class _DenseNgram:
+    """A few rows' n-gram distributions word by word (``NgramTable.next_word_probs``, as the dense
+    draw reads them), with ``sums`` as ``_NgramParts``': below FEW_ROWS rows they cost less than
+    the batched parts' some hundred NumPy calls a step."""
+
+    probs: np.ndarray  # B x C
+    sums: np.ndarray
+    cache: "_CacheParts | None" = None
+
+
 @dataclass(frozen=True)
 class _CacheParts:
     """The cache's part of each row: the mixture's other parts are scaled by ``keep`` (1 - its
@@ -218,7 +232,7 @@ class MixtureDrawer:
             return np.array([word for word, _ in drawn], dtype=np.int64), np.array([lp for _, lp in drawn])
         # each row's mass per block, then its probability of each special word, before the bans
         step, mixed = self._rnn.masses(hidden)
-        parts = self._ngram_parts(histories)
+        parts = self._ngram_parts(histories) if rows >= FEW_ROWS else self._dense_ngram(histories, rows)
         parts.cache = _CacheParts.of(self.mixture, recents)
         ngram = parts.sums
         ngram *= 1.0 - self.rnn_weight
@@ -297,17 +311,29 @@ class MixtureDrawer:
             sums += (blocked.counts[big] * scale[:, :, None]).sum(axis=1)
         return _NgramParts(seen.factor, rows_of, words, blocks, values, big, scale, sums)
 
-    def _chosen_values(self, step: object, parts: _NgramParts, chosen: ChosenBlocks) -> np.ndarray:
+    def _dense_ngram(self, histories: Sequence[Sequence[int]] | NewestFirst, rows: int) -> _DenseNgram:
+        """Each row's n-gram distribution word by word, its sums per block and its probability of
+        each special word."""
+        probs = np.stack([self.table.next_word_probs(histories.history(row) if isinstance(histories, NewestFirst)
+                                                     else histories[row]) for row in range(rows)])
+        sums = np.concatenate([self._blocks.sums(probs), probs[:, self._specials]], axis=1)
+        return _DenseNgram(probs, sums)
+
+    def _chosen_values(self, step: object, parts: _NgramParts | _DenseNgram, chosen: ChosenBlocks) -> np.ndarray:
         """The mixture probability of each word of each row's chosen block, laid out as ``chosen``
         says (0 past a block's end)."""
-        ngram = chosen.per_cell(parts.factor) * self._unigram.take(chosen.words)
-        # the small contexts' entries in each row's block, then the blocked contexts' there
-        here = parts.blocks == chosen.blocks[parts.rows]
-        starts, block = self._blocked.starts, chosen.blocks[:, None]
-        first = starts[parts.big, block]
-        big_rows, words, values = _entries(self._flat, first.T, (starts[parts.big, block + 1] - first).T, parts.scale)
-        cells = np.concatenate([chosen.cells(parts.rows[here], parts.words[here]), chosen.cells(big_rows, words)])
-        ngram += _totals(cells, np.concatenate([parts.values[here], values]), ngram.shape)
+        if isinstance(parts, _DenseNgram):
+            ngram = parts.probs.take(chosen.words + chosen.per_cell(every_row(chosen.blocks.size) * self._size))
+        else:
+            ngram = chosen.per_cell(parts.factor) * self._unigram.take(chosen.words)
+            # the small contexts' entries in each row's block, then the blocked contexts' there
+            here = parts.blocks == chosen.blocks[parts.rows]
+            starts, block = self._blocked.starts, chosen.blocks[:, None]
+            first = starts[parts.big, block]
+            big_rows, words, values = _entries(self._flat, first.T, (starts[parts.big, block + 1] - first).T,
+                                               parts.scale)
+            cells = np.concatenate([chosen.cells(parts.rows[here], parts.words[here]), chosen.cells(big_rows, words)])
+            ngram += _totals(cells, np.concatenate([parts.values[here], values]), ngram.shape)
         values = self._rnn.values(step, chosen)
         ngram *= 1.0 - self.rnn_weight
         values += ngram
