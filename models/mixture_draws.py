@@ -23,8 +23,8 @@ The numbers are the dense draw's (``reference_draw``) up to rounding: the same w
 uniform number falls within about 1e-7 of a boundary between two words. Below the RNN part's
 ``dense_below`` rows the dense draw itself runs, row by row (for the full softmax FEW_ROWS,
 ``models.row_stable``: a few rows do not pay for the batched draw's fixed cost); from there up to
-FEW_ROWS the n-gram distributions are read word by word (``_DenseNgram``), as the dense draw
-reads them. Every row's numbers come from that row alone (row-stable products, per-row
+FEW_ROWS each row is drawn alone with the n-gram distribution read word by word, as the dense
+draw reads it (``MixtureDrawer._one_row``). Every row's numbers come from that row alone (row-stable products, per-row
 reductions), so a sequence draws the same words whatever else is in the batch, to rounding where
 it moves between fewer and more than FEW_ROWS rows.
 """
@@ -150,17 +150,6 @@ class _NgramParts:
     cache: "_CacheParts | None" = None
 
 
-@dataclass
-class _DenseNgram:
-    """A few rows' n-gram distributions word by word (``NgramTable.next_word_probs``, as the dense
-    draw reads them), with ``sums`` as ``_NgramParts``': below FEW_ROWS rows they cost less than
-    the batched parts' some hundred NumPy calls a step."""
-
-    probs: np.ndarray  # B x C
-    sums: np.ndarray
-    cache: "_CacheParts | None" = None
-
-
 @dataclass(frozen=True)
 class _CacheParts:
     """The cache's part of each row: the mixture's other parts are scaled by ``keep`` (1 - its
@@ -226,13 +215,14 @@ class MixtureDrawer:
         ``recents``: each row's text so far, which the mixture's cache reads (or the windows of
         ``CacheWindows``; None: no cache)."""
         rows = hidden.shape[0]
-        if rows < self._rnn.dense_below:
+        if rows < FEW_ROWS:
             lists = [banned.row(row) for row in range(rows)] if isinstance(banned, BannedWords) else banned
-            drawn = [self._reference(hidden, histories, uniforms, lists[row], recents, row) for row in range(rows)]
+            one = self._reference if rows < self._rnn.dense_below else self._one_row
+            drawn = [one(hidden, histories, uniforms, lists[row], recents, row) for row in range(rows)]
             return np.array([word for word, _ in drawn], dtype=np.int64), np.array([lp for _, lp in drawn])
         # each row's mass per block, then its probability of each special word, before the bans
         step, mixed = self._rnn.masses(hidden)
-        parts = self._ngram_parts(histories) if rows >= FEW_ROWS else self._dense_ngram(histories, rows)
+        parts = self._ngram_parts(histories)
         parts.cache = _CacheParts.of(self.mixture, recents)
         ngram = parts.sums
         ngram *= 1.0 - self.rnn_weight
@@ -287,6 +277,46 @@ class MixtureDrawer:
         return reference_draw(self.output, self.mixture, hidden[row : row + 1], history, float(uniforms[row]),
                               banned, recents[row] if recents is not None else ())
 
+    def _one_row(self, hidden: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst, uniforms: np.ndarray,
+                 banned: Sequence[int], recents: Sequence[Sequence[int]] | CacheWindows | None,
+                 row: int) -> tuple[int, float]:
+        """Row ``row``'s draw as ``draw`` makes it, for one row at a time: the n-gram model's and the
+        cache's parts word by word (``NgramTable.next_word_probs``, as the dense draw reads them),
+        the RNN's by blocks; a few dozen NumPy calls instead of the batched draw's some hundred."""
+        banned = np.asarray(banned, dtype=np.int64)
+        special = self._special_index.take(banned)
+        if special.min(initial=0) < 0:  # a banned word whose RNN probability is not kept apart
+            return self._reference(hidden, histories, uniforms, banned.tolist(), recents, row)
+        history = histories.history(row) if isinstance(histories, NewestFirst) else histories[row]
+        step, rnn = self._rnn.masses(hidden[row : row + 1])
+        rest = self.table.next_word_probs(history)  # every word's n-gram probability, then the cache's
+        rest *= 1.0 - self.rnn_weight
+        weight, words, shares = self.mixture.cache_shares(recents[row] if recents is not None else ())
+        if weight:
+            rnn *= 1.0 - weight
+            rest *= 1.0 - weight
+            rest[words] += weight * shares
+        masses = rnn[0, : self._count] + self._blocks.sums(rest)
+        np.subtract.at(masses, self._blocks.of(banned), rnn[0, self._count + special] + rest.take(banned))
+        np.maximum(masses, 0.0, out=masses)
+        cdf = masses.cumsum()
+        target = float(uniforms[row]) * cdf[-1]
+        block = min(int(np.searchsorted(cdf, target, side="right")), self._count - 1)
+        chosen = self._blocks.chosen(np.array([block]))
+        mixed = self._rnn.values(step, chosen)  # each word's probability, before the bans
+        if weight:
+            mixed *= 1.0 - weight
+        mixed += rest.take(chosen.words)
+        if chosen.outside is not None:
+            mixed[chosen.outside] = 0.0
+        values = mixed.copy()
+        in_chosen = banned[self._blocks.of(banned) == block]
+        values.ravel()[chosen.cells(np.zeros(in_chosen.size, dtype=np.int64), in_chosen)] = 0.0
+        cells, totals = chosen.pick(values, np.array([target - (cdf[block - 1] if block else 0.0)]))
+        if totals[0] <= 0:  # only by rounding: the block's mass was all banned
+            return self._reference(hidden, histories, uniforms, banned.tolist(), recents, row)
+        return int(cells[0] - chosen.shift[0]), math.log(mixed.ravel()[cells[0]])
+
     def _ngram_parts(self, histories: Sequence[Sequence[int]] | NewestFirst) -> _NgramParts:
         """Each row's n-gram distribution by parts (``NgramTable.seen_batch``), the blocked
         contexts' counts to be read by blocks, and its sums per block and of the special words."""
@@ -311,29 +341,17 @@ class MixtureDrawer:
             sums += (blocked.counts[big] * scale[:, :, None]).sum(axis=1)
         return _NgramParts(seen.factor, rows_of, words, blocks, values, big, scale, sums)
 
-    def _dense_ngram(self, histories: Sequence[Sequence[int]] | NewestFirst, rows: int) -> _DenseNgram:
-        """Each row's n-gram distribution word by word, its sums per block and its probability of
-        each special word."""
-        probs = np.stack([self.table.next_word_probs(histories.history(row) if isinstance(histories, NewestFirst)
-                                                     else histories[row]) for row in range(rows)])
-        sums = np.concatenate([self._blocks.sums(probs), probs[:, self._specials]], axis=1)
-        return _DenseNgram(probs, sums)
-
-    def _chosen_values(self, step: object, parts: _NgramParts | _DenseNgram, chosen: ChosenBlocks) -> np.ndarray:
+    def _chosen_values(self, step: object, parts: _NgramParts, chosen: ChosenBlocks) -> np.ndarray:
         """The mixture probability of each word of each row's chosen block, laid out as ``chosen``
         says (0 past a block's end)."""
-        if isinstance(parts, _DenseNgram):
-            ngram = parts.probs.take(chosen.words + chosen.per_cell(every_row(chosen.blocks.size) * self._size))
-        else:
-            ngram = chosen.per_cell(parts.factor) * self._unigram.take(chosen.words)
-            # the small contexts' entries in each row's block, then the blocked contexts' there
-            here = parts.blocks == chosen.blocks[parts.rows]
-            starts, block = self._blocked.starts, chosen.blocks[:, None]
-            first = starts[parts.big, block]
-            big_rows, words, values = _entries(self._flat, first.T, (starts[parts.big, block + 1] - first).T,
-                                               parts.scale)
-            cells = np.concatenate([chosen.cells(parts.rows[here], parts.words[here]), chosen.cells(big_rows, words)])
-            ngram += _totals(cells, np.concatenate([parts.values[here], values]), ngram.shape)
+        ngram = chosen.per_cell(parts.factor) * self._unigram.take(chosen.words)
+        # the small contexts' entries in each row's block, then the blocked contexts' there
+        here = parts.blocks == chosen.blocks[parts.rows]
+        starts, block = self._blocked.starts, chosen.blocks[:, None]
+        first = starts[parts.big, block]
+        big_rows, words, values = _entries(self._flat, first.T, (starts[parts.big, block + 1] - first).T, parts.scale)
+        cells = np.concatenate([chosen.cells(parts.rows[here], parts.words[here]), chosen.cells(big_rows, words)])
+        ngram += _totals(cells, np.concatenate([parts.values[here], values]), ngram.shape)
         values = self._rnn.values(step, chosen)
         ngram *= 1.0 - self.rnn_weight
         values += ngram

@@ -91,6 +91,10 @@ def test_the_draw_is_the_dense_draw(drawer, banned):
         assert words[row] == word
         assert logprobs[row] == pytest.approx(logprob, abs=1e-6)
     assert not np.isin(words, banned).any()
+    for row in range(150):  # a row drawn alone (the class layer's one-row draw; the dense one for the full softmax)
+        alone = drawer.draw(hidden[row : row + 1], histories[row : row + 1], uniforms[row : row + 1], [banned])
+        assert alone[0][0] == words[row]
+        assert alone[1][0] == pytest.approx(logprobs[row], abs=1e-6)
     if drawer.output.classes is not None:  # rows drew from the widest class, its chunks after the first too
         wide = widest_class(drawer)
         assert len(wide) > 4 * DRAW_BLOCK
