@@ -22,11 +22,12 @@ reports it.
 The numbers are the dense draw's (``reference_draw``) up to rounding: the same word unless the
 uniform number falls within about 1e-7 of a boundary between two words. Below the RNN part's
 ``dense_below`` rows the dense draw itself runs, row by row (for the full softmax FEW_ROWS,
-``models.row_stable``: a few rows do not pay for the batched draw's fixed cost); from there up to
-FEW_ROWS each row is drawn alone with the n-gram distribution read word by word, as the dense
-draw reads it (``MixtureDrawer._one_row``). Every row's numbers come from that row alone (row-stable products, per-row
-reductions), so a sequence draws the same words whatever else is in the batch, to rounding where
-it moves between fewer and more than FEW_ROWS rows.
+``models.row_stable``: a few rows do not pay for the batched draw's fixed cost); else a single row
+is drawn alone with the n-gram distribution read word by word, as the dense draw reads it
+(``MixtureDrawer._one_row``: from two rows on the batched draw costs no more a row). Every
+row's numbers come from that row alone (row-stable products, per-row reductions), so a sequence
+draws the same words whatever else is in the batch, to rounding where it moves between a row
+drawn alone and the batched draw.
 """
 from __future__ import annotations
 
@@ -44,7 +45,6 @@ from models.mixture import NgramMixture
 from models.ngram_table import ContextLevel, FlatLevels, NewestFirst, spans
 from models.recent_text import CacheWindows
 from models.rnn_draw_parts import rnn_part
-from models.row_stable import FEW_ROWS
 from models.softmax import OutputLayer
 
 
@@ -215,7 +215,7 @@ class MixtureDrawer:
         ``recents``: each row's text so far, which the mixture's cache reads (or the windows of
         ``CacheWindows``; None: no cache)."""
         rows = hidden.shape[0]
-        if rows < FEW_ROWS:
+        if rows < self._rnn.dense_below or rows == 1:
             lists = [banned.row(row) for row in range(rows)] if isinstance(banned, BannedWords) else banned
             one = self._reference if rows < self._rnn.dense_below else self._one_row
             drawn = [one(hidden, histories, uniforms, lists[row], recents, row) for row in range(rows)]
