@@ -10,9 +10,10 @@ The batch does not change the words: the step is row-stable (``models.row_stable
 row count from which the rows' rounding no longer depends on how many there are), so each
 sequence's states are the same bits in any batch; the output layer and the mixture draw work row
 by row below FEW_ROWS rows, as the single-sequence Sampler does, and on the whole batch from
-there on, each row's numbers its own (the class softmax's mixture draw, row-stable at any row
-count, works by classes from one row on; the Sampler scores every word there, and the two agree
-to rounding). The two ways agree to float32 rounding: a word differs only
+there on (its products row by row where the BLAS rounds a row by its place), each row's numbers
+its own (the class softmax's mixture draw works by classes, a row alone by itself:
+``MixtureDrawer._one_row``; the Sampler scores every word there, and the two agree to
+rounding). The two ways agree to float32 rounding: a word differs only
 when its uniform number falls within about 1e-7 of a boundary between two words
 (bench/engine_exactness.py counts how often).
 """
@@ -239,8 +240,8 @@ class BatchSampler:
 
     def _histories(self, at: np.ndarray | None, sequences: list[_Sequence]) -> list[list[int]] | NewestFirst:
         """The words read in this sentence (SENTENCE_START first) of the rows ``at`` (None: all),
-        as far back as the n-gram model reads: as lists below FEW_ROWS rows (the mixture draw
-        reads each row's list there), else as one array."""
+        as far back as the n-gram model reads: as lists below FEW_ROWS rows (the per-row draws
+        read a list a row; the batched draw takes either), else as one array."""
         if len(sequences) < FEW_ROWS or not self._reach:
             start = [self.vocab.start_id]
             return [(start + s.seen)[-self._reach :] if self._reach else [] for s in sequences]
@@ -262,7 +263,8 @@ class BatchSampler:
 
     def _banned(self, at: np.ndarray | None, count: int) -> BannedWords | list[list[int]]:
         """The banned words of the rows ``at`` (None: all; ``count`` of them): a list per row
-        below FEW_ROWS rows (the mixture draw reads each row's list there), else as arrays."""
+        below FEW_ROWS rows (the per-row draws read a list a row; the batched draw takes either),
+        else as arrays."""
         allow = self._allow_end(at)
         if count < FEW_ROWS:
             return [self._bans[allowed] for allowed in allow.tolist()]

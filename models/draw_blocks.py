@@ -69,7 +69,9 @@ class ChosenBlocks:
             base = every_row(rows) * DRAW_BLOCK
         else:
             chunked = values.reshape(-1, DRAW_BLOCK)
-            sums = np.add.reduce(chunked, axis=1)  # each chunk's own sum
+            # each chunk's own sum, as the running sum within it ends (``inner`` below): a row of one
+            # chunk is then clamped as in the one-chunk layout, whatever the other rows chose
+            sums = chunked.cumsum(axis=1)[:, -1]
             widest = int(self.chunks.max())
             table = np.zeros((rows, widest))
             table.ravel()[spans(every_row(rows) * widest, self.chunks)] = sums

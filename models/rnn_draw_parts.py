@@ -23,9 +23,9 @@ from models.draws import float32_block_sums
 from models.row_stable import FEW_ROWS
 from models.softmax import ClassSoftmax, FullSoftmax, OutputLayer
 
-# Below this many rows the class layer's mixture draw runs the dense draw row by row. Its
+# Below this many rows the class layer's mixture draw runs the dense draw row by row: never. Its
 # block-wise draw is row-stable at any row count (row-by-row products only), and the dense draw
-# scores every word (a full product with V), so the block-wise draw is used from one row on.
+# scores every word (a full product with V); one row is drawn by ``MixtureDrawer._one_row``.
 CLASS_DENSE_BELOW = 1
 
 

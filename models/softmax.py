@@ -55,8 +55,8 @@ class _SamplingCopies:
     c64: np.ndarray
     VT32: np.ndarray | None = None
     VT64: np.ndarray | None = None
-    width32: int = 2
-    width64: int = 2
+    width32: int | None = 2  # None: products row by row (``product_width``)
+    width64: int | None = 2
     V64: np.ndarray | None = None
     V_class64: np.ndarray | None = None
     V_classT64: np.ndarray | None = None

@@ -14,7 +14,7 @@ from models.draws import BELOW_ONE, DRAW_BLOCK, block_sums, float32_block_sums
 from models.gru import GRU
 from models.mixture import NgramMixture
 from models.mixture_draws import MixtureDrawer, reference_draw
-from models.row_stable import FEW_ROWS, batch_product, product_width, stable_product
+from models.row_stable import FEW_ROWS, batch_product, product_width, rowwise_product, stable_product
 from models.word_classes import WordClasses
 from training.kneser_ney import KneserNey
 
@@ -220,6 +220,17 @@ def test_a_product_that_rounds_rows_by_their_place_has_no_width_and_runs_row_by_
     rows = rng.standard_normal((12, 20)).astype(np.float32)
     alone = np.concatenate([rows[i : i + 1] @ matrix for i in range(12)])
     assert batch_product(rows, matrix, None).tobytes() == alone.tobytes()
+
+
+def test_a_product_that_rounds_by_the_row_count_is_padded_to_the_count_from_which_it_does_not():
+    rng = np.random.default_rng(2)
+    matrix = rng.standard_normal((20, 50)).astype(np.float32)
+
+    def by_count(rows, m):
+        out = rowwise_product(rows, m)  # each row its own, so only the count below 7 changes a row
+        return np.nextafter(out, np.float32(np.inf)) if rows.shape[0] < 7 else out
+
+    assert product_width(matrix, 16, product=by_count) == 7
 
 
 def test_stable_products_do_not_depend_on_the_row_count():

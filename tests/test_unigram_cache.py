@@ -18,8 +18,8 @@ from models.recent_text import CacheWindows, cache_token_probs, extended, window
 from models.sampling import Sampler, SamplingParams
 from models.scoring import score_sentences
 from models.word_classes import WordClasses
-from tests.test_batch_sampling import run_batched
-from tests.test_generation import toy_mixture
+from tests.test_batch_sampling import gru_twin, run_batched
+from tests.test_generation import class_layer_twin, toy_mixture
 from training.dataset import development_contexts, development_split
 from training.kneser_ney import KneserNey
 from training.interpolation import CACHE_SIZES, CACHE_WEIGHTS, choose_cache
@@ -173,6 +173,26 @@ def test_the_batched_draw_with_a_cache_is_the_dense_draw(layer):
     again = MixtureDrawer(model.output, no_cache, (0, START, END)).draw(hidden, histories, uniforms,
                                                                        [[0, START]] * rows, recents)
     assert plain[0].tolist() == again[0].tolist() and plain[1].tobytes() == again[1].tobytes()
+
+
+@pytest.mark.parametrize("join_every", [1, 50], ids=["together", "one-at-a-time"])
+def test_the_default_kind_of_model_keeps_its_window_across_a_long_prompt_and_sentences(tiny_loaded_model, join_every):
+    """A GRU with the class layer, the n-gram model and a cache (the default command's kind of
+    model), prompts longer than the window: the batched decoder gives the Sampler's words, in a
+    crowd and with each sequence alone (one row, ``MixtureDrawer._one_row``)."""
+    vocab, model = tiny_loaded_model.vocab, tiny_loaded_model.model
+    classed = class_layer_twin(model)
+    model = gru_twin(classed, classed.output.classes)
+    sampler = Sampler(model, vocab, cached(toy_mixture(len(vocab)), 0.3, 4))
+    rng = np.random.default_rng(8)
+    specs = [SequenceSpec(tuple(int(w) for w in rng.integers(3, len(vocab), int(rng.integers(0, 9)))),
+                          SamplingParams(max_new_tokens=6), seed=seed, num_sentences=3) for seed in range(10)]
+    assert max(len(spec.prefix_ids) for spec in specs) > 4
+    batched = run_batched(BatchSampler(sampler), specs, join_every=join_every)
+    for spec, words in zip(specs, batched):
+        alone = list(sentence_stream(sampler, spec))
+        assert [w.word_id for w in words] == [w.word_id for w in alone]
+        np.testing.assert_allclose([w.logprob for w in words], [w.logprob for w in alone], rtol=0, atol=1e-5)
 
 
 def test_the_model_file_keeps_the_cache_and_an_old_one_has_none():
