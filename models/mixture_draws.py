@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.draw_blocks import ChosenBlocks, DrawBlocks, every_row
+from models.draw_blocks import ChosenBlocks, DrawBlocks, every_row, first_above
 from models.draws import index_at
 from models.mixture import NgramMixture
 from models.ngram_table import ContextLevel, FlatLevels, NewestFirst, spans
@@ -277,17 +277,19 @@ class MixtureDrawer:
         running = np.zeros((rows, self._count + 1))  # 0, then the running sum of the blocks' masses
         cdf = masses.cumsum(axis=1, out=running[:, 1:])
         targets = uniforms * cdf[:, -1]
-        blocks = np.minimum(np.add.reduce(cdf <= targets[:, None], axis=1), self._count - 1)
+        blocks = first_above(cdf, targets)
         chosen = self._blocks.chosen(blocks)
         mixed = self._chosen_values(step, parts, chosen)  # each word's probability, before the bans
-        values = mixed.copy()
-        in_chosen = banned_blocks == blocks[banned_rows]
-        values.ravel()[chosen.cells(banned_rows[in_chosen], banned_words[in_chosen])] = 0.0
+        values = mixed
+        in_chosen = np.flatnonzero(banned_blocks == blocks.take(banned_rows))
+        if in_chosen.size:  # not the usual case: a banned special alone in its block has mass 0, so is not chosen
+            values = mixed.copy()
+            values.ravel()[chosen.cells(banned_rows.take(in_chosen), banned_words.take(in_chosen))] = 0.0
         cells, totals = chosen.pick(values, targets - running[every_row(rows), blocks])
         words = cells - chosen.shift
-        picked = mixed.ravel()[cells]
+        picked = mixed.ravel().take(cells)
         logprobs = np.log(picked, out=np.full(rows, -np.inf), where=picked > 0)  # 0: a fallback row, below
-        for row in (totals <= 0).nonzero()[0].tolist():  # only by rounding: the block's mass was all banned
+        for row in np.flatnonzero(totals <= 0).tolist():  # only by rounding: the block's mass was all banned
             words[row], logprobs[row] = self._reference(hidden, histories, uniforms, banned.row(row), recents, row)
         return words, logprobs
 

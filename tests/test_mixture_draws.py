@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.draw_blocks import DrawBlocks
+from models.draw_blocks import DrawBlocks, first_above
 from models.draws import BELOW_ONE, DRAW_BLOCK, block_sums, float32_block_sums
 from models.gru import GRU
 from models.mixture import NgramMixture
@@ -225,6 +225,23 @@ def test_numbers_per_word_land_in_their_words_cells(widths):
         expected.ravel()[chosen.word_cells()] += per_word
         chosen.add_to_words(values, per_word)
         assert values.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_first_running_sum_above_an_offset_is_the_count_of_those_not_above(seed):
+    """``first_above`` over running sums with flat stretches (zeros), offsets on a sum, past the
+    total and at 0, all zero rows: how many sums are <= the offset, at most the row's last column."""
+    rng = np.random.default_rng(seed)
+    numbers = rng.exponential(size=(50, 12)) * (rng.random((50, 12)) > 0.4)
+    numbers[:3] = 0.0
+    running = numbers.cumsum(axis=1)
+    offsets = rng.random(50) * running[:, -1] * 1.2
+    offsets[3:6] = running[3:6, 4]  # exactly on a sum
+    offsets[6] = 0.0
+    last = rng.integers(0, 12, 50)
+    below = np.add.reduce(running <= offsets[:, None], axis=1)
+    assert first_above(running, offsets).tolist() == np.minimum(below, 11).tolist()
+    assert first_above(running, offsets, last).tolist() == np.minimum(below, last).tolist()
 
 
 def test_a_block_whose_mass_is_all_banned_is_never_chosen(drawer):
