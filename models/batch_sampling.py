@@ -74,13 +74,14 @@ NEXT = 0  # the word the row reads on the next step
 WAITING = 1  # 1 while words of the prefix remain after NEXT (``_Sequence.pending``): no draw yet
 BEGAN = 2  # the step its sentence began at
 MODE = 3  # its index in MODES
-NEW_WORDS = 4  # words drawn in this sentence
+LEFT = 4  # words it may still draw in this sentence (its sampling's max_new_tokens less those drawn)
 SEEN = 5  # this sentence's words so far, prefix included (``len(_Sequence.seen)``)
-TAKEN = 6  # the tokens its cache window has taken in (with a cache); NEW_WORDS to TAKEN: one add for all three
-MAX_NEW = 7  # its sampling's max_new_tokens
-MIN_WORDS = 8  # its sampling's min_words
-READ = 9
-SENTENCE_COLUMNS = [NEXT, WAITING, BEGAN, NEW_WORDS, SEEN]  # what a sentence's start sets
+TAKEN = 6  # the tokens its cache window has taken in (with a cache)
+MIN_WORDS = 7  # its sampling's min_words
+READ = 8
+SENTENCE_COLUMNS = [NEXT, WAITING, BEGAN, LEFT, SEEN]  # what a sentence's start sets
+DRAWN = np.array([-1, 1, 1])  # what a drawn word adds to LEFT, SEEN and TAKEN: one add for all three
+DRAWN.flags.writeable = False
 MODES = ("mixed", "plain", "scored")  # which of the Sampler's paths a sequence takes
 
 
@@ -143,7 +144,7 @@ class BatchSampler:
         sequence = _Sequence(spec, np.random.default_rng(spec.seed))
         row = np.zeros((1, self._rows.shape[1]), dtype=np.int64)
         row[0, SENTENCE_COLUMNS] = self._sentence_start(sequence, list(spec.prefix_ids))
-        row[0, MODE], row[0, MAX_NEW], row[0, MIN_WORDS] = MODES.index(mode), params.max_new_tokens, params.min_words
+        row[0, MODE], row[0, MIN_WORDS] = MODES.index(mode), params.min_words
         if self._window:
             window = text_tokens(spec.prefix_ids)[-self._window :]
             row[0, self._ring + len(window) :] = -1
@@ -178,7 +179,7 @@ class BatchSampler:
         sequence.pending = list(prefix)
         sequence.seen = list(prefix)
         sequence.prefix_words = len(prefix)
-        return self.vocab.start_id, int(bool(prefix)), self._clock, 0, len(prefix)
+        return self.vocab.start_id, int(bool(prefix)), self._clock, sequence.spec.sampling.max_new_tokens, len(prefix)
 
     def _begin_sentence(self, row: int) -> None:
         """Row ``row`` starts a sentence without a prefix (``_sentence_start``), so it does not wait."""
@@ -324,8 +325,11 @@ class BatchSampler:
         rows[at, NEXT] = ids
         if self._window:  # every drawn word enters its row's cache window
             rows[every_row(ids.size) if ready is None else ready, self._ring + rows[at, TAKEN] % self._window] = ids
-        rows[at, NEW_WORDS : TAKEN + 1] += 1
-        ended = ((ids == self.vocab.end_id) | (rows[at, NEW_WORDS] >= rows[at, MAX_NEW])).nonzero()[0].tolist()
+        rows[at, LEFT : TAKEN + 1] += DRAWN
+        ending = rows[at, LEFT] <= 0  # at max_new_tokens
+        if self.vocab.end_id in id_list:
+            ending |= ids == self.vocab.end_id
+        ended = ending.nonzero()[0].tolist()
         if not ended:
             return out
         finished: list[int] = []
