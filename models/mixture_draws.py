@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from itertools import chain
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,8 +136,8 @@ class _NgramParts:
     few counts of small contexts (``rows``, ``words`` with their ``blocks``, ``values``: already
     scaled), plus the blocked contexts' counts: their rows in ``_BlockedContexts`` (``big``, B x
     its columns; ``none`` where the row's context is small or unseen) and their ``scale``.
-    ``sums``: each row's n-gram mass per block, then its probability of each special word
-    (B x (blocks + specials))."""
+    ``sums``: each row's n-gram mass per block, then its probability of each special word given
+    a column of its own (``MixtureDrawer._columns``; B x (blocks + columns))."""
 
     factor: np.ndarray
     rows: np.ndarray
@@ -153,28 +153,35 @@ class _NgramParts:
 @dataclass(frozen=True)
 class _CacheParts:
     """The cache's part of each row: the mixture's other parts are scaled by ``keep`` (1 - its
-    weight), its words' weighted shares added as sparse entries (``rows``, ``words``, ``values``)."""
+    weight), its words' weighted shares added as sparse entries (``rows``, ``words`` with their
+    ``blocks``, ``values``)."""
 
     keep: np.ndarray
     rows: np.ndarray
     words: np.ndarray
+    blocks: np.ndarray
     values: np.ndarray
 
     @classmethod
-    def of(cls, mixture: NgramMixture, recents: Sequence[Sequence[int]] | CacheWindows | None) -> "_CacheParts | None":
-        """From each row's text so far (a list per row, or the decoder's ``CacheWindows``)."""
+    def of(cls, mixture: NgramMixture, recents: Sequence[Sequence[int]] | CacheWindows | None,
+           blocks: DrawBlocks) -> "_CacheParts | None":
+        """From each row's text so far (a list per row, or the decoder's ``CacheWindows``); None
+        where the cache adds nothing (no cache, or every window empty: its weight is then 0)."""
         if recents is None or not mixture.cache_weight:
             return None
         windows = recents if isinstance(recents, CacheWindows) else CacheWindows.of(recents, mixture.cache_size)
-        rows, words, shares = windows.shares()
-        weight = np.where(windows.lengths() > 0, mixture.cache_weight, 0.0)  # none while a window is empty
-        return cls(1.0 - weight, rows, words, weight.take(rows) * shares)
+        lengths = windows.lengths()
+        rows, words, shares = windows.shares(lengths)
+        if not rows.size:
+            return None
+        keep = np.where(lengths > 0, 1.0 - mixture.cache_weight, 1.0)  # none while a window is empty
+        return cls(keep, rows, words, blocks.of(words), mixture.cache_weight * shares)
 
-    def add_to(self, values: np.ndarray, keep: np.ndarray, cells: np.ndarray, here: np.ndarray) -> None:
+    def add_to(self, values: np.ndarray, keep: np.ndarray, cells: np.ndarray, here: np.ndarray | None = None) -> None:
         """Scale ``values`` by ``keep`` (``self.keep`` spread over its cells) and add the entries
-        ``here`` at their flat ``cells``."""
+        ``here`` (None: all) at their flat ``cells``."""
         values *= keep
-        values += _totals(cells, self.values[here], values.shape)
+        values += _totals(cells, self.values if here is None else self.values[here], values.shape)
 
 
 class MixtureDrawer:
@@ -194,15 +201,18 @@ class MixtureDrawer:
         self._size = output.vocab_size
         self._unigram = self.table.unigram_level()
         self._specials = self._rnn.specials
-        self._special_index = np.full(self._size, -1, dtype=np.int64)
-        self._special_index[self._specials] = np.arange(self._specials.size)
-        # the unigram level's mass per block, then its probability of each special word
-        self._unigram_sums = np.concatenate([self._blocks.sums(self._unigram), self._unigram[self._specials]])
+        self._special_index = _index_of(self._specials, self._size)
+        # the specials whose probabilities follow the blocks' masses as columns of their own (none
+        # where each is alone in its block: its block's mass is its probability)
+        self._columns = self._specials[:0] if self._rnn.alone else self._specials
+        self._column_index = _index_of(self._columns, self._size)
+        # the unigram level's mass per block, then its probability of each column's special word
+        self._unigram_sums = np.concatenate([self._blocks.sums(self._unigram), self._unigram[self._columns]])
         # the levels of ``SeenContexts``' columns, longest context first; the empty context (length
         # 0) is the unigram level, read whole
         self._flat = self.table.flat
         levels = [self.table.levels[k] for k in range(self.table.order - 1, 0, -1)]
-        self._blocked = _BlockedContexts.of(levels, self._flat, self._blocks, self._specials)
+        self._blocked = _BlockedContexts.of(levels, self._flat, self._blocks, self._columns)
 
     def draw(
         self, hidden: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst, uniforms: np.ndarray,
@@ -220,29 +230,34 @@ class MixtureDrawer:
             one = self._reference if rows < self._rnn.dense_below else self._one_row
             drawn = [one(hidden, histories, uniforms, lists[row], recents, row) for row in range(rows)]
             return np.array([word for word, _ in drawn], dtype=np.int64), np.array([lp for _, lp in drawn])
-        # each row's mass per block, then its probability of each special word, before the bans
-        step, mixed = self._rnn.masses(hidden)
+        # each row's mass per block, then its probability of each column's special word, before the bans
+        step, rnn = self._rnn.masses(hidden)  # ``step`` may hold ``rnn``: left as it is
         parts = self._ngram_parts(histories)
-        parts.cache = _CacheParts.of(self.mixture, recents)
-        ngram = parts.sums
-        ngram *= 1.0 - self.rnn_weight
-        mixed += ngram
-        if parts.cache is not None:
-            cache, index = parts.cache, self._special_index[parts.cache.words]
-            hit = np.flatnonzero(index >= 0)
-            here = np.concatenate([np.arange(cache.words.size), hit])
-            cells = np.concatenate([self._blocks.of(cache.words), self._count + index[hit]])
-            cache.add_to(mixed, cache.keep[:, None], cache.rows[here] * mixed.shape[1] + cells, here)
+        parts.cache = _CacheParts.of(self.mixture, recents, self._blocks)
+        mixed = parts.sums
+        mixed *= 1.0 - self.rnn_weight
+        mixed += rnn
+        cache = parts.cache
+        if cache is not None:
+            cells = cache.rows * mixed.shape[1] + cache.blocks
+            if self._columns.size:  # the specials' own columns
+                index = self._column_index.take(cache.words)
+                hit = np.flatnonzero(index >= 0)
+                cache.add_to(mixed, cache.keep[:, None],
+                             np.concatenate([cells, cache.rows[hit] * mixed.shape[1] + self._count + index[hit]]),
+                             np.concatenate([every_row(cache.words.size), hit]))
+            else:
+                cache.add_to(mixed, cache.keep[:, None], cells)
         masses = mixed[:, : self._count]
 
         if not isinstance(banned, BannedWords):
             banned = BannedWords.of(banned)
         banned_rows, banned_words = banned.rows, banned.words
         banned_blocks = self._blocks.of(banned_words)
-        special = self._special_index[banned_words]
+        special = self._special_index.take(banned_words)
         if special.min(initial=0) >= 0:
-            taken = mixed[banned_rows, self._count + special]
-            np.subtract.at(masses, (banned_rows, banned_blocks), taken)
+            self._take_out_specials(masses, (banned_rows, banned_blocks),
+                                    lambda: mixed[banned_rows, self._count + special])
         else:
             for block in sorted(set(banned_blocks.tolist())):
                 here = banned_blocks == block
@@ -250,7 +265,7 @@ class MixtureDrawer:
                 values = self._chosen_values(step, parts, chosen).ravel()
                 taken = values[chosen.cells(banned_rows[here], banned_words[here])]
                 np.subtract.at(masses[:, block], banned_rows[here], taken)
-        np.maximum(masses, 0.0, out=masses)
+            np.maximum(masses, 0.0, out=masses)
 
         running = np.zeros((rows, self._count + 1))  # 0, then the running sum of the blocks' masses
         cdf = masses.cumsum(axis=1, out=running[:, 1:])
@@ -293,12 +308,12 @@ class MixtureDrawer:
         rest *= 1.0 - self.rnn_weight
         weight, words, shares = self.mixture.cache_shares(recents[row] if recents is not None else ())
         if weight:
-            rnn *= 1.0 - weight
+            rnn = rnn * (1.0 - weight)  # not in place: ``step`` may hold it
             rest *= 1.0 - weight
             rest[words] += weight * shares
         masses = rnn[0, : self._count] + self._blocks.sums(rest)
-        np.subtract.at(masses, self._blocks.of(banned), rnn[0, self._count + special] + rest.take(banned))
-        np.maximum(masses, 0.0, out=masses)
+        banned_blocks = self._blocks.of(banned)
+        self._take_out_specials(masses, banned_blocks, lambda: rnn[0, self._count + special] + rest.take(banned))
         cdf = masses.cumsum()
         target = float(uniforms[row]) * cdf[-1]
         block = min(int(np.searchsorted(cdf, target, side="right")), self._count - 1)
@@ -310,12 +325,24 @@ class MixtureDrawer:
         if chosen.outside is not None:
             mixed[chosen.outside] = 0.0
         values = mixed.copy()
-        in_chosen = banned[self._blocks.of(banned) == block]
+        in_chosen = banned[banned_blocks == block]
         values.ravel()[chosen.cells(np.zeros(in_chosen.size, dtype=np.int64), in_chosen)] = 0.0
         cells, totals = chosen.pick(values, np.array([target - (cdf[block - 1] if block else 0.0)]))
         if totals[0] <= 0:  # only by rounding: the block's mass was all banned
             return self._reference(hidden, histories, uniforms, banned.tolist(), recents, row)
         return int(cells[0] - chosen.shift[0]), math.log(mixed.ravel()[cells[0]])
+
+    def _take_out_specials(self, masses: np.ndarray, cells: np.ndarray | tuple[np.ndarray, np.ndarray],
+                           taken: Callable[[], np.ndarray]) -> None:
+        """Take banned special words out of their blocks' ``masses`` at ``cells``, their
+        probabilities ``taken()``. A special alone in its block takes all of its block's mass:
+        its probability is that mass, summed in the same order, so the difference is exactly 0
+        and is written as such."""
+        if self._rnn.alone:
+            masses[cells] = 0.0
+        else:
+            np.subtract.at(masses, cells, taken())
+            np.maximum(masses, 0.0, out=masses)
 
     def _ngram_parts(self, histories: Sequence[Sequence[int]] | NewestFirst) -> _NgramParts:
         """Each row's n-gram distribution by parts (``NgramTable.seen_batch``), the blocked
@@ -331,12 +358,16 @@ class MixtureDrawer:
         big = blocked.rows_of(seen.flat)
         scale = seen.scale[:, blocked.columns]
         blocks = self._blocks.of(words)
-        width = self._count + self._specials.size
+        width = self._count + self._columns.size
         sums = seen.factor[:, None] * self._unigram_sums
-        special = self._special_index[words]
-        hit = np.flatnonzero(special >= 0)
-        sums += _totals(np.concatenate([rows_of * width + blocks, rows_of[hit] * width + self._count + special[hit]]),
-                        np.concatenate([values, values[hit]]), (rows, width))
+        cells = rows_of * width + blocks
+        if self._columns.size:
+            column = self._column_index.take(words)
+            hit = np.flatnonzero(column >= 0)
+            sums += _totals(np.concatenate([cells, rows_of[hit] * width + self._count + column[hit]]),
+                            np.concatenate([values, values[hit]]), (rows, width))
+        else:
+            sums += _totals(cells, values, (rows, width))
         if big.shape[1]:
             sums += (blocked.counts[big] * scale[:, :, None]).sum(axis=1)
         return _NgramParts(seen.factor, rows_of, words, blocks, values, big, scale, sums)
@@ -355,9 +386,9 @@ class MixtureDrawer:
         values = self._rnn.values(step, chosen)
         ngram *= 1.0 - self.rnn_weight
         values += ngram
-        if parts.cache is not None:
-            cache = parts.cache
-            here = self._blocks.of(cache.words) == chosen.blocks[cache.rows]
+        cache = parts.cache
+        if cache is not None:
+            here = cache.blocks == chosen.blocks.take(cache.rows)
             cache.add_to(values, chosen.per_cell(cache.keep), chosen.cells(cache.rows[here], cache.words[here]), here)
         if chosen.outside is not None:
             values[chosen.outside] = 0.0
@@ -373,6 +404,13 @@ def _entries(flat: FlatLevels, first: np.ndarray, counts: np.ndarray,
     positions = spans(first.ravel(), counts)
     rows = _rows_of_cells(*first.shape).repeat(counts)
     return rows, flat.words.take(positions), flat.discounted.take(positions) * scale.T.ravel().repeat(counts)
+
+
+def _index_of(words: np.ndarray, size: int) -> np.ndarray:
+    """The position of each word id (< ``size``) in ``words``, -1 for the others."""
+    index = np.full(size, -1, dtype=np.int64)
+    index[words] = np.arange(words.size)
+    return index
 
 
 @lru_cache(maxsize=4)

@@ -61,23 +61,28 @@ class CacheWindows:
 
     def lengths(self) -> np.ndarray:
         """Each row's window length."""
-        return np.count_nonzero(self.tokens >= 0, axis=1)
+        return np.add.reduce(self.tokens >= 0, axis=1)
 
-    def shares(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def shares(self, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``window_shares`` of every row in one pass: the rows, words (ascending within a row, as
-        ``window_shares`` gives them) and shares of all rows' distinct words."""
+        ``window_shares`` gives them) and shares of all rows' distinct words. ``lengths``: the
+        rows' ``lengths()``, if already known."""
         rows, size = self.tokens.shape
         ordered = np.sort(self.tokens, axis=1).ravel()  # each row's padding (-1) first
-        first = np.empty(ordered.size, dtype=bool)  # where a word's run begins
-        first[0] = True
-        np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-        first[::size] = True
-        first &= ordered >= 0
-        starts = np.flatnonzero(first)
+        first = np.empty(ordered.size + 1, dtype=bool)  # where a word's run begins; the end last
+        first[0] = first[-1] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=first[1:-1])
+        first[size:-1:size] = True
+        starts = np.flatnonzero(first)  # a run ends where the next begins (every row's end is one)
+        counts = starts[1:] - starts[:-1]
+        starts = starts[:-1]
+        words = ordered.take(starts)
+        real = np.flatnonzero(words >= 0)
+        starts = starts.take(real)
         row_of = starts // size
-        # a run ends where the next begins, or at its row's end
-        ends = np.minimum(np.append(starts[1:], rows * size), (row_of + 1) * size)
-        return row_of, ordered.take(starts), (ends - starts) / self.lengths().take(row_of)
+        if lengths is None:
+            lengths = self.lengths()
+        return row_of, words.take(real), counts.take(real) / lengths.take(row_of)
 
 
 def cache_token_probs(sentences: Sequence[Sequence[int]], size: int, before: Sequence[int] = ()) -> list[np.ndarray]:

@@ -33,12 +33,16 @@ class RnnPart(Protocol):
     """What a mixture draw asks of the RNN (``rnn_part``)."""
 
     blocks: DrawBlocks
-    specials: np.ndarray  # the words whose probabilities ``masses`` appends after the blocks'
+    specials: np.ndarray  # the words whose probabilities the draw takes out of the blocks' masses cheaply
+    # True: each special is alone in its block, and its probability is its block's mass, bit for
+    # bit; False: ``masses`` appends the specials' probabilities after the blocks'
+    alone: bool
     dense_below: int  # below this many rows the draw runs the dense draw, row by row
 
     def masses(self, hidden: np.ndarray) -> tuple[object, np.ndarray]:
-        """This step's numbers for ``values``, and each row's RNN mass of each block then its
-        probability of each special word, times the RNN's weight (B x (blocks + specials))."""
+        """This step's numbers for ``values``, and each row's RNN mass of each block (then its
+        probability of each special word unless ``alone``), times the RNN's weight (B x (blocks
+        + specials) or B x blocks)."""
         ...
 
     def values(self, step: object, chosen: ChosenBlocks) -> np.ndarray:
@@ -51,6 +55,7 @@ class FullSoftmaxPart:
     """Blocks of DRAW_BLOCK words, summed from float32 exponentials of every logit."""
 
     dense_below = FEW_ROWS
+    alone = False
 
     def __init__(self, output: FullSoftmax, weight: float, specials: Sequence[int]):
         self.output = output
@@ -82,6 +87,7 @@ class ClassSoftmaxPart:
     are left to the draw's general way of banning words."""
 
     dense_below = CLASS_DENSE_BELOW
+    alone = True
 
     def __init__(self, output: ClassSoftmax, weight: float, specials: Sequence[int]):
         self.output = output
@@ -90,12 +96,11 @@ class ClassSoftmaxPart:
         self.blocks = DrawBlocks.ranges(classes.starts)
         specials = np.asarray(specials, dtype=np.int64)
         self.specials = specials[np.diff(classes.starts)[classes.word_class[specials]] == 1]
-        self._special_classes = classes.word_class[self.specials]
 
     def masses(self, hidden: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         probs = self.output.class_probabilities(hidden)
         probs *= self.weight
-        return (hidden, probs), np.concatenate([probs, probs[:, self._special_classes]], axis=1)
+        return (hidden, probs), probs
 
     def values(self, step: tuple[np.ndarray, np.ndarray], chosen: ChosenBlocks) -> np.ndarray:
         hidden, probs = step

@@ -101,6 +101,24 @@ def test_the_draw_is_the_dense_draw(drawer, banned):
         assert np.count_nonzero((words >= wide.start + DRAW_BLOCK) & (words < wide.stop)) >= 3
 
 
+def test_banned_specials_alone_in_their_classes_are_never_drawn(class_drawer):
+    """The special tokens have a class each (the first ones): banned, their classes' masses are
+    taken out whole, also where the uniform number falls in or next to them (the lowest numbers);
+    the other classes' numbers are untouched, so the dense draw's words and log-probabilities."""
+    drawer = class_drawer
+    histories, hidden, rng = histories_and_states(drawer, 300, seed=11)
+    uniforms = np.concatenate([[0.0], rng.random(149) * 0.02, rng.random(150)])
+    for banned in ([UNKNOWN, START], [UNKNOWN, START, END], [END]):
+        words, logprobs = drawer.draw(hidden, histories, uniforms, [banned] * 300)
+        for row in range(300):
+            word, logprob = reference_draw(drawer.output, NgramMixture(drawer.table, drawer.rnn_weight),
+                                           hidden[row : row + 1], histories[row], float(uniforms[row]), banned)
+            assert words[row] == word
+            assert logprobs[row] == pytest.approx(logprob, abs=1e-6)
+        assert not np.isin(words, banned).any()
+    assert drawer._rnn.alone and drawer._columns.size == 0
+
+
 def test_the_class_softmaxs_blocks_are_its_classes(drawer):
     """And the full softmax's are DRAW_BLOCK words; the special tokens, alone in their classes,
     are read from the masses (the other banned words by the general way)."""

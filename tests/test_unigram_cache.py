@@ -173,6 +173,9 @@ def test_the_batched_draw_with_a_cache_is_the_dense_draw(layer):
     again = MixtureDrawer(model.output, no_cache, (0, START, END)).draw(hidden, histories, uniforms,
                                                                        [[0, START]] * rows, recents)
     assert plain[0].tolist() == again[0].tolist() and plain[1].tobytes() == again[1].tobytes()
+    # a cache whose windows are all empty (nothing yet, or only SENTENCE_START) weighs nothing
+    empty = drawer.draw(hidden, histories, uniforms, [[0, START]] * rows, [[]] * (rows - 1) + [[START]])
+    assert plain[0].tolist() == empty[0].tolist() and plain[1].tobytes() == empty[1].tobytes()
 
 
 @pytest.mark.parametrize("join_every", [1, 50], ids=["together", "one-at-a-time"])
@@ -250,6 +253,8 @@ def test_the_windows_of_many_rows_share_out_as_each_rows_own():
             assert shares[rows == row].tobytes() == expected_shares.tobytes()
             assert sorted(windows[row]) == sorted(slow_window(recent, size))
         assert windows.lengths().tolist() == [len(slow_window(r, size)) for r in recents]
+        given = windows.shares(windows.lengths())  # with the lengths already known
+        assert all(got.tobytes() == want.tobytes() for got, want in zip(given, (rows, words, shares)))
         shuffled = CacheWindows(rng.permuted(windows.tokens, axis=1))  # a ring's order is not the text's
         for got, want in zip(shuffled.shares(), (rows, words, shares)):
             assert got.tobytes() == want.tobytes()
