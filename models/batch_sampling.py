@@ -97,6 +97,10 @@ class _Sequence:
     prefix_words: int = 0  # how many of them the sentence started with
     recent: list[int] = field(default_factory=list)  # the window of the text of the sentences before
 
+    def may_end(self) -> bool:
+        """Whether its sentence may end now (``BatchSampler._allow_end`` for many rows at once)."""
+        return len(self.seen) >= self.spec.sampling.min_words
+
 
 class BatchSampler:
     """Advances any number of sequences (up to the rows its sampler's model was made ready for,
@@ -233,7 +237,7 @@ class BatchSampler:
         return items if at is None else [items[i] for i in at.tolist()]
 
     def _allow_end(self, at: np.ndarray | None) -> np.ndarray:
-        """Whether each row of ``at`` (None: all) may end its sentence now."""
+        """Whether each row of ``at`` (None: all) may end its sentence now (``_Sequence.may_end``)."""
         rows = self._rows
         if at is None:
             return rows[:, SEEN] >= rows[:, MIN_WORDS]
@@ -268,16 +272,17 @@ class BatchSampler:
         if self._window:
             windows = CacheWindows(self._rows[:, self._ring :] if at is None else self._rows[at, self._ring :])
         words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(at, sequences), uniforms,
-                                                           self._banned(at, len(sequences)), windows)
+                                                           self._banned(at, sequences), windows)
         return words, logprobs, None
 
-    def _banned(self, at: np.ndarray | None, count: int) -> BannedWords | list[list[int]]:
-        """The banned words of the rows ``at`` (None: all; ``count`` of them): a list per row
+    def _banned(self, at: np.ndarray | None, sequences: list[_Sequence]) -> BannedWords | list[list[int]]:
+        """The banned words of the rows ``at`` (None: all; their ``sequences``): a list per row
         below FEW_ROWS rows (the per-row draws read a list a row; the batched draw takes either),
         else as arrays."""
-        allow = self._allow_end(at)
+        count = len(sequences)
         if count < FEW_ROWS:
-            return [self._bans[allowed] for allowed in allow.tolist()]
+            return [self._bans[sequence.may_end()] for sequence in sequences]
+        allow = self._allow_end(at)
         if allow.all():  # the usual step (min_words reached, or none asked)
             if count not in self._all_may_end:
                 self._all_may_end[count] = _read_only(BannedWords.of([self._bans[True]] * count))
@@ -312,24 +317,39 @@ class BatchSampler:
             alternatives.append(top_alternatives(logp[row], spec.top_n))
         return words, logprobs, alternatives
 
-    def _advance(self, ready: np.ndarray | None, ids: np.ndarray, logprobs: np.ndarray,
-                 alternatives: list | None) -> list[tuple[object, SampledWord | None]]:
-        """Record the word drawn by each row of ``ready`` (None: all); a sentence that ended
-        starts the next or ends its sequence."""
-        rows, at = self._rows, (slice(None) if ready is None else ready)
-        id_list = ids.tolist()
-        words = map(SampledWord, id_list, logprobs.tolist(), *([alternatives] if alternatives is not None else []))
-        out: list[tuple[object, SampledWord | None]] = list(zip(self._chosen(self._keys, ready), words))
-        for sequence, word in zip(self._chosen(self._sequences, ready), id_list):
-            sequence.seen.append(word)  # an ended sentence's too: its text goes to ``recent`` below
+    def _record(self, ready: np.ndarray | None, ids: np.ndarray, id_list: list[int]) -> list[int]:
+        """Write the words ``ids`` drawn by the rows ``ready`` (None: all) into NEXT, the cache
+        windows and the counters; the positions in ``ids`` of the rows whose sentence ends."""
+        rows, end = self._rows, self.vocab.end_id
+        if len(id_list) == 1:  # a few scalar reads and writes cost less than the vectorised ones
+            row, word = rows[0 if ready is None else int(ready[0])], id_list[0]
+            row[NEXT] = word
+            if self._window:
+                row[self._ring + int(row[TAKEN]) % self._window] = word
+            row[TAKEN] += 1
+            row[SEEN] += 1
+            row[LEFT] -= 1
+            return [0] if word == end or row[LEFT] <= 0 else []
+        at = slice(None) if ready is None else ready
         rows[at, NEXT] = ids
         if self._window:  # every drawn word enters its row's cache window
             rows[every_row(ids.size) if ready is None else ready, self._ring + rows[at, TAKEN] % self._window] = ids
         rows[at, LEFT : TAKEN + 1] += DRAWN
         ending = rows[at, LEFT] <= 0  # at max_new_tokens
-        if self.vocab.end_id in id_list:
-            ending |= ids == self.vocab.end_id
-        ended = ending.nonzero()[0].tolist()
+        if end in id_list:
+            ending |= ids == end
+        return ending.nonzero()[0].tolist()
+
+    def _advance(self, ready: np.ndarray | None, ids: np.ndarray, logprobs: np.ndarray,
+                 alternatives: list | None) -> list[tuple[object, SampledWord | None]]:
+        """Record the word drawn by each row of ``ready`` (None: all); a sentence that ended
+        starts the next or ends its sequence."""
+        id_list = ids.tolist()
+        words = map(SampledWord, id_list, logprobs.tolist(), *([alternatives] if alternatives is not None else []))
+        out: list[tuple[object, SampledWord | None]] = list(zip(self._chosen(self._keys, ready), words))
+        for sequence, word in zip(self._chosen(self._sequences, ready), id_list):
+            sequence.seen.append(word)  # an ended sentence's too: its text goes to ``recent`` below
+        ended = self._record(ready, ids, id_list)
         if not ended:
             return out
         finished: list[int] = []
