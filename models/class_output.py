@@ -128,8 +128,16 @@ def all_word_log_probs(
     z = states @ V.T
     if c is not None:
         z = z + c
+    return class_factored_log_probs(z, class_log_probs(states, V_class, c_class), classes)
+
+
+def class_factored_log_probs(word_logits: np.ndarray, class_logp: np.ndarray, classes: WordClasses) -> np.ndarray:
+    """log P(w | h) = log P(class | h) + log P(w | class, h) for every word (n x C), from the word
+    logits (n x C, normalised here within each class, in place) and the class log-probabilities
+    (n x K); each row's numbers its own."""
+    z = word_logits
     first = classes.starts[:-1]
     z -= np.maximum.reduceat(z, first, axis=1)[:, classes.word_class]
     z -= np.log(np.add.reduceat(np.exp(z), first, axis=1))[:, classes.word_class]
-    z += class_log_probs(states, V_class, c_class)[:, classes.word_class]
+    z += class_logp[:, classes.word_class]
     return z

@@ -23,7 +23,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from models.class_output import all_word_log_probs, class_output_backward, class_target_log_probs, log_softmax
+from models.class_output import (
+    all_word_log_probs, class_factored_log_probs, class_output_backward, class_target_log_probs, log_softmax,
+)
 from models.draws import DRAW_BLOCK, block_sums, draw_index, tempered
 from models.initialisation import uniform
 from models.output_layer import output_backward, target_log_probs
@@ -309,7 +311,11 @@ class ClassSoftmax(OutputLayer):
         c_class = self.c_class if self.bias else np.zeros(self.classes.n_classes)
         V_class64 = self.V_class.astype(np.float64)
         return replace(super()._make_copies(), V64=self.V.astype(np.float64), V_class64=V_class64,
+                       VT64=np.ascontiguousarray(self.V.T, dtype=np.float64),
                        V_classT64=np.ascontiguousarray(V_class64.T), c_class64=c_class.astype(np.float64))
+
+    def _measured(self, copies: _SamplingCopies, most_rows: int) -> _SamplingCopies:
+        return replace(copies, width64=product_width(copies.VT64, most_rows))
 
     def oracle_log_probs(self, state):
         return all_word_log_probs(state[None], self.V, self.output_bias, self.V_class, self.class_bias, self.classes)[0]
@@ -353,11 +359,16 @@ class ClassSoftmax(OutputLayer):
         self.c[:] = log_p - class_mass[self.classes.word_class]
 
     def log_probs(self, hidden):
-        """Every word's log-probability: a full softmax's work, as top-k, top-p and greedy need;
-        row by row (each row's numbers then do not depend on the other rows)."""
+        """Every word's log-probability: a full softmax's work, as top-k, top-p and greedy need.
+        Each row's numbers do not depend on the other rows (``models.row_stable.batch_product``
+        for the product with V, the small one with V_class row by row)."""
         copies = self._copies()
-        return np.concatenate([all_word_log_probs(hidden[row : row + 1], copies.V64, copies.c64, copies.V_class64,
-                                                  copies.c_class64, self.classes) for row in range(hidden.shape[0])])
+        hidden = np.asarray(hidden, dtype=np.float64)
+        z = batch_product(hidden, copies.VT64, copies.width64)
+        z += copies.c64
+        class_z = rowwise_product(hidden, copies.V_classT64)
+        class_z += copies.c_class64
+        return class_factored_log_probs(z, log_softmax(class_z), self.classes)
 
     def class_probabilities(self, hidden: np.ndarray) -> np.ndarray:
         """P(class | h) for each row of ``hidden`` (B x K, float64); each row's its own (one

@@ -85,6 +85,23 @@ def test_log_probs_are_the_oracle_rows(layer):
     np.testing.assert_allclose(layer.probabilities(hidden), np.exp(batched), rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.parametrize("softmax", ["full", "class"])
+def test_a_generation_copys_log_probs_of_a_row_do_not_depend_on_the_batch(softmax):
+    """Greedy, top-k and top-p read every word's log-probability for the whole batch: a row's
+    numbers are the same bits beside any other rows (from FEW_ROWS rows on, one padded product),
+    and agree with the row alone (row by row below) to rounding."""
+    model = tiny_model(None, cell="gru", softmax=softmax)
+    frozen = model.for_generation(16)
+    hidden = hidden_rows(12, seed=5, size=model.hidden_size)
+    batch = frozen.output.log_probs(hidden)
+    for others in ([0, 1, 2], [11, 4, 9, 8, 5], list(range(1, 12))):
+        rows = [7, *others]
+        np.testing.assert_array_equal(frozen.output.log_probs(hidden[rows])[0], batch[7])
+    alone = frozen.output.log_probs(hidden[7:8])[0]  # below FEW_ROWS: row by row
+    np.testing.assert_allclose(alone, batch[7], rtol=1e-12)
+    np.testing.assert_allclose(batch[7], model.output.oracle_log_probs(hidden[7].astype(np.float64)), rtol=1e-5)
+
+
 def reference_draw(layer, h: np.ndarray, u: list[float], banned: list[int], temperature: float) -> int:
     """Inverse-CDF draws written out from the formulas: the full softmax's tempered probabilities,
     or (class layer) the class from u[0], then the word within it from u[1]."""
