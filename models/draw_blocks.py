@@ -59,6 +59,14 @@ class ChosenBlocks:
         """The cells of the blocks' words (not the padding after them), row after row, in word order."""
         return spans(self.shift + self.start, self.width)
 
+    def add_to_words(self, values: np.ndarray, per_word: np.ndarray) -> None:
+        """Add to ``values`` (laid out in cells) a number per word of the blocks, given row after
+        row in word order: the cells inside the blocks, in order (no ``spans`` to build)."""
+        if self.outside is None:
+            values += per_word.reshape(values.shape)
+        else:
+            values[~self.outside] += per_word
+
     def pick(self, values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each row, the cell where ``offsets[row]`` falls in the running sum of its cells'
         ``values`` (>= 0, 0 in the padding; an offset outside [0, total) is moved inside), and the

@@ -318,7 +318,8 @@ class MixtureDrawer:
         target = float(uniforms[row]) * cdf[-1]
         block = min(int(np.searchsorted(cdf, target, side="right")), self._count - 1)
         chosen = self._blocks.chosen(np.array([block]))
-        mixed = self._rnn.values(step, chosen)  # each word's probability, before the bans
+        mixed = np.zeros(chosen.shape)  # each word's probability, before the bans
+        self._rnn.add_values(step, chosen, mixed)
         if weight:
             mixed *= 1.0 - weight
         mixed += rest.take(chosen.words)
@@ -383,9 +384,9 @@ class MixtureDrawer:
         big_rows, words, values = _entries(self._flat, first.T, (starts[parts.big, block + 1] - first).T, parts.scale)
         cells = np.concatenate([chosen.cells(parts.rows[here], parts.words[here]), chosen.cells(big_rows, words)])
         ngram += _totals(cells, np.concatenate([parts.values[here], values]), ngram.shape)
-        values = self._rnn.values(step, chosen)
         ngram *= 1.0 - self.rnn_weight
-        values += ngram
+        values = ngram
+        self._rnn.add_values(step, chosen, values)  # n-gram + RNN: the same sums as RNN + n-gram
         cache = parts.cache
         if cache is not None:
             here = cache.blocks == chosen.blocks.take(cache.rows)

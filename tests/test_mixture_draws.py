@@ -203,6 +203,24 @@ def test_a_word_is_chosen_in_blocks_of_any_width_as_by_the_running_sum(seed):
             assert inner[row] <= 0
 
 
+@pytest.mark.parametrize("widths", [[64, 64, 64, 30], [64, 64, 64, 64], [1, 3, 64, 65, 300, 7]],
+                         ids=["even-short-last", "even-full", "ranges"])
+def test_numbers_per_word_land_in_their_words_cells(widths):
+    """``ChosenBlocks.add_to_words`` adds a number per word, row after row in word order, where
+    ``word_cells`` says the words are, in every layout (no padding at all, one chunk, several)."""
+    rng = np.random.default_rng(len(widths))
+    starts = np.concatenate([[0], np.cumsum(widths)])
+    blocks = DrawBlocks.evenly(int(starts[-1])) if widths[-1] != 64 and len(widths) == 4 else DrawBlocks.ranges(starts)
+    for chosen_blocks in (np.array([3, 0, 1]), np.array([2, 2]), rng.integers(0, len(widths), 9)):
+        chosen = blocks.chosen(chosen_blocks)
+        per_word = rng.random(int(np.diff(starts)[chosen_blocks].sum()))
+        values = rng.random(chosen.shape)
+        expected = values.copy()
+        expected.ravel()[chosen.word_cells()] += per_word
+        chosen.add_to_words(values, per_word)
+        assert values.tobytes() == expected.tobytes()
+
+
 def test_a_block_whose_mass_is_all_banned_is_never_chosen(drawer):
     """Ban every word of the first block but one, then that one too: the draw still finds a word."""
     histories, hidden, rng = histories_and_states(drawer, 50, seed=4)
