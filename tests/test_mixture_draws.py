@@ -76,6 +76,12 @@ def test_both_ways_of_reading_contexts_are_exercised(drawer):
     blocked, one_word = drawer._blocked, drawer.table.flat.base[-1]
     counts = np.diff(drawer.table.levels[1].offsets)
     assert 0 < np.count_nonzero(blocked.keys >= one_word) < counts.size
+    # every context is read one way: by blocks (its row here) or entry by entry (all its entries)
+    rows, entries = blocked.row_of, np.diff(drawer.table.flat.offsets)
+    assert rows[blocked.keys].tolist() == list(range(blocked.keys.size))
+    assert np.count_nonzero(rows != blocked.none) == blocked.keys.size
+    assert drawer._entry_counts.tolist() == np.where(rows == blocked.none, entries, 0).tolist()
+    assert (entries[rows == blocked.none] < drawer._blocks.count).all()
 
 
 @pytest.mark.parametrize("banned", [[UNKNOWN, START], [UNKNOWN, START, END], [UNKNOWN, START, 5, 64, 699]])
