@@ -173,11 +173,11 @@ class _CacheParts:
         if recents is None or not mixture.cache_weight:
             return None
         windows = recents if isinstance(recents, CacheWindows) else CacheWindows.of(recents, mixture.cache_size)
-        lengths = windows.lengths()
-        rows, words, shares = windows.shares(lengths)
+        rows, words, shares = windows.shares()
         if not rows.size:
             return None
-        keep = np.where(lengths > 0, 1.0 - mixture.cache_weight, 1.0)  # none while a window is empty
+        keep = np.ones(windows.tokens.shape[0])  # none while a window is empty (a row without words)
+        keep[rows] = 1.0 - mixture.cache_weight
         return cls(keep, rows, words, blocks.of(words), mixture.cache_weight * shares)
 
     def add_to(self, values: np.ndarray, keep: np.ndarray, cells: np.ndarray, here: np.ndarray | None = None) -> None:

@@ -63,10 +63,9 @@ class CacheWindows:
         """Each row's window length."""
         return np.add.reduce(self.tokens >= 0, axis=1)
 
-    def shares(self, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def shares(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``window_shares`` of every row in one pass: the rows, words (ascending within a row, as
-        ``window_shares`` gives them) and shares of all rows' distinct words. ``lengths``: the
-        rows' ``lengths()``, if already known."""
+        ``window_shares`` gives them) and shares of all rows' distinct words."""
         rows, size = self.tokens.shape
         ordered = np.sort(self.tokens, axis=1).ravel()  # each row's padding (-1) first
         first = np.empty(ordered.size + 1, dtype=bool)  # where a word's run begins; the end last
@@ -78,11 +77,10 @@ class CacheWindows:
         starts = starts[:-1]
         words = ordered.take(starts)
         real = np.flatnonzero(words >= 0)
-        starts = starts.take(real)
-        row_of = starts // size
-        if lengths is None:
-            lengths = self.lengths()
-        return row_of, words.take(real), counts.take(real) / lengths.take(row_of)
+        counts = counts.take(real)
+        row_of = starts.take(real) // size
+        lengths = np.bincount(row_of, weights=counts, minlength=rows)  # ``lengths()``, as floats: the same quotients
+        return row_of, words.take(real), counts / lengths.take(row_of)
 
 
 def cache_token_probs(sentences: Sequence[Sequence[int]], size: int, before: Sequence[int] = ()) -> list[np.ndarray]:
