@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.draw_blocks import every_row
 from models.mixture_draws import BannedWords
 from models.ngram_table import NewestFirst
 from models.recent_text import CacheWindows, extended, text_tokens
@@ -65,19 +66,22 @@ def sentence_stream(sampler: Sampler, spec: SequenceSpec) -> Iterator[SampledWor
 # The columns of ``BatchSampler._rows``: the integers of each row that a step reads or updates,
 # kept in one array so that a step updates them with a few vectorised operations and a sequence
 # joining or leaving is one concatenation or one take. The words each row read on the last
-# ``reach`` steps follow from column READ on; then, with the mixture's cache, how many tokens the
-# row's cache window has taken in, and the window itself as a ring of ``cache_size`` columns (-1
-# where it is not full yet): ``CacheWindows``, updated by one vectorised write a step.
+# ``reach`` steps follow from column READ on; then, with the mixture's cache, the row's cache
+# window as a ring of ``cache_size`` columns (-1 where it is not full yet): ``CacheWindows``,
+# updated by one vectorised write a step. A step reads only the columns it needs (the ring makes
+# a row some hundred columns wide).
 NEXT = 0  # the word the row reads on the next step
 WAITING = 1  # 1 while words of the prefix remain after NEXT (``_Sequence.pending``): no draw yet
 BEGAN = 2  # the step its sentence began at
 MODE = 3  # its index in MODES
-NEW_WORDS = 4  # words drawn in this sentence
-SEEN = 5  # this sentence's words so far, prefix included (``len(_Sequence.seen)``); beside NEW_WORDS: one add for both
-MAX_NEW = 6  # its sampling's max_new_tokens
+LEFT = 4  # words it may still draw in this sentence (its sampling's max_new_tokens less those drawn)
+SEEN = 5  # this sentence's words so far, prefix included (``len(_Sequence.seen)``)
+TAKEN = 6  # the tokens its cache window has taken in (with a cache)
 MIN_WORDS = 7  # its sampling's min_words
 READ = 8
-SENTENCE_COLUMNS = [NEXT, WAITING, BEGAN, NEW_WORDS, SEEN]  # what a sentence's start sets
+SENTENCE_COLUMNS = [NEXT, WAITING, BEGAN, LEFT, SEEN]  # what a sentence's start sets
+DRAWN = np.array([-1, 1, 1])  # what a drawn word adds to LEFT, SEEN and TAKEN: one add for all three
+DRAWN.flags.writeable = False
 MODES = ("mixed", "plain", "scored")  # which of the Sampler's paths a sequence takes
 
 
@@ -92,6 +96,10 @@ class _Sequence:
     seen: list[int] = field(default_factory=list)  # this sentence's words so far, prefix included
     prefix_words: int = 0  # how many of them the sentence started with
     recent: list[int] = field(default_factory=list)  # the window of the text of the sentences before
+
+    def may_end(self) -> bool:
+        """Whether its sentence may end now (``BatchSampler._allow_end`` for many rows at once)."""
+        return len(self.seen) >= self.spec.sampling.min_words
 
 
 class BatchSampler:
@@ -113,8 +121,8 @@ class BatchSampler:
         # how far back the n-gram model reads: the words of step t are in column READ + t % _reach
         self._reach = self.mixture.order - 1 if self.mixture is not None else 0
         self._window = self.mixture.cache_size if self.mixture is not None and self.mixture.cache_weight else 0
-        self._taken = READ + self._reach  # the column of the tokens taken into the window; the ring follows
-        self._rows = np.zeros((0, self._taken + (1 + self._window if self._window else 0)), dtype=np.int64)
+        self._ring = READ + self._reach  # the first column of the window's ring
+        self._rows = np.zeros((0, self._ring + self._window), dtype=np.int64)
         self._waiting = 0  # rows whose WAITING is 1
         self._in_mode = [0] * len(MODES)  # rows by mode
         self._clock = 0  # steps taken
@@ -122,6 +130,7 @@ class BatchSampler:
         self._newest_first = [READ + (t - np.arange(self._reach)) % self._reach for t in range(self._reach)]
         self._bans = {allow: sampler._banned(allow) for allow in (False, True)}  # by whether the sentence may end
         self._ban_table = _ban_table(self._bans[False], self._bans[True])
+        self._all_may_end: dict[int, BannedWords] = {}  # the bans of so many rows that all may end
         self._draws = (self._draw_mixed, self._draw_plain, self._draw_scored)  # by MODES
 
     # ---------------------------------------------------------- membership
@@ -137,17 +146,17 @@ class BatchSampler:
         else:
             mode = "plain" if plain and self.mixture is None else "scored"
         sequence = _Sequence(spec, np.random.default_rng(spec.seed))
-        row = [0] * self._rows.shape[1]
-        row[MODE], row[MAX_NEW], row[MIN_WORDS] = MODES.index(mode), params.max_new_tokens, params.min_words
-        for column, value in zip(SENTENCE_COLUMNS, self._sentence_start(sequence, list(spec.prefix_ids))):
-            row[column] = value
+        row = np.zeros((1, self._rows.shape[1]), dtype=np.int64)
+        row[0, SENTENCE_COLUMNS] = self._sentence_start(sequence, list(spec.prefix_ids))
+        row[0, MODE], row[0, MIN_WORDS] = MODES.index(mode), params.min_words
         if self._window:
             window = text_tokens(spec.prefix_ids)[-self._window :]
-            row[self._taken + 1 :] = window + [-1] * (self._window - len(window))
-            row[self._taken] = len(window)
-        self._rows = np.concatenate([self._rows, np.array([row], dtype=np.int64)])
-        self._waiting += row[WAITING]
-        self._in_mode[row[MODE]] += 1
+            row[0, self._ring + len(window) :] = -1
+            row[0, self._ring : self._ring + len(window)] = window
+            row[0, TAKEN] = len(window)
+        self._rows = np.concatenate([self._rows, row])
+        self._waiting += bool(spec.prefix_ids)
+        self._in_mode[MODES.index(mode)] += 1
         self._sequences.append(sequence)
         self._keys.append(key)
         self._randoms.append(sequence.rng.random)
@@ -174,7 +183,7 @@ class BatchSampler:
         sequence.pending = list(prefix)
         sequence.seen = list(prefix)
         sequence.prefix_words = len(prefix)
-        return self.vocab.start_id, int(bool(prefix)), self._clock, 0, len(prefix)
+        return self.vocab.start_id, int(bool(prefix)), self._clock, sequence.spec.sampling.max_new_tokens, len(prefix)
 
     def _begin_sentence(self, row: int) -> None:
         """Row ``row`` starts a sentence without a prefix (``_sentence_start``), so it does not wait."""
@@ -228,9 +237,11 @@ class BatchSampler:
         return items if at is None else [items[i] for i in at.tolist()]
 
     def _allow_end(self, at: np.ndarray | None) -> np.ndarray:
-        """Whether each row of ``at`` (None: all) may end its sentence now."""
-        rows = self._rows if at is None else self._rows[at]
-        return rows[:, SEEN] >= rows[:, MIN_WORDS]
+        """Whether each row of ``at`` (None: all) may end its sentence now (``_Sequence.may_end``)."""
+        rows = self._rows
+        if at is None:
+            return rows[:, SEEN] >= rows[:, MIN_WORDS]
+        return rows[at, SEEN] >= rows[at, MIN_WORDS]
 
     def _recents(self, sequences: list[_Sequence]) -> list[list[int]] | None:
         """Each sequence's text so far, for the mixture's cache (None without one)."""
@@ -245,9 +256,12 @@ class BatchSampler:
         if len(sequences) < FEW_ROWS or not self._reach:
             start = [self.vocab.start_id]
             return [(start + s.seen)[-self._reach :] if self._reach else [] for s in sequences]
-        rows = self._rows if at is None else self._rows[at]
-        read = rows[:, self._newest_first[(self._clock - 1) % self._reach]]
-        return NewestFirst(read, np.minimum(self._clock - rows[:, BEGAN], self._reach))
+        newest_first = self._newest_first[(self._clock - 1) % self._reach]
+        if at is None:
+            read, began = self._rows[:, newest_first], self._rows[:, BEGAN]
+        else:
+            read, began = self._rows[at[:, None], newest_first], self._rows[at, BEGAN]
+        return NewestFirst(read, np.minimum(self._clock - began, self._reach))
 
     def _draw_mixed(self, at: np.ndarray | None, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray, None]:
         """The Sampler's plain draw from the RNN interpolated with its n-gram model, for all rows
@@ -256,18 +270,23 @@ class BatchSampler:
         sequences = self._chosen(self._sequences, at)
         windows = None
         if self._window:
-            windows = CacheWindows((self._rows if at is None else self._rows[at])[:, self._taken + 1 :])
+            windows = CacheWindows(self._rows[:, self._ring :] if at is None else self._rows[at, self._ring :])
         words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(at, sequences), uniforms,
-                                                           self._banned(at, len(sequences)), windows)
+                                                           self._banned(at, sequences), windows)
         return words, logprobs, None
 
-    def _banned(self, at: np.ndarray | None, count: int) -> BannedWords | list[list[int]]:
-        """The banned words of the rows ``at`` (None: all; ``count`` of them): a list per row
+    def _banned(self, at: np.ndarray | None, sequences: list[_Sequence]) -> BannedWords | list[list[int]]:
+        """The banned words of the rows ``at`` (None: all; their ``sequences``): a list per row
         below FEW_ROWS rows (the per-row draws read a list a row; the batched draw takes either),
         else as arrays."""
-        allow = self._allow_end(at)
+        count = len(sequences)
         if count < FEW_ROWS:
-            return [self._bans[allowed] for allowed in allow.tolist()]
+            return [self._bans[sequence.may_end()] for sequence in sequences]
+        allow = self._allow_end(at)
+        if allow.all():  # the usual step (min_words reached, or none asked)
+            if count not in self._all_may_end:
+                self._all_may_end[count] = _read_only(BannedWords.of([self._bans[True]] * count))
+            return self._all_may_end[count]
         chosen = self._ban_table[allow.view(np.int8)]  # each row's bans, -1 past their end
         rows, columns = (chosen >= 0).nonzero()
         return BannedWords(rows, chosen[rows, columns])
@@ -298,23 +317,39 @@ class BatchSampler:
             alternatives.append(top_alternatives(logp[row], spec.top_n))
         return words, logprobs, alternatives
 
+    def _record(self, ready: np.ndarray | None, ids: np.ndarray, id_list: list[int]) -> list[int]:
+        """Write the words ``ids`` drawn by the rows ``ready`` (None: all) into NEXT, the cache
+        windows and the counters; the positions in ``ids`` of the rows whose sentence ends."""
+        rows, end = self._rows, self.vocab.end_id
+        if len(id_list) == 1:  # a few scalar reads and writes cost less than the vectorised ones
+            row, word = rows[0 if ready is None else int(ready[0])], id_list[0]
+            row[NEXT] = word
+            if self._window:
+                row[self._ring + int(row[TAKEN]) % self._window] = word
+            row[TAKEN] += 1
+            row[SEEN] += 1
+            row[LEFT] -= 1
+            return [0] if word == end or row[LEFT] <= 0 else []
+        at = slice(None) if ready is None else ready
+        rows[at, NEXT] = ids
+        if self._window:  # every drawn word enters its row's cache window
+            rows[every_row(ids.size) if ready is None else ready, self._ring + rows[at, TAKEN] % self._window] = ids
+        rows[at, LEFT : TAKEN + 1] += DRAWN
+        ending = rows[at, LEFT] <= 0  # at max_new_tokens
+        if end in id_list:
+            ending |= ids == end
+        return ending.nonzero()[0].tolist()
+
     def _advance(self, ready: np.ndarray | None, ids: np.ndarray, logprobs: np.ndarray,
                  alternatives: list | None) -> list[tuple[object, SampledWord | None]]:
         """Record the word drawn by each row of ``ready`` (None: all); a sentence that ended
         starts the next or ends its sequence."""
-        rows, at = self._rows, (slice(None) if ready is None else ready)
         id_list = ids.tolist()
         words = map(SampledWord, id_list, logprobs.tolist(), *([alternatives] if alternatives is not None else []))
         out: list[tuple[object, SampledWord | None]] = list(zip(self._chosen(self._keys, ready), words))
         for sequence, word in zip(self._chosen(self._sequences, ready), id_list):
             sequence.seen.append(word)  # an ended sentence's too: its text goes to ``recent`` below
-        rows[at, NEXT] = ids
-        rows[at, NEW_WORDS : SEEN + 1] += 1
-        if self._window:  # every drawn word enters its row's cache window
-            taken = self._taken
-            rows[np.arange(len(id_list)) if ready is None else ready, taken + 1 + rows[at, taken] % self._window] = ids
-            rows[at, taken] += 1
-        ended = np.flatnonzero((ids == self.vocab.end_id) | (rows[at, NEW_WORDS] >= rows[at, MAX_NEW])).tolist()
+        ended = self._record(ready, ids, id_list)
         if not ended:
             return out
         finished: list[int] = []
@@ -336,6 +371,12 @@ class BatchSampler:
             gone = set(finished)
             self._keep([i for i in range(len(self._sequences)) if i not in gone])
         return out
+
+
+def _read_only(banned: BannedWords) -> BannedWords:
+    """``banned`` with its arrays made read-only: one kept to be handed to every step's draw."""
+    banned.rows.flags.writeable = banned.words.flags.writeable = False
+    return banned
 
 
 def _ban_table(without_end: list[int], with_end: list[int]) -> np.ndarray:

@@ -59,6 +59,14 @@ class ChosenBlocks:
         """The cells of the blocks' words (not the padding after them), row after row, in word order."""
         return spans(self.shift + self.start, self.width)
 
+    def add_to_words(self, values: np.ndarray, per_word: np.ndarray) -> None:
+        """Add to ``values`` (laid out in cells) a number per word of the blocks, given row after
+        row in word order: the cells inside the blocks, in order (no ``spans`` to build)."""
+        if self.outside is None:
+            values += per_word.reshape(values.shape)
+        else:
+            values[~self.outside] += per_word
+
     def pick(self, values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each row, the cell where ``offsets[row]`` falls in the running sum of its cells'
         ``values`` (>= 0, 0 in the padding; an offset outside [0, total) is moved inside), and the
@@ -68,24 +76,22 @@ class ChosenBlocks:
             inner = values.cumsum(axis=1)
             base = every_row(rows) * DRAW_BLOCK
         else:
-            chunked = values.reshape(-1, DRAW_BLOCK)
-            # each chunk's own sum, as the running sum within it ends (``inner`` below): a row of one
-            # chunk is then clamped as in the one-chunk layout, whatever the other rows chose
-            sums = chunked.cumsum(axis=1)[:, -1]
+            # each chunk's running sum; its own sum is where that ends, so a row of one chunk is
+            # clamped as in the one-chunk layout, whatever the other rows chose
+            running = values.reshape(-1, DRAW_BLOCK).cumsum(axis=1)
             widest = int(self.chunks.max())
-            table = np.zeros((rows, widest))
-            table.ravel()[spans(every_row(rows) * widest, self.chunks)] = sums
-            cdf = table.cumsum(axis=1)
+            table = np.zeros((rows, widest + 1))  # 0, then each row's chunks' sums (0 past its last)
+            table.ravel()[spans(every_row(rows) * (widest + 1) + 1, self.chunks)] = running[:, -1]
+            cdf = table.cumsum(axis=1)  # 0, then the running sum of the row's chunks
             offsets = np.minimum(np.maximum(offsets, 0.0), cdf[:, -1] * BELOW_ONE)
-            chunk = np.minimum(np.add.reduce(cdf <= offsets[:, None], axis=1), self.chunks - 1)
-            offsets = offsets - np.where(chunk > 0, cdf[every_row(rows), chunk - 1], 0.0)
+            chunk = first_above(cdf[:, 1:], offsets, self.chunks - 1)
+            offsets = offsets - cdf[every_row(rows), chunk]  # less the chunks before (0.0 before the first)
             chunk += self.first_chunk
-            inner = chunked[chunk].cumsum(axis=1)
+            inner = running[chunk]
             base = chunk * DRAW_BLOCK
         # kept below the chunk's total, so a zero value at its end (a banned word, padding) is never chosen
         offsets = np.minimum(np.maximum(offsets, 0.0), inner[:, -1] * BELOW_ONE)
-        within = np.minimum(np.add.reduce(inner <= offsets[:, None], axis=1), DRAW_BLOCK - 1)
-        return base + within, inner[:, -1]
+        return base + first_above(inner, offsets), inner[:, -1]
 
 
 @dataclass(frozen=True)
@@ -96,12 +102,13 @@ class DrawBlocks:
     starts: np.ndarray
     even: bool
     block_of_word: np.ndarray
+    widths: np.ndarray  # each block's count of words
+    chunks: np.ndarray  # each block's count of chunks of DRAW_BLOCK cells
 
     @classmethod
     def evenly(cls, size: int) -> "DrawBlocks":
         """Blocks of DRAW_BLOCK words over a vocabulary of ``size`` words (the full softmax's)."""
-        starts = np.append(np.arange(0, size, DRAW_BLOCK), size)
-        return cls(starts, True, np.arange(size) // DRAW_BLOCK)
+        return cls.ranges(np.append(np.arange(0, size, DRAW_BLOCK), size))
 
     @classmethod
     def ranges(cls, starts: np.ndarray) -> "DrawBlocks":
@@ -109,7 +116,7 @@ class DrawBlocks:
         starts = np.asarray(starts, dtype=np.int64)
         widths = np.diff(starts)
         even = bool((widths[:-1] == DRAW_BLOCK).all() and 0 < widths[-1] <= DRAW_BLOCK)
-        return cls(starts, even, np.repeat(np.arange(widths.size), widths))
+        return cls(starts, even, np.repeat(np.arange(widths.size), widths), widths, -(-widths // DRAW_BLOCK))
 
     @property
     def count(self) -> int:
@@ -139,19 +146,29 @@ class DrawBlocks:
                 outside = words >= size
                 words = np.minimum(words, size - 1)
             return ChosenBlocks(blocks, start, np.minimum(size - start, DRAW_BLOCK), first - start, words, outside)
-        start, end = self.starts.take(blocks), self.starts.take(blocks + 1)
-        width = end - start
-        chunks = -(-width // DRAW_BLOCK)
+        start, width, chunks = self.starts.take(blocks), self.widths.take(blocks), self.chunks.take(blocks)
         if rows and chunks.max() == 1:
             words = start[:, None] + _offsets()
-            outside = words >= end[:, None]
+            outside = _offsets() >= width[:, None]
             return ChosenBlocks(blocks, start, width, first - start, np.minimum(words, size - 1), outside)
         first_chunk = chunks.cumsum() - chunks
         shift = first_chunk * DRAW_BLOCK - start
         cells = chunks * DRAW_BLOCK
         words = np.arange(int(cells.sum())) - shift.repeat(cells)
-        outside = words >= end.repeat(cells)
+        outside = words >= (start + width).repeat(cells)
         return ChosenBlocks(blocks, start, width, shift, np.minimum(words, size - 1), outside, chunks, first_chunk)
+
+
+def first_above(running: np.ndarray, offsets: np.ndarray, last: np.ndarray | None = None) -> np.ndarray:
+    """For each row of ``running`` (a running sum of numbers >= 0, so never decreasing), the
+    first column whose sum passes ``offsets[row]``, or its column ``last[row]`` (None: the last
+    column) if none before does: how many of the row's sums are <= the offset, at most ``last``."""
+    above = running > offsets[:, None]
+    if last is None:
+        above[:, -1] = True
+    else:
+        above[every_row(above.shape[0]), last] = True
+    return above.argmax(axis=1)
 
 
 @lru_cache(maxsize=1)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.draw_blocks import ChosenBlocks, DrawBlocks, every_row
+from models.draw_blocks import ChosenBlocks, DrawBlocks, every_row, first_above
 from models.draws import index_at
 from models.mixture import NgramMixture
 from models.ngram_table import ContextLevel, FlatLevels, NewestFirst, spans
@@ -57,14 +57,16 @@ class _BlockedContexts:
     ``FlatLevels``' entries).
 
     The rows are those of the lengths that have such contexts (``columns``, positions among
-    ``SeenContexts``' columns, longest first), stacked in that order; a context is found by its
-    index in ``FlatLevels`` (``SeenContexts.flat``). The last row (``none``) is all zeros with no
-    entries: what a context that is not here reads, so that all rows are read at once."""
+    ``SeenContexts``' columns, longest first, a slice where they follow one another), stacked in
+    that order; ``row_of`` gives each context of ``FlatLevels`` (``SeenContexts.flat``) its row
+    here. The last row (``none``) is all zeros with no entries: what a context that is not here
+    reads, so that all rows are read at once."""
 
-    columns: list[int]
+    columns: slice | list[int]
     keys: np.ndarray  # the contexts' indices in ``FlatLevels``, sorted
     counts: np.ndarray  # (n + 1, blocks + specials): discounted counts per block, then of each special word
     starts: np.ndarray  # (n + 1, blocks + 1): where each block's entries begin in ``FlatLevels``' entries
+    row_of: np.ndarray  # (contexts of ``FlatLevels``,): each one's row, ``none`` where it is not here
 
     @property
     def none(self) -> int:
@@ -86,16 +88,17 @@ class _BlockedContexts:
                     starts.append(row_starts + flat.entry_base[column])
         counts.append(np.zeros(blocks.count + specials.size))
         starts.append(np.zeros(blocks.count + 1, dtype=np.int64))
-        return cls(columns, np.concatenate(keys) if keys else np.zeros(0, np.int64), np.stack(counts), np.stack(starts))
+        keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+        row_of = np.full(flat.offsets.size - 1, keys.size, dtype=_int_type(keys.size))
+        row_of[keys] = np.arange(keys.size)
+        if not columns or columns == list(range(columns[0], columns[-1] + 1)):  # a view, not a copy, to read
+            columns = slice(columns[0], columns[-1] + 1) if columns else slice(0, 0)
+        return cls(columns, keys, np.stack(counts), np.stack(starts), row_of)
 
     def rows_of(self, flat: np.ndarray) -> np.ndarray:
         """The row of each context of ``flat`` (``SeenContexts.flat``: columns x B) in ``columns``,
-        or ``none`` (B x columns)."""
-        if not self.keys.size:
-            return np.full((flat.shape[1], 0), self.none)
-        keys = flat[self.columns]
-        i = self.keys.searchsorted(keys)
-        return np.where(self.keys.take(i, mode="clip") == keys, i, self.none).T
+        or ``none`` (blocked columns x B)."""
+        return self.row_of.take(flat[self.columns])
 
 
 def _block_counts(level: ContextLevel, context: int, blocks: DrawBlocks,
@@ -134,8 +137,8 @@ class BannedWords:
 class _NgramParts:
     """One step's n-gram distributions, row by row: ``factor`` times the unigram level, plus the
     few counts of small contexts (``rows``, ``words`` with their ``blocks``, ``values``: already
-    scaled), plus the blocked contexts' counts: their rows in ``_BlockedContexts`` (``big``, B x
-    its columns; ``none`` where the row's context is small or unseen) and their ``scale``.
+    scaled), plus the blocked contexts' counts: their rows in ``_BlockedContexts`` (``big``, its
+    columns x B; ``none`` where the row's context is small or unseen) and their ``scale``.
     ``sums``: each row's n-gram mass per block, then its probability of each special word given
     a column of its own (``MixtureDrawer._columns``; B x (blocks + columns))."""
 
@@ -213,6 +216,10 @@ class MixtureDrawer:
         self._flat = self.table.flat
         levels = [self.table.levels[k] for k in range(self.table.order - 1, 0, -1)]
         self._blocked = _BlockedContexts.of(levels, self._flat, self._blocks, self._columns)
+        # how many entries a draw reads one by one of each context of ``FlatLevels``: all of a
+        # context followed by fewer words than there are blocks, none of the others (blocked)
+        counts = np.diff(self._flat.offsets)
+        self._entry_counts = np.where(counts < self._count, counts, 0).astype(_int_type(self._count))
 
     def draw(
         self, hidden: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst, uniforms: np.ndarray,
@@ -270,17 +277,19 @@ class MixtureDrawer:
         running = np.zeros((rows, self._count + 1))  # 0, then the running sum of the blocks' masses
         cdf = masses.cumsum(axis=1, out=running[:, 1:])
         targets = uniforms * cdf[:, -1]
-        blocks = np.minimum(np.add.reduce(cdf <= targets[:, None], axis=1), self._count - 1)
+        blocks = first_above(cdf, targets)
         chosen = self._blocks.chosen(blocks)
         mixed = self._chosen_values(step, parts, chosen)  # each word's probability, before the bans
-        values = mixed.copy()
-        in_chosen = banned_blocks == blocks[banned_rows]
-        values.ravel()[chosen.cells(banned_rows[in_chosen], banned_words[in_chosen])] = 0.0
+        values = mixed
+        in_chosen = np.flatnonzero(banned_blocks == blocks.take(banned_rows))
+        if in_chosen.size:  # not the usual case: a banned special alone in its block has mass 0, so is not chosen
+            values = mixed.copy()
+            values.ravel()[chosen.cells(banned_rows.take(in_chosen), banned_words.take(in_chosen))] = 0.0
         cells, totals = chosen.pick(values, targets - running[every_row(rows), blocks])
         words = cells - chosen.shift
-        picked = mixed.ravel()[cells]
+        picked = mixed.ravel().take(cells)
         logprobs = np.log(picked, out=np.full(rows, -np.inf), where=picked > 0)  # 0: a fallback row, below
-        for row in (totals <= 0).nonzero()[0].tolist():  # only by rounding: the block's mass was all banned
+        for row in np.flatnonzero(totals <= 0).tolist():  # only by rounding: the block's mass was all banned
             words[row], logprobs[row] = self._reference(hidden, histories, uniforms, banned.row(row), recents, row)
         return words, logprobs
 
@@ -318,7 +327,8 @@ class MixtureDrawer:
         target = float(uniforms[row]) * cdf[-1]
         block = min(int(np.searchsorted(cdf, target, side="right")), self._count - 1)
         chosen = self._blocks.chosen(np.array([block]))
-        mixed = self._rnn.values(step, chosen)  # each word's probability, before the bans
+        mixed = np.zeros(chosen.shape)  # each word's probability, before the bans
+        self._rnn.add_values(step, chosen, mixed)
         if weight:
             mixed *= 1.0 - weight
         mixed += rest.take(chosen.words)
@@ -348,15 +358,10 @@ class MixtureDrawer:
         """Each row's n-gram distribution by parts (``NgramTable.seen_batch``), the blocked
         contexts' counts to be read by blocks, and its sums per block and of the special words."""
         seen = self.table.seen_batch(histories)
-        rows = seen.contexts.shape[0]
-        blocked = self._blocked
-        first = self._flat.offsets.take(seen.flat)  # (columns, B); an unseen context reads 0 entries
-        counts = self._flat.offsets.take(seen.flat + 1)
-        counts -= first
-        # the blocked contexts are those of at least as many entries as there are blocks
-        rows_of, words, values = _entries(self._flat, first, np.where(counts < self._count, counts, 0), seen.scale)
-        big = blocked.rows_of(seen.flat)
-        scale = seen.scale[:, blocked.columns]
+        rows = seen.factor.size
+        flat, scale = seen.flat, seen.scale.T  # columns x B; an unseen context reads 0 entries
+        rows_of, words, values = _entries(self._flat, self._flat.offsets.take(flat), self._entry_counts.take(flat),
+                                          scale)
         blocks = self._blocks.of(words)
         width = self._count + self._columns.size
         sums = seen.factor[:, None] * self._unigram_sums
@@ -368,8 +373,10 @@ class MixtureDrawer:
                             np.concatenate([values, values[hit]]), (rows, width))
         else:
             sums += _totals(cells, values, (rows, width))
-        if big.shape[1]:
-            sums += (blocked.counts[big] * scale[:, :, None]).sum(axis=1)
+        blocked = self._blocked
+        big, scale = blocked.rows_of(flat), scale[blocked.columns]
+        if big.shape[0]:
+            sums += (blocked.counts[big] * scale[:, :, None]).sum(axis=0)
         return _NgramParts(seen.factor, rows_of, words, blocks, values, big, scale, sums)
 
     def _chosen_values(self, step: object, parts: _NgramParts, chosen: ChosenBlocks) -> np.ndarray:
@@ -377,15 +384,16 @@ class MixtureDrawer:
         says (0 past a block's end)."""
         ngram = chosen.per_cell(parts.factor) * self._unigram.take(chosen.words)
         # the small contexts' entries in each row's block, then the blocked contexts' there
-        here = parts.blocks == chosen.blocks[parts.rows]
-        starts, block = self._blocked.starts, chosen.blocks[:, None]
-        first = starts[parts.big, block]
-        big_rows, words, values = _entries(self._flat, first.T, (starts[parts.big, block + 1] - first).T, parts.scale)
-        cells = np.concatenate([chosen.cells(parts.rows[here], parts.words[here]), chosen.cells(big_rows, words)])
-        ngram += _totals(cells, np.concatenate([parts.values[here], values]), ngram.shape)
-        values = self._rnn.values(step, chosen)
+        here = np.flatnonzero(parts.blocks == chosen.blocks.take(parts.rows))
+        starts = self._blocked.starts
+        first = starts[parts.big, chosen.blocks]
+        big_rows, words, values = _entries(self._flat, first, starts[parts.big, chosen.blocks + 1] - first, parts.scale)
+        cells = chosen.cells(np.concatenate([parts.rows.take(here), big_rows]),
+                             np.concatenate([parts.words.take(here), words]))
+        ngram += _totals(cells, np.concatenate([parts.values.take(here), values]), ngram.shape)
         ngram *= 1.0 - self.rnn_weight
-        values += ngram
+        values = ngram
+        self._rnn.add_values(step, chosen, values)  # n-gram + RNN: the same sums as RNN + n-gram
         cache = parts.cache
         if cache is not None:
             here = cache.blocks == chosen.blocks.take(cache.rows)
@@ -397,13 +405,21 @@ class MixtureDrawer:
 
 def _entries(flat: FlatLevels, first: np.ndarray, counts: np.ndarray,
              scale: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``counts[column, row]`` entries of ``flat`` from ``first[column, row]`` on (columns x
-    B), column by column, rows in order within one: their rows, words and discounted counts
-    times ``scale[row, column]`` (B x columns)."""
+    """The ``counts[column, row]`` entries of ``flat`` from ``first[column, row]`` on (all columns
+    x B), column by column, rows in order within one: their rows, words and discounted counts
+    times ``scale[column, row]``."""
     counts = counts.ravel()
     positions = spans(first.ravel(), counts)
     rows = _rows_of_cells(*first.shape).repeat(counts)
-    return rows, flat.words.take(positions), flat.discounted.take(positions) * scale.T.ravel().repeat(counts)
+    values = flat.discounted.take(positions)
+    values *= scale.ravel().repeat(counts)
+    return rows, flat.words.take(positions), values
+
+
+def _int_type(most: int) -> type:
+    """The smallest signed integer type of at least 16 bits that holds 0 .. ``most``: per-context
+    tables kept for the whole table's contexts."""
+    return next(kind for kind in (np.int16, np.int32, np.int64) if most <= np.iinfo(kind).max)
 
 
 def _index_of(words: np.ndarray, size: int) -> np.ndarray:

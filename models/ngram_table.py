@@ -56,7 +56,8 @@ class ContextLevel:
         if not self.keys.size:
             return np.full(keys.shape, -1, dtype=np.int64)
         i = self.keys.searchsorted(keys)
-        return np.where(self.keys.take(i, mode="clip") == keys, i, -1)
+        np.putmask(i, self.keys.take(i, mode="clip") != keys, -1)
+        return i
 
     def slices(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For these context indices: how many entries each owns, and the positions of all of

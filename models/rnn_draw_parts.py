@@ -45,9 +45,9 @@ class RnnPart(Protocol):
         + specials) or B x blocks)."""
         ...
 
-    def values(self, step: object, chosen: ChosenBlocks) -> np.ndarray:
-        """The RNN's probability of each word of each row's chosen block times its weight, laid
-        out as ``chosen`` says (0 or any number in the cells past a block's end)."""
+    def add_values(self, step: object, chosen: ChosenBlocks, values: np.ndarray) -> None:
+        """Add the RNN's probability of each word of each row's chosen block times its weight to
+        ``values``, laid out as ``chosen`` says (anything in the cells past a block's end)."""
         ...
 
 
@@ -74,10 +74,10 @@ class FullSoftmaxPart:
         sums *= scale[:, None]
         return (exps, scale), sums
 
-    def values(self, step: tuple[np.ndarray, np.ndarray], chosen: ChosenBlocks) -> np.ndarray:
+    def add_values(self, step: tuple[np.ndarray, np.ndarray], chosen: ChosenBlocks, values: np.ndarray) -> None:
         exps, scale = step
         rows, size = exps.shape
-        return exps.take(chosen.words + every_row(rows)[:, None] * size) * scale[:, None]
+        values += exps.take(chosen.words + every_row(rows)[:, None] * size) * scale[:, None]
 
 
 class ClassSoftmaxPart:
@@ -102,12 +102,10 @@ class ClassSoftmaxPart:
         probs *= self.weight
         return (hidden, probs), probs
 
-    def values(self, step: tuple[np.ndarray, np.ndarray], chosen: ChosenBlocks) -> np.ndarray:
+    def add_values(self, step: tuple[np.ndarray, np.ndarray], chosen: ChosenBlocks, values: np.ndarray) -> None:
         hidden, probs = step
         class_probs = probs[every_row(chosen.blocks.size), chosen.blocks]
-        values = np.zeros(chosen.shape)
-        values.ravel()[chosen.word_cells()] = self.output.word_probabilities(hidden, chosen.blocks, class_probs)
-        return values
+        chosen.add_to_words(values, self.output.word_probabilities(hidden, chosen.blocks, class_probs))
 
 
 def rnn_part(output: OutputLayer, weight: float, specials: Sequence[int]) -> FullSoftmaxPart | ClassSoftmaxPart:

@@ -4,12 +4,13 @@ sequence gets the Sampler's words whatever else is in the batch; its vectorised 
 Sampler's draw; and its samples follow the model's distribution."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
 
-from models.batch_sampling import MODE, MODES, BatchSampler, SequenceSpec, sentence_stream
+from models.batch_sampling import MODE, MODES, TAKEN, BatchSampler, SequenceSpec, sentence_stream
 from models.draws import DRAW_BLOCK
 from models.gru import GRU
 from models.mixture import NgramMixture
@@ -160,6 +161,32 @@ def test_a_five_gram_mixture_reads_four_words_back_in_small_and_large_batches(ti
     for crowd in (1, 31):
         for spec, words in zip(specs[:crowd], run_batched(BatchSampler(sampler), specs[:crowd], join_every=1)):
             assert_same_words(words, list(sentence_stream(sampler, spec)))
+
+
+def test_a_rows_integers_are_the_same_whether_it_draws_alone_or_amid_others(tiny_loaded_model):
+    """One row drawing is recorded by a few scalar writes, several by vectorised ones
+    (``BatchSampler._record``): a sequence's row (its next word, counters and cache window, which
+    wraps around) is the same after every step alone as amid others that join with it, some
+    reading a prompt while it draws."""
+    vocab, model = tiny_loaded_model.vocab, tiny_loaded_model.model
+    mixture = dataclasses.replace(toy_mixture(len(vocab)), cache_weight=0.3, cache_size=5)
+    sampler = Sampler(model, vocab, mixture)
+    params = SamplingParams(max_new_tokens=7)
+    alone, crowd = BatchSampler(sampler), BatchSampler(sampler)
+    watched = SequenceSpec((4, 5), params, seed=3, num_sentences=5)
+    alone.add("watched", watched)
+    crowd.add("watched", watched)
+    for seed in range(5):
+        crowd.add(seed, SequenceSpec((6,) * seed, params, seed, num_sentences=2))
+    taken = 0
+    while len(alone):
+        for decoder in (alone, crowd):
+            decoder.step()
+        if len(alone):
+            row = crowd._keys.index("watched")
+            assert alone._rows[0].tolist() == crowd._rows[row].tolist()
+            taken = int(alone._rows[0, TAKEN])
+    assert taken > 2 * mixture.cache_size  # the window wrapped around
 
 
 def test_batched_draws_follow_the_model_distribution(tiny_loaded_model):

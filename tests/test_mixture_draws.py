@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.draw_blocks import DrawBlocks
+from models.draw_blocks import DrawBlocks, first_above
 from models.draws import BELOW_ONE, DRAW_BLOCK, block_sums, float32_block_sums
 from models.gru import GRU
 from models.mixture import NgramMixture
@@ -76,6 +76,12 @@ def test_both_ways_of_reading_contexts_are_exercised(drawer):
     blocked, one_word = drawer._blocked, drawer.table.flat.base[-1]
     counts = np.diff(drawer.table.levels[1].offsets)
     assert 0 < np.count_nonzero(blocked.keys >= one_word) < counts.size
+    # every context is read one way: by blocks (its row here) or entry by entry (all its entries)
+    rows, entries = blocked.row_of, np.diff(drawer.table.flat.offsets)
+    assert rows[blocked.keys].tolist() == list(range(blocked.keys.size))
+    assert np.count_nonzero(rows != blocked.none) == blocked.keys.size
+    assert drawer._entry_counts.tolist() == np.where(rows == blocked.none, entries, 0).tolist()
+    assert (entries[rows == blocked.none] < drawer._blocks.count).all()
 
 
 @pytest.mark.parametrize("banned", [[UNKNOWN, START], [UNKNOWN, START, END], [UNKNOWN, START, 5, 64, 699]])
@@ -201,6 +207,41 @@ def test_a_word_is_chosen_in_blocks_of_any_width_as_by_the_running_sum(seed):
             assert own[at] > 0 and inner[row] > 0
         else:
             assert inner[row] <= 0
+
+
+@pytest.mark.parametrize("widths", [[64, 64, 64, 30], [64, 64, 64, 64], [1, 3, 64, 65, 300, 7]],
+                         ids=["even-short-last", "even-full", "ranges"])
+def test_numbers_per_word_land_in_their_words_cells(widths):
+    """``ChosenBlocks.add_to_words`` adds a number per word, row after row in word order, where
+    ``word_cells`` says the words are, in every layout (no padding at all, one chunk, several)."""
+    rng = np.random.default_rng(len(widths))
+    starts = np.concatenate([[0], np.cumsum(widths)])
+    blocks = DrawBlocks.evenly(int(starts[-1])) if widths[-1] != 64 and len(widths) == 4 else DrawBlocks.ranges(starts)
+    for chosen_blocks in (np.array([3, 0, 1]), np.array([2, 2]), rng.integers(0, len(widths), 9)):
+        chosen = blocks.chosen(chosen_blocks)
+        per_word = rng.random(int(np.diff(starts)[chosen_blocks].sum()))
+        values = rng.random(chosen.shape)
+        expected = values.copy()
+        expected.ravel()[chosen.word_cells()] += per_word
+        chosen.add_to_words(values, per_word)
+        assert values.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_first_running_sum_above_an_offset_is_the_count_of_those_not_above(seed):
+    """``first_above`` over running sums with flat stretches (zeros), offsets on a sum, past the
+    total and at 0, all zero rows: how many sums are <= the offset, at most the row's last column."""
+    rng = np.random.default_rng(seed)
+    numbers = rng.exponential(size=(50, 12)) * (rng.random((50, 12)) > 0.4)
+    numbers[:3] = 0.0
+    running = numbers.cumsum(axis=1)
+    offsets = rng.random(50) * running[:, -1] * 1.2
+    offsets[3:6] = running[3:6, 4]  # exactly on a sum
+    offsets[6] = 0.0
+    last = rng.integers(0, 12, 50)
+    below = np.add.reduce(running <= offsets[:, None], axis=1)
+    assert first_above(running, offsets).tolist() == np.minimum(below, 11).tolist()
+    assert first_above(running, offsets, last).tolist() == np.minimum(below, last).tolist()
 
 
 def test_a_block_whose_mass_is_all_banned_is_never_chosen(drawer):
