@@ -95,7 +95,6 @@ class _Sequence:
     pending: list[int] = field(default_factory=list)  # the prefix's words to read after NEXT
     seen: list[int] = field(default_factory=list)  # this sentence's words so far, prefix included
     prefix_words: int = 0  # how many of them the sentence started with
-    recent: list[int] = field(default_factory=list)  # the window of the text of the sentences before
 
     def may_end(self) -> bool:
         """Whether its sentence may end now (``BatchSampler._allow_end`` for many rows at once)."""
@@ -243,11 +242,11 @@ class BatchSampler:
             return rows[:, SEEN] >= rows[:, MIN_WORDS]
         return rows[at, SEEN] >= rows[at, MIN_WORDS]
 
-    def _recents(self, sequences: list[_Sequence]) -> list[list[int]] | None:
-        """Each sequence's text so far, for the mixture's cache (None without one)."""
-        if self.mixture is None or not self.mixture.cache_weight:
+    def _windows(self, at: np.ndarray | None) -> CacheWindows | None:
+        """The cache windows of the rows ``at`` (None: all), as the rows keep them (None without a cache)."""
+        if not self._window:
             return None
-        return [[*s.recent, *s.seen] for s in sequences]
+        return CacheWindows(self._rows[:, self._ring :] if at is None else self._rows[at, self._ring :])
 
     def _histories(self, at: np.ndarray | None, sequences: list[_Sequence]) -> list[list[int]] | NewestFirst:
         """The words read in this sentence (SENTENCE_START first) of the rows ``at`` (None: all),
@@ -268,11 +267,8 @@ class BatchSampler:
         ``at`` at once (``models.mixture_draws``), each with the uniform number of its own generator."""
         uniforms = np.array([random() for random in self._chosen(self._randoms, at)])
         sequences = self._chosen(self._sequences, at)
-        windows = None
-        if self._window:
-            windows = CacheWindows(self._rows[:, self._ring :] if at is None else self._rows[at, self._ring :])
         words, logprobs = self.sampler.mixture_drawer.draw(hidden, self._histories(at, sequences), uniforms,
-                                                           self._banned(at, sequences), windows)
+                                                           self._banned(at, sequences), self._windows(at))
         return words, logprobs, None
 
     def _banned(self, at: np.ndarray | None, sequences: list[_Sequence]) -> BannedWords | list[list[int]]:
@@ -305,7 +301,7 @@ class BatchSampler:
         sequences = self._chosen(self._sequences, at)
         logp = self.output.log_probs(hidden)
         if self.mixture is not None:
-            logp = self.mixture.next_word_log_probs_batch(logp, self._histories(at, sequences), self._recents(sequences))
+            logp = self.mixture.next_word_log_probs_batch(logp, self._histories(at, sequences), self._windows(at))
         words, logprobs, alternatives = np.empty(len(sequences), dtype=np.int64), np.empty(len(sequences)), []
         for row, (sequence, allow) in enumerate(zip(sequences, self._allow_end(at).tolist())):
             spec = sequence.spec
@@ -348,7 +344,7 @@ class BatchSampler:
         words = map(SampledWord, id_list, logprobs.tolist(), *([alternatives] if alternatives is not None else []))
         out: list[tuple[object, SampledWord | None]] = list(zip(self._chosen(self._keys, ready), words))
         for sequence, word in zip(self._chosen(self._sequences, ready), id_list):
-            sequence.seen.append(word)  # an ended sentence's too: its text goes to ``recent`` below
+            sequence.seen.append(word)
         ended = self._record(ready, ids, id_list)
         if not ended:
             return out
@@ -357,8 +353,6 @@ class BatchSampler:
         for i in (ended if ready is None else ready[ended].tolist()):
             sequence = self._sequences[i]
             sequence.sentence += 1
-            if self.mixture is not None:
-                sequence.recent = extended(sequence.recent, sequence.seen, self.mixture.cache_size)
             if sequence.sentence == sequence.spec.num_sentences:
                 finished.append(i)
             else:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.ngram_table import NewestFirst, NgramTable
-from models.recent_text import cache_token_probs, window_shares
+from models.recent_text import CacheWindows, cache_token_probs, window_shares
 
 DEFAULT_RNN_WEIGHT = 0.5
 
@@ -68,18 +68,27 @@ class NgramMixture:
         return mixed
 
     def next_word_probs_batch(self, rnn_probs: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst,
-                              recents: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+                              recents: Sequence[Sequence[int]] | CacheWindows | None = None) -> np.ndarray:
         """``next_word_probs`` of every row of ``rnn_probs`` (B x C) with its history and recent
-        text, bit for bit."""
+        text (a list per row, or the decoder's ``CacheWindows``), bit for bit."""
         mixed = self.ngram.next_word_probs_batch(histories)
         mixed *= 1.0 - self.rnn_weight
         mixed += self.rnn_weight * rnn_probs
-        for row, recent in enumerate(recents or ()):
-            self._add_cache(mixed[row], recent)
+        if recents is not None and self.cache_weight:
+            self._add_caches(mixed, recents if isinstance(recents, CacheWindows) else CacheWindows.of(recents, self.cache_size))
         return mixed
 
+    def _add_caches(self, mixed: np.ndarray, windows: CacheWindows) -> None:
+        """``_add_cache`` for every row at once (a row with an empty window is scaled by 1 and
+        gets nothing, as ``_add_cache`` leaves it)."""
+        lengths = windows.lengths()
+        rows, words, shares = windows.shares(lengths)
+        weight = np.where(lengths > 0, self.cache_weight, 0.0)
+        mixed *= (1.0 - weight)[:, None]
+        mixed[rows, words] += weight.take(rows) * shares  # a row's words are distinct
+
     def next_word_log_probs_batch(self, rnn_log_probs: np.ndarray, histories: Sequence[Sequence[int]] | NewestFirst,
-                                  recents: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+                                  recents: Sequence[Sequence[int]] | CacheWindows | None = None) -> np.ndarray:
         """``next_word_log_probs`` of every row of ``rnn_log_probs`` (B x C) with its history, bit for bit."""
         with np.errstate(divide="ignore"):
             return np.log(self.next_word_probs_batch(np.exp(rnn_log_probs), histories, recents))

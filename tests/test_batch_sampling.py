@@ -96,6 +96,22 @@ def test_every_parameter_gives_the_samplers_words(sampler):
         assert_same_words(words, list(sentence_stream(sampler, spec)))
 
 
+@pytest.mark.parametrize("layer", ["full", "class"])
+def test_every_parameter_with_a_cache_gives_the_samplers_words(tiny_loaded_model, layer):
+    """The cache's window crosses sentences and prompts: the scored draws read it from the
+    decoder's rows, the Sampler from the text so far; alone and amid the others, the same words."""
+    vocab, model = tiny_loaded_model.vocab, tiny_loaded_model.model
+    if layer == "class":
+        model = class_layer_twin(model)
+    model = gru_twin(model, model.output.classes if layer == "class" else None)
+    mixture = dataclasses.replace(toy_mixture(len(vocab)), cache_weight=0.3, cache_size=6)
+    sampler = Sampler(model, vocab, mixture)
+    specs = specs_for(model.vocab_size, 40, seed=13)
+    for crowd in (1, 40):
+        for spec, words in zip(specs[:crowd], run_batched(BatchSampler(sampler), specs[:crowd], join_every=1)):
+            assert_same_words(words, list(sentence_stream(sampler, spec)))
+
+
 def test_a_seeded_sequence_gets_the_same_numbers_whatever_else_is_in_the_batch(sampler):
     """Alone, amid 5 others or amid 30, joining early or late: the same words (the batch's products
     and draws run row by row below FEW_ROWS rows, on the whole batch above: see models.row_stable)."""

@@ -94,6 +94,11 @@ def test_the_mixture_with_a_cache_is_the_formula_and_without_one_unchanged():
     batch = mixture.next_word_probs_batch(np.stack([rnn, rnn]), [history, history], [text, []])
     assert batch[0].tobytes() == mixture.next_word_probs(rnn, history, text).tobytes()
     assert batch[1].tobytes() == plain.next_word_probs(rnn, history).tobytes()
+    texts = [text, [], text[:3], text[5:]]
+    windows = CacheWindows.of(texts, mixture.cache_size)  # as the batched decoder keeps them
+    batch = mixture.next_word_probs_batch(np.stack([rnn] * 4), [history] * 4, windows)
+    for row, recent in enumerate(texts):
+        assert batch[row].tobytes() == mixture.next_word_probs(rnn, history, recent).tobytes()
     with pytest.raises(ValueError):
         dataclasses.replace(plain, cache_weight=0.1, cache_size=0)
 
