@@ -63,9 +63,10 @@ class CacheWindows:
         """Each row's window length."""
         return np.add.reduce(self.tokens >= 0, axis=1)
 
-    def shares(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def shares(self, lengths: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``window_shares`` of every row in one pass: the rows, words (ascending within a row, as
-        ``window_shares`` gives them) and shares of all rows' distinct words."""
+        ``window_shares`` gives them) and shares of all rows' distinct words. ``lengths``: the
+        rows' ``lengths()`` if known (else counted from the words' runs)."""
         rows, size = self.tokens.shape
         ordered = np.sort(self.tokens, axis=1).ravel()  # each row's padding (-1) first
         first = np.empty(ordered.size + 1, dtype=bool)  # where a word's run begins; the end last
@@ -79,7 +80,8 @@ class CacheWindows:
         real = np.flatnonzero(words >= 0)
         counts = counts.take(real)
         row_of = starts.take(real) // size
-        lengths = np.bincount(row_of, weights=counts, minlength=rows)  # ``lengths()``, as floats: the same quotients
+        if lengths is None:  # ``lengths()``, as floats: the same quotients
+            lengths = np.bincount(row_of, weights=counts, minlength=rows)
         return row_of, words.take(real), counts / lengths.take(row_of)
 
 

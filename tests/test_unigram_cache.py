@@ -258,6 +258,8 @@ def test_the_windows_of_many_rows_share_out_as_each_rows_own():
             assert shares[rows == row].tobytes() == expected_shares.tobytes()
             assert sorted(windows[row]) == sorted(slow_window(recent, size))
         assert windows.lengths().tolist() == [len(slow_window(r, size)) for r in recents]
+        given = windows.shares(windows.lengths())  # with the lengths already known
+        assert all(got.tobytes() == want.tobytes() for got, want in zip(given, (rows, words, shares)))
         shuffled = CacheWindows(rng.permuted(windows.tokens, axis=1))  # a ring's order is not the text's
         for got, want in zip(shuffled.shares(), (rows, words, shares)):
             assert got.tobytes() == want.tobytes()
