@@ -249,7 +249,7 @@ class MixtureDrawer:
             cells = cache.rows * mixed.shape[1] + cache.blocks
             if self._columns.size:  # the specials' own columns
                 index = self._column_index.take(cache.words)
-                hit = np.flatnonzero(index >= 0)
+                hit = (index >= 0).nonzero()[0]
                 cache.add_to(mixed, cache.keep[:, None],
                              np.concatenate([cells, cache.rows[hit] * mixed.shape[1] + self._count + index[hit]]),
                              np.concatenate([every_row(cache.words.size), hit]))
@@ -281,7 +281,7 @@ class MixtureDrawer:
         chosen = self._blocks.chosen(blocks)
         mixed = self._chosen_values(step, parts, chosen)  # each word's probability, before the bans
         values = mixed
-        in_chosen = np.flatnonzero(banned_blocks == blocks.take(banned_rows))
+        in_chosen = (banned_blocks == blocks.take(banned_rows)).nonzero()[0]
         if in_chosen.size:  # not the usual case: a banned special alone in its block has mass 0, so is not chosen
             values = mixed.copy()
             values.ravel()[chosen.cells(banned_rows.take(in_chosen), banned_words.take(in_chosen))] = 0.0
@@ -289,7 +289,7 @@ class MixtureDrawer:
         words = cells - chosen.shift
         picked = mixed.ravel().take(cells)
         logprobs = np.log(picked, out=np.full(rows, -np.inf), where=picked > 0)  # 0: a fallback row, below
-        for row in np.flatnonzero(totals <= 0).tolist():  # only by rounding: the block's mass was all banned
+        for row in (totals <= 0).nonzero()[0].tolist():  # only by rounding: the block's mass was all banned
             words[row], logprobs[row] = self._reference(hidden, histories, uniforms, banned.row(row), recents, row)
         return words, logprobs
 
@@ -368,7 +368,7 @@ class MixtureDrawer:
         cells = rows_of * width + blocks
         if self._columns.size:
             column = self._column_index.take(words)
-            hit = np.flatnonzero(column >= 0)
+            hit = (column >= 0).nonzero()[0]
             sums += _totals(np.concatenate([cells, rows_of[hit] * width + self._count + column[hit]]),
                             np.concatenate([values, values[hit]]), (rows, width))
         else:
@@ -384,7 +384,7 @@ class MixtureDrawer:
         says (0 past a block's end)."""
         ngram = chosen.per_cell(parts.factor) * self._unigram.take(chosen.words)
         # the small contexts' entries in each row's block, then the blocked contexts' there
-        here = np.flatnonzero(parts.blocks == chosen.blocks.take(parts.rows))
+        here = (parts.blocks == chosen.blocks.take(parts.rows)).nonzero()[0]
         starts = self._blocked.starts
         first = starts[parts.big, chosen.blocks]
         big_rows, words, values = _entries(self._flat, first, starts[parts.big, chosen.blocks + 1] - first, parts.scale)

@@ -73,11 +73,11 @@ class CacheWindows:
         first[0] = first[-1] = True
         np.not_equal(ordered[1:], ordered[:-1], out=first[1:-1])
         first[size:-1:size] = True
-        starts = np.flatnonzero(first)  # a run ends where the next begins (every row's end is one)
+        starts = first.nonzero()[0]  # a run ends where the next begins (every row's end is one)
         counts = starts[1:] - starts[:-1]
         starts = starts[:-1]
         words = ordered.take(starts)
-        real = np.flatnonzero(words >= 0)
+        real = (words >= 0).nonzero()[0]
         counts = counts.take(real)
         row_of = starts.take(real) // size
         if lengths is None:  # ``lengths()``, as floats: the same quotients
