@@ -43,7 +43,8 @@ class Connections:
         """POST /generate on a free connection; the status (0 for a dropped connection).
 
         A reused connection that the server closed while idle (gunicorn's keep-alive timeout)
-        answers nothing; the request is then sent again on a new one, as HTTP clients do."""
+        answers nothing, or a reset when the request crossed the close on the way; the request is
+        then sent again on a new one, as HTTP clients do."""
         async with self.slots:
             reused = bool(self.idle)
             reader, writer = self.idle.pop() if reused else await asyncio.open_connection(self.host, self.port)
@@ -51,7 +52,12 @@ class Connections:
                 request = (b"POST /generate HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                            b"Content-Length: %d\r\n\r\n%s" % (self.host.encode(), len(body), body))
                 writer.write(request)
-                status_line = await reader.readline()
+                try:
+                    status_line = await reader.readline()
+                except ConnectionResetError:
+                    if not reused:
+                        raise
+                    status_line = b""  # closed by the server as the request went out: the same case
                 if not status_line and reused:
                     writer.close()
                     reader, writer = await asyncio.open_connection(self.host, self.port)
