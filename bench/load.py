@@ -38,13 +38,16 @@ class Connections:
         self.host, self.port = host, port
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.slots = asyncio.Semaphore(limit)
+        self.resent: list[float] = []  # when a reused connection answered nothing and the request went again
 
     async def request(self, body: bytes) -> int:
         """POST /generate on a free connection; the status (0 for a dropped connection).
 
         A reused connection that the server closed while idle (gunicorn's keep-alive timeout)
         answers nothing, or a reset when the request crossed the close on the way; the request is
-        then sent again on a new one, as HTTP clients do."""
+        then sent again on a new one, as HTTP clients do, and its time noted in ``resent`` (a
+        worker killed while serving a request on a reused connection looks the same to the
+        client: ``run_rate`` reports those of the second after a fault apart)."""
         async with self.slots:
             reused = bool(self.idle)
             reader, writer = self.idle.pop() if reused else await asyncio.open_connection(self.host, self.port)
@@ -59,6 +62,7 @@ class Connections:
                         raise
                     status_line = b""  # closed by the server as the request went out: the same case
                 if not status_line and reused:
+                    self.resent.append(time.perf_counter())
                     writer.close()
                     reader, writer = await asyncio.open_connection(self.host, self.port)
                     writer.write(request)
@@ -99,11 +103,12 @@ def inject(fault: str, master: int) -> str:
 async def run_rate(url: str, rate: float, duration: float, connections: int,
                    fault: Callable[[], str] | None = None) -> dict:
     """Send ``rate`` requests per second for ``duration`` seconds; ``fault`` (if any) is called
-    halfway through and returns what it did, reported as ``fault``."""
+    halfway through and returns what it did, reported as ``fault``; ``resent`` counts requests
+    sent again after a reused connection answered nothing."""
     parts = urlsplit(url)
     pool = Connections(parts.hostname or "127.0.0.1", parts.port or 80, connections)
     latencies: dict[str, list[float]] = {}
-    injected: list[str] = []
+    injected: list[tuple[str, float]] = []  # what the fault did, and when
     count = int(rate * duration)
     start = time.perf_counter() + 0.2
 
@@ -116,7 +121,7 @@ async def run_rate(url: str, rate: float, duration: float, connections: int,
 
     async def fault_halfway() -> None:
         await asyncio.sleep(max(0.0, start + duration / 2 - time.perf_counter()))
-        injected.append(fault())
+        injected.append((fault(), time.perf_counter()))
 
     await asyncio.gather(*(one(i) for i in range(count)), *([fault_halfway()] if fault else []))
     elapsed = time.perf_counter() - start
@@ -127,7 +132,9 @@ async def run_rate(url: str, rate: float, duration: float, connections: int,
     return {
         "rate": rate, "duration_s": duration, "requests": count, "errors": errors,
         "statuses": {status: len(times) for status, times in sorted(latencies.items())},
-        "achieved_rate": round(count / elapsed, 1), **({"fault": injected[0]} if injected else {}),
+        "achieved_rate": round(count / elapsed, 1), "resent": len(pool.resent),
+        **({"fault": injected[0][0], "resent_in_the_second_after_the_fault":
+            sum(injected[0][1] <= t < injected[0][1] + 1 for t in pool.resent)} if injected else {}),
         **latency_summary(every),
         "by_status": {status: latency_summary(sorted(times)) for status, times in sorted(latencies.items())},
     }

@@ -2,7 +2,9 @@
 
 Two runs, one JSON line each. ``kill-worker``: a worker is SIGKILLed halfway through; reported are
 the failed requests and how many requests that worker was serving just before (its in-flight
-gauge: at most those should fail), every non-200 answer
+gauge: at most those should fail; the client sends a request again when a reused connection
+answers nothing, so those of the killed worker show as ``resent_in_the_second_after_the_fault``
+rather than as failures), every non-200 answer
 of ``GET /health`` polled throughout (there should be none), and whether gunicorn replaced the
 worker. ``reload``: the served file is replaced by ``--new-model`` (default: a copy of ``--model``)
 and the master gets SIGHUP halfway through; there should be no failed request, and ``/info``
