@@ -135,7 +135,7 @@ def _schemas(config: ServiceConfig) -> dict[str, Any]:
         "Error": closed({"error": {"type": "string"},
                          "error_type": {"enum": ["validation", "overloaded", "not_found", "method_not_allowed",
                                                  "timeout", "generation", "internal"]}}),
-        "CompletionRequest": {**object_schema(OPENAI_COMPLETION, config, required=["model"]),
+        "CompletionRequest": {**object_schema(OPENAI_COMPLETION, config),
                               # max_tokens 0 only with echo: the prompt scored, nothing generated
                               "if": {"properties": {"max_tokens": {"const": 0}}, "required": ["max_tokens"]},
                               "then": {"properties": {"echo": {"const": True}}, "required": ["echo"]}},

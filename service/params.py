@@ -279,8 +279,10 @@ def model_not_found(model: str, field: str, config: ServiceConfig) -> ApiError:
 
 
 def _model(value: Any, config: ServiceConfig, parsed: dict[str, Any]) -> str:
+    """The served model's name; absent or null means it (as vLLM and TGI take a request without
+    one: this service serves one model), another name is a 404 as OpenAI's."""
     if value is None:
-        raise ApiError(422, "model is required", field="model")
+        return config.model_id
     model = checks.text("model", value, 200)
     if model != config.model_id:
         raise model_not_found(model, "model", config)

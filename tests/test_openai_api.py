@@ -166,7 +166,6 @@ def test_models(client):
     ({"best_of": 3}, "best_of", ["not supported"]),
     ({"suffix": "!"}, "suffix", ["not supported"]),
     ({"user": 5}, "user", ["a string"]),
-    ({"model": None}, "model", ["model is required"]),
     ({"model": 3}, "model", ["a string"]),
 ])
 def test_bad_completion_requests_are_400(client, body, param, fragments):
@@ -178,6 +177,15 @@ def test_unknown_model_is_404(client):
     error = assert_openai_error(complete(client, model="gpt-3.5-turbo-instruct"), 404, "model", "gpt-3.5",
                                 code="model_not_found")
     assert error["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("body", [{"prompt": "she was", "seed": 3}, {"model": None, "prompt": "she was", "seed": 3}])
+def test_a_completion_without_a_model_name_is_the_served_models(client, body):
+    named = complete(client, prompt="she was", seed=3)
+    response = client.post("/v1/completions", json=body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["model"] == MODEL
+    assert response.get_json()["choices"] == named.get_json()["choices"]
 
 
 def test_neutral_values_of_unsupported_fields_are_accepted(client):
