@@ -344,7 +344,7 @@ LOGIT_BIAS = FieldSpec("logit_bias", "raw", check=_logit_bias, schema={
                    "before the draw; -100 all but bans a word"})
 _PROMPT = {"type": "string", "maxLength": MAX_INPUT_CHARS}
 OPENAI_COMPLETION = (
-    FieldSpec("model", "raw", check=_model, schema=lambda c: {"type": "string", "const": c.model_id}),
+    FieldSpec("model", "raw", check=_model, schema=lambda c: {"enum": [c.model_id, None]}),
     FieldSpec("prompt", "raw", check=_prompts, schema={
         "oneOf": [_PROMPT, {"type": "array", "minItems": 1, "maxItems": MAX_PROMPTS, "items": _PROMPT},
                   {"type": "null"}]}),

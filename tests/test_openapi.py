@@ -166,6 +166,9 @@ REQUESTS = [
     ("CompletionRequest", {"model": "rnnlm", "max_tokens": 0}),
     ("CompletionRequest", {"model": "rnnlm", "max_tokens": 0, "echo": True, "logprobs": 1}),
     ("CompletionRequest", {"model": "rnnlm", "prompt": ["a"] * 33}),
+    ("CompletionRequest", {"prompt": "a"}),  # no model: the served one
+    ("CompletionRequest", {"model": None, "prompt": "a"}),
+    ("CompletionRequest", {"model": "other", "prompt": "a"}),
     ("ScoreRequest", {"inputs": "text"}),
     ("ScoreRequest", {"inputs": 3}),
 ]
