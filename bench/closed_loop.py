@@ -100,6 +100,8 @@ def start_tree(tree: Path, model: Path, port: int, settings: dict[str, str]) -> 
                                "service.wsgi:app"], cwd=tree, env=env, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        if server.poll() is not None:  # it said why on stderr (a missing model file, say)
+            raise SystemExit(f"{tree}: gunicorn exited with status {server.returncode}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as answer:
                 if answer.status == 200:

@@ -5,7 +5,11 @@ ones have been answered, and each latency is measured from its scheduled time, s
 falls behind shows it in the latency instead of silently slowing the client down (no coordinated
 omission). Without ``--url`` it starts gunicorn with the project's config on loopback, serving
 ``--model``, and stops it at the end. ``--find-max`` steps the rate up until a step has errors
-(or its p99 passes ``--max-p99-ms``) and reports the highest clean rate. ``--rates 600,100`` runs
+(or its p99 passes ``--max-p99-ms``) and reports the highest clean rate. ``--tree`` (repeatable) starts
+each checkout's own gunicorn instead (``make serve``'s command from that tree's .venv, serving
+``--model`` relative to it, as bench/closed_loop.py does), runs everything against it and stops
+it, one tree after the other: old against new with one client, ``--tree OLD --tree NEW --tree
+OLD --tree NEW`` alternated; each line then names its ``server``. ``--rates 600,100`` runs
 phases one after the other on the same server (overload, then recovery); ``--fault kill-worker``
 SIGKILLs a worker, ``--fault reload`` sends the master SIGHUP, halfway through the first phase.
 One JSON line per rate.
@@ -19,6 +23,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
@@ -159,7 +165,10 @@ def start_gunicorn(model: str) -> Server:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--url", default=None, help="a running service; default: start gunicorn with the project's config")
-    p.add_argument("--model", default="artifacts/model.joblib", help="model file the started gunicorn serves")
+    p.add_argument("--model", default="artifacts/model.joblib",
+                   help="model file the started gunicorn serves (with --tree: relative to each tree)")
+    p.add_argument("--tree", action="append", type=Path, default=None,
+                   help="start this checkout's own gunicorn and load it (repeatable: one after the other)")
     p.add_argument("--rate", type=float, default=100.0, help="requests per second")
     p.add_argument("--rates", type=lambda v: [float(r) for r in v.split(",")], default=None,
                    help="phases at these rates, one after the other (e.g. 600,100: overload, then recovery)")
@@ -175,43 +184,67 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> int:
     args = build_parser().parse_args()
-    server = None
-    url = args.url
-    if url is None:
-        if not Path(args.model).is_file():
-            print(f"load.py: no model file {args.model}; train one (make model) or pass --model/--url", file=sys.stderr)
-            return 1
-        server = start_gunicorn(args.model)
-        url = server.base_url
-    if args.fault and server is None:
-        print("load.py: --fault needs the gunicorn this script starts (no --url)", file=sys.stderr)
+    if args.tree and args.url:
+        print("load.py: --tree starts its own servers; leave out --url", file=sys.stderr)
         return 2
-    fault_once = (lambda: inject(args.fault, server.process.pid)) if args.fault else None
-    try:
-        if args.rates:
-            for phase, rate in enumerate(args.rates):
-                fault = fault_once if phase == 0 else None
-                result = asyncio.run(run_rate(url, rate, args.duration, args.connections, fault))
-                print(json.dumps(result), flush=True)
-            return 0
-        rate, best = args.rate, None
-        while True:
-            fault = fault_once if best is None else None
-            result = asyncio.run(run_rate(url, rate, args.duration, args.connections, fault))
-            print(json.dumps(result), flush=True)
-            clean = result["errors"] == 0 and result["p99_ms"] <= args.max_p99_ms
-            if clean:
-                best = result
-            if not args.find_max or not clean:
-                break
-            rate += args.step
-        if args.find_max:
-            print(json.dumps({"highest_clean_rate": best and best["rate"], "at_that_rate": best}), flush=True)
-    finally:
-        if server is not None:
-            server.stop()
+    if args.fault and args.url:
+        print("load.py: --fault needs a gunicorn this script starts (no --url)", file=sys.stderr)
+        return 2
+    if not args.url and not args.tree and not Path(args.model).is_file():
+        print(f"load.py: no model file {args.model}; train one (make model) or pass --model/--url", file=sys.stderr)
+        return 1
+    for tree in args.tree or [None]:
+        with serving(args, tree) as (url, master):
+            label = {"server": str(tree)} if tree is not None else {}
+            fault_once = (lambda: inject(args.fault, master)) if args.fault else None
+            for result in run_rates(args, url, fault_once):
+                print(json.dumps({**label, **result}), flush=True)
     return 0
 
+
+@contextmanager
+def serving(args: argparse.Namespace, tree: Path | None) -> Iterator[tuple[str, int | None]]:
+    """The URL to load and gunicorn's master pid (None for ``--url``): ``--url`` as given, else
+    ``tree``'s own gunicorn, else this checkout's, stopped at the end."""
+    if args.url:
+        yield args.url, None
+    elif tree is not None:
+        from bench.closed_loop import start_tree
+
+        port = free_port()
+        process = start_tree(tree.resolve(), tree.resolve() / args.model, port, {})
+        try:
+            yield f"http://127.0.0.1:{port}", process.pid
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    else:
+        server = start_gunicorn(args.model)
+        try:
+            yield server.base_url, server.process.pid
+        finally:
+            server.stop()
+
+
+def run_rates(args: argparse.Namespace, url: str, fault_once: Callable[[], str] | None) -> Iterator[dict]:
+    """Each phase's result (``--rates``), or each step's (``--rate``, ``--find-max``) and then
+    the highest clean rate; the fault in the first phase or step only."""
+    if args.rates:
+        for phase, rate in enumerate(args.rates):
+            yield asyncio.run(run_rate(url, rate, args.duration, args.connections, fault_once if phase == 0 else None))
+        return
+    rate, best = args.rate, None
+    while True:
+        result = asyncio.run(run_rate(url, rate, args.duration, args.connections, fault_once if best is None else None))
+        yield result
+        clean = result["errors"] == 0 and result["p99_ms"] <= args.max_p99_ms
+        if clean:
+            best = result
+        if not args.find_max or not clean:
+            break
+        rate += args.step
+    if args.find_max:
+        yield {"highest_clean_rate": best and best["rate"], "at_that_rate": best}
 
 if __name__ == "__main__":
     sys.exit(main())
