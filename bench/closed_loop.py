@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -113,6 +115,17 @@ def start_tree(tree: Path, model: Path, port: int, settings: dict[str, str]) -> 
     raise SystemExit(f"{tree}: gunicorn not healthy after 60 s")
 
 
+@contextmanager
+def served_tree(tree: Path, model: Path, port: int, settings: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """``start_tree``'s gunicorn, stopped when the block ends."""
+    server = start_tree(tree, model, port, settings)
+    try:
+        yield server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=os.environ.get("URL", "http://127.0.0.1:8000"))
@@ -130,17 +143,13 @@ def main() -> int:
     args = parser.parse_args()
     settings = dict(item.split("=", 1) for item in args.setting)
     for tree in args.tree or [None]:
-        server = None if tree is None else start_tree(tree.resolve(), tree.resolve() / args.model, args.port, settings)
-        url = args.url if tree is None else f"http://127.0.0.1:{args.port}"
-        try:
+        with (nullcontext() if tree is None
+              else served_tree(tree.resolve(), tree.resolve() / args.model, args.port, settings)):
+            url = args.url if tree is None else f"http://127.0.0.1:{args.port}"
             for connections in args.connections:
                 row = (run_python(url, connections, args.duration, args.timeout) if args.by_status
                        else run_wrk(url, connections, args.duration, args.timeout, args.threads))
                 print(json.dumps({"server": str(tree or url), **settings, **row}), flush=True)
-        finally:
-            if server is not None:
-                server.terminate()
-                server.wait(timeout=30)
     return 0
 
 

@@ -209,15 +209,11 @@ def serving(args: argparse.Namespace, tree: Path | None) -> Iterator[tuple[str, 
     if args.url:
         yield args.url, None
     elif tree is not None:
-        from bench.closed_loop import start_tree
+        from bench.closed_loop import served_tree
 
         port = free_port()
-        process = start_tree(tree.resolve(), tree.resolve() / args.model, port, {})
-        try:
+        with served_tree(tree.resolve(), tree.resolve() / args.model, port, {}) as process:
             yield f"http://127.0.0.1:{port}", process.pid
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
     else:
         server = start_gunicorn(args.model)
         try:
@@ -245,6 +241,7 @@ def run_rates(args: argparse.Namespace, url: str, fault_once: Callable[[], str] 
         rate += args.step
     if args.find_max:
         yield {"highest_clean_rate": best and best["rate"], "at_that_rate": best}
+
 
 if __name__ == "__main__":
     sys.exit(main())
